@@ -21,19 +21,28 @@ class WeightsError(CheckerError):
     """A checkpoint cannot be read (missing, corrupt, unsafe or unsupported)."""
 
 
-class ModuleMapError(CheckerError):
-    """A module map (rules/modules/*.yaml) is malformed."""
-
-
-class RulePackError(CheckerError):
-    """A rule pack is malformed: carries the file, the YAML line and the JSON path."""
+class LocatedError(CheckerError):
+    """A declarative file is malformed: carries the file, the YAML line and the JSON path."""
 
     def __init__(self, path: str, reason: str, line: int | None = None, json_path: str = "") -> None:
+        self.path = str(path)
         self.line = line
         self.json_path = json_path
         subject = f"{path}:{line}" if line is not None else str(path)
         where = f" (at {json_path})" if json_path else ""
         super().__init__(subject, f"{reason}{where}")
+
+
+class ModuleMapError(LocatedError):
+    """A module map (rules/modules/*.yaml) is malformed."""
+
+
+class RulePackError(LocatedError):
+    """A rule pack is malformed."""
+
+
+class WaiverError(LocatedError):
+    """A waiver file is malformed."""
 
 
 class RegistryError(CheckerError):

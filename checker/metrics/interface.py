@@ -1,0 +1,89 @@
+"""Results of the metric engine: typed, frozen, explicit about what was not compared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from checker.modules import Module
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A comparison that could not be made, and why (never counted as a pass)."""
+
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RoleScore:
+    """One role-matched tensor pair inside a layer pair."""
+
+    role: str
+    reference_role: str
+    score: float  # mean held-out Pearson of matched rows
+    z: float
+    log10_p: float
+
+
+@dataclass(frozen=True)
+class WeakScore:
+    """A norm-weight or bias comparison: shown, never decisive."""
+
+    role: str
+    pearson: float
+    raw_cosine: float
+
+
+@dataclass(frozen=True)
+class LayerCell:
+    """A submission layer against a reference layer (None for layer-less tensors)."""
+
+    sub_layer: int | None
+    ref_layer: int | None
+    score: float
+    z: float  # Stouffer over the role scores
+    log10_p: float
+    roles: tuple[RoleScore, ...]
+    weak: tuple[WeakScore, ...]
+
+
+@dataclass(frozen=True)
+class AlignmentSummary:
+    """How the hidden dimension was aligned before comparing."""
+
+    source: str  # e.g. "model.embed_tokens.weight ~ model.embed_tokens.weight (4021 shared tokens)", or "identity"
+    permuted: bool
+    sign_flips: int
+    matched_dims: int
+    anchor_z: float | None
+    permutation: tuple[int, ...]  # submission dim for each reference dim (empty for identity)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A submission module compared with one module of one reference."""
+
+    reference: str
+    reference_module: str
+    reference_kind: str
+    statistic: str
+    score: float  # mean held-out correlation over the mapped layers (or best cell)
+    z: float  # z of the best cell
+    log10_p: float  # best cell, Bonferroni-corrected over all cells: valid under any dependence
+    fisher_log10_p: float  # Fisher over the mapped layers (assumes independence): shown, not decisive
+    cells_tested: int
+    layer_map: tuple[tuple[int, int], ...]  # (submission layer, reference layer)
+    identical_fraction: float  # share of the module's parameters byte-identical to this reference
+    alignment: AlignmentSummary
+    cells: tuple[LayerCell, ...]
+    decisive: bool  # False when only weak (norm/bias) evidence was available
+
+
+@dataclass(frozen=True)
+class ModuleEvidence:
+    """Everything the engine found for one submission module."""
+
+    module: Module
+    matches: tuple[Match, ...]
+    skipped: tuple[Skipped, ...]

@@ -1,0 +1,83 @@
+"""Read a tokenizer's vocabulary and merges without running any tokenizer code.
+
+Supports ``tokenizer.json`` (Hugging Face tokenizers: BPE, WordPiece, Unigram),
+``vocab.json`` + ``merges.txt`` (GPT-2 style) and ``vocab.txt`` (BERT style).
+The vocabulary lets embeddings be compared row by row for the token strings
+that two models share, whatever their ids.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from checker.errors import ScanError
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Token strings by id, and BPE merges in rank order (empty when not BPE)."""
+
+    file: str
+    tokens: tuple[str, ...]
+    merges: tuple[str, ...]
+
+    def ids(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tokens) if t is not None}
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ScanError(str(path), f"invalid JSON at line {getattr(exc, 'lineno', '?')}: {getattr(exc, 'msg', exc)}") from None
+    except OSError as exc:
+        raise ScanError(str(path), f"cannot read ({exc.strerror or exc})") from None
+
+
+def _from_mapping(vocab: dict, path: Path) -> tuple[str, ...]:
+    size = max(vocab.values()) + 1 if vocab else 0
+    tokens: list = [None] * size
+    for tok, idx in vocab.items():
+        if not isinstance(idx, int) or idx < 0:
+            raise ScanError(str(path), f"token {tok!r} has a bad id {idx!r}")
+        tokens[idx] = tok
+    return tuple("" if t is None else t for t in tokens)
+
+
+def read_vocabulary(folder: Path) -> Vocabulary | None:
+    """The vocabulary of a model folder, or None when it ships no tokenizer."""
+    tj = folder / "tokenizer.json"
+    if tj.is_file():
+        data = _read_json(tj)
+        model = data.get("model", {}) if isinstance(data, dict) else {}
+        vocab = model.get("vocab")
+        if isinstance(vocab, dict):
+            tokens = list(_from_mapping(vocab, tj))
+        elif isinstance(vocab, list):  # Unigram: [[piece, score], ...]
+            tokens = [v[0] if isinstance(v, list) else str(v) for v in vocab]
+        else:
+            raise ScanError(str(tj), "no model.vocab in tokenizer.json")
+        for added in data.get("added_tokens", []) or []:
+            idx, content = added.get("id"), added.get("content")
+            if isinstance(idx, int) and isinstance(content, str):
+                tokens.extend([""] * (idx + 1 - len(tokens)))
+                tokens[idx] = content
+        merges = tuple(m if isinstance(m, str) else " ".join(m) for m in model.get("merges", []) or [])
+        return Vocabulary("tokenizer.json", tuple(tokens), merges)
+    vj = folder / "vocab.json"
+    if vj.is_file():
+        data = _read_json(vj)
+        if not isinstance(data, dict):
+            raise ScanError(str(vj), "expected a mapping of token to id")
+        merges_path = folder / "merges.txt"
+        merges: tuple[str, ...] = ()
+        if merges_path.is_file():
+            lines = merges_path.read_text(encoding="utf-8").splitlines()
+            merges = tuple(line for line in lines if line and not line.startswith("#version"))
+        return Vocabulary("vocab.json", _from_mapping(data, vj), merges)
+    vt = folder / "vocab.txt"
+    if vt.is_file():
+        return Vocabulary("vocab.txt", tuple(vt.read_text(encoding="utf-8").splitlines()), ())
+    return None

@@ -1,0 +1,42 @@
+"""Weights readers: open a checkpoint folder or file and read it tensor by tensor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from checker.errors import WeightsError
+from checker.weights.interface import TensorInfo, WeightFile, WeightsReader, iter_tensors
+from checker.weights.safetensors_reader import INDEX_NAME, SafetensorsReader
+from checker.weights.torch_bin import TorchBinReader
+
+__all__ = ["TensorInfo", "WeightFile", "WeightsReader", "iter_tensors", "open_checkpoint"]
+
+
+def open_checkpoint(path: Path | str) -> WeightsReader:
+    """Open a checkpoint folder (or a single weights file) with the right reader.
+
+    Safetensors is preferred when a folder holds several formats, because it
+    cannot carry code.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(str(path), "no such file or folder")
+    if path.is_file():
+        if path.name.endswith(".safetensors.index.json"):
+            return SafetensorsReader.from_index(path)
+        if path.suffix == ".safetensors":
+            return SafetensorsReader(path.parent, [path])
+        if path.suffix in (".bin", ".pt", ".pth"):
+            return TorchBinReader(path.parent, [path])
+        raise WeightsError(str(path), "unsupported weights file (expected .safetensors or .bin)")
+    if (path / INDEX_NAME).is_file():
+        return SafetensorsReader.from_index(path / INDEX_NAME)
+    st = sorted(path.glob("*.safetensors"))
+    if st:
+        return SafetensorsReader(path, st)
+    if (path / "pytorch_model.bin.index.json").is_file():
+        return TorchBinReader.from_index(path / "pytorch_model.bin.index.json")
+    bins = sorted(path.glob("*.bin"))
+    if bins:
+        return TorchBinReader(path, bins)
+    raise WeightsError(str(path), "no weights found (expected *.safetensors, model.safetensors.index.json or *.bin)")

@@ -1,0 +1,87 @@
+"""Safe YAML loading with line numbers, and JSON Schema validation that names the line.
+
+Rule packs and module maps fail closed: the first schema violation stops the
+run with ``file:line: reason (at json.path)``. Only ``yaml.safe_load`` is used,
+so a YAML tag can never construct an object or import code.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import jsonschema
+import yaml
+
+from checker.errors import CheckerError
+from checker.resources import schema_path
+
+
+def load_yaml(path: Path, error: Callable[..., CheckerError]) -> tuple[Any, dict[tuple, int]]:
+    """Parse ``path`` safely; return the data and a map from JSON path to 1-based line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(str(path), f"cannot read ({exc.strerror or exc})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(str(path), f"invalid YAML: {problem}", line=line) from None
+    lines: dict[tuple, int] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    return data, lines
+
+
+def _index_lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value
+            out[path + (k,)] = key.start_mark.line + 1
+            _index_lines(value, path + (k,), out)
+            out[path + (k,)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, path + (i,), out)
+
+
+@lru_cache(maxsize=None)
+def schema(name: str) -> dict:
+    return json.loads(schema_path(name).read_text(encoding="utf-8"))
+
+
+def validate(data: Any, schema_name: str, path: Path, lines: dict[tuple, int], error: Callable[..., CheckerError]) -> None:
+    """Raise ``error`` for the most relevant schema violation, with its YAML line."""
+    validator = jsonschema.Draft202012Validator(schema(schema_name))
+    best = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if best is None:
+        return
+    loc = tuple(best.absolute_path)
+    line = None
+    probe = loc
+    while line is None:
+        line = lines.get(probe)
+        if not probe:
+            break
+        probe = probe[:-1]
+    json_path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    raise error(str(path), _describe(best), line=line, json_path=json_path)
+
+
+def _describe(err: jsonschema.ValidationError) -> str:
+    if err.validator == "additionalProperties":
+        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        return f"unknown key {extra[0]!r}" if len(extra) == 1 else f"unknown keys {extra}"
+    if err.validator == "required":
+        return err.message.replace(" is a required property", " is required")
+    if err.validator == "enum":
+        allowed = ", ".join(repr(x) for x in err.validator_value)
+        return f"{err.instance!r} is not one of {allowed}"
+    return err.message
