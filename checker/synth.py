@@ -183,7 +183,7 @@ def train_lm(model: TinyLM, text: str, vocab: list[str], steps: int, lr: float =
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def synthetic_images(n: int, c: ViTConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,7 +210,7 @@ def train_vit(model: TinyViT, steps: int, lr: float = 2e-3, seed: int = 0, batch
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def new_lm(c: LMConfig, seed: int) -> TinyLM:

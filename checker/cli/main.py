@@ -1,2 +1,54 @@
-def main():
-    pass
+"""The ``fromscratch`` command: thin wiring of the engine to the terminal.
+
+Bad input ends with one line on stderr and exit code 2; set FROMSCRATCH_DEBUG=1
+for a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from checker import __version__
+from checker.cli import audit_cmd, compare_cmd, demo_cmd, registry_cmd, rules_cmd
+from checker.cli.display import err_console
+from checker.errors import CheckerError
+from checker.exitcodes import ExitCode
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Audit 'from scratch' claims about AI foundation models.")
+app.command("audit")(audit_cmd.audit)
+app.command("compare")(compare_cmd.compare)
+app.command("demo")(demo_cmd.demo)
+app.add_typer(registry_cmd.app, name="registry")
+app.add_typer(rules_cmd.app, name="rules")
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Show the version and exit.", is_eager=True)) -> None:
+    if version:
+        typer.echo(f"fromscratch {__version__}")
+        raise typer.Exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, prog_name="fromscratch", standalone_mode=True)
+    except CheckerError as exc:
+        if os.environ.get("FROMSCRATCH_DEBUG"):
+            raise
+        err_console.print(f"fromscratch: {exc}", markup=False, soft_wrap=True)
+        return int(ExitCode.USAGE)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else int(ExitCode.USAGE))
+    except KeyboardInterrupt:
+        err_console.print("fromscratch: interrupted")
+        return 130
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

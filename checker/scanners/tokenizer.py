@@ -81,3 +81,45 @@ def read_vocabulary(folder: Path) -> Vocabulary | None:
     if vt.is_file():
         return Vocabulary("vocab.txt", tuple(vt.read_text(encoding="utf-8").splitlines()), ())
     return None
+
+
+@dataclass(frozen=True)
+class TokenizerComparison:
+    """How much of a reference's tokenizer the submission shares.
+
+    Reusing a tokenizer is common and legitimate; it never decides weight
+    provenance. ``same_id_fraction`` (shared tokens that keep their id) and
+    ``merges_agreement`` (shared merges in the same relative order) separate a
+    copied tokenizer from one trained independently on similar text, which
+    shares many tokens but not their ids or merge order. The chance level of
+    ``same_id_fraction`` for unrelated id orders is ``1 / vocabulary size``.
+    """
+
+    reference: str
+    vocab_jaccard: float
+    shared_tokens: int
+    same_id_fraction: float
+    same_id_chance: float
+    merges_agreement: float | None
+    identical: bool
+
+
+def compare_vocabularies(sub: Vocabulary, ref: Vocabulary, reference: str) -> TokenizerComparison:
+    s_ids, r_ids = sub.ids(), ref.ids()
+    shared = set(s_ids) & set(r_ids)
+    union = set(s_ids) | set(r_ids)
+    same = sum(1 for t in shared if s_ids[t] == r_ids[t])
+    merges = None
+    if sub.merges and ref.merges:
+        r_rank = {m: i for i, m in enumerate(ref.merges)}
+        common = [r_rank[m] for m in sub.merges if m in r_rank]
+        if len(common) >= 2:
+            ordered = sum(1 for a, b in zip(common, common[1:]) if a < b)
+            merges = round((len(common) / max(len(sub.merges), 1)) * (ordered / (len(common) - 1)), 6)
+        else:
+            merges = 0.0
+    return TokenizerComparison(
+        reference=reference, vocab_jaccard=round(len(shared) / max(len(union), 1), 6), shared_tokens=len(shared),
+        same_id_fraction=round(same / max(len(shared), 1), 6), same_id_chance=round(1 / max(len(union), 1), 8),
+        merges_agreement=merges, identical=sub.tokens == ref.tokens and sub.merges == ref.merges,
+    )

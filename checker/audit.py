@@ -1,0 +1,134 @@
+"""The audit engine: submission + registry + rule pack -> AuditResult.
+
+Data flows one way: weights reader -> module map -> metric engine -> evidence
+-> verdicts. Nothing here prints or exits; errors are raised as CheckerError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from checker import __version__
+from checker.errors import ScanError, WeightsError
+from checker.metrics.engine import compare
+from checker.modules import Module, split_modules
+from checker.references.registry import RegistryEntry, fetch_from_hub, is_hub_id, load_references
+from checker.rules import RulePack
+from checker.scanners.tokenizer import compare_vocabularies, read_vocabulary
+from checker.verdicts import (
+    CriterionResult, Facts, ModuleVerdict, _result, apply_waivers, derived_fraction, evaluate_architecture,
+    evaluate_derived_share, evaluate_tokenizer, evaluate_weights, module_verdicts, overall,
+)
+from checker.weights import open_checkpoint
+from checker.weights.common import sha256_file
+from checker.weights.interface import WeightFile
+
+
+@dataclass(frozen=True)
+class SubmissionInfo:
+    id: str
+    path: str
+    source_type: str  # local | huggingface
+    revision: str | None
+    files: tuple[WeightFile, ...]
+    parameters: int
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    submission: SubmissionInfo
+    pack: RulePack
+    references: tuple[RegistryEntry, ...]
+    verdict: str
+    derived_param_fraction: float
+    modules: tuple[ModuleVerdict, ...]
+    criteria: tuple[CriterionResult, ...]
+    facts: Facts
+    created: str
+    tool_version: str = __version__
+
+
+def resolve_submission(spec: str) -> tuple[Path, str, str | None, str]:
+    """(folder, source type, revision, id) for a local folder or a Hugging Face repo id."""
+    p = Path(spec)
+    if p.exists():
+        return p, "local", None, p.resolve().name
+    if is_hub_id(spec):
+        folder, rev = fetch_from_hub(spec, None)
+        return folder, "huggingface", rev, spec
+    raise WeightsError(spec, "no such folder, and not a Hugging Face repo id (owner/name)")
+
+
+def submission_files(folder: Path) -> tuple[WeightFile, ...]:
+    """sha256 of every file the submission ships (what the evaluator signs for)."""
+    root = folder if folder.is_dir() else folder.parent
+    paths = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return tuple(WeightFile(str(p.relative_to(root)), sha256_file(p), p.stat().st_size) for p in paths)
+
+
+def architecture_facts(folder: Path, modules: tuple[Module, ...], refs) -> dict:
+    cfg = {}
+    cfg_path = folder / "config.json" if folder.is_dir() else None
+    if cfg_path is not None and cfg_path.is_file():
+        try:
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ScanError(str(cfg_path), f"invalid JSON at line {getattr(exc, 'lineno', '?')}: {getattr(exc, 'msg', exc)}") from None
+    parts = [f"{m.name} ({m.kind}, {len(m.layers)} layers, {m.parameters:,} parameters)" for m in modules]
+    families = sorted({m.family for m in modules})
+    summary = (f"model_type {cfg.get('model_type', 'unknown')!s}, architectures {cfg.get('architectures', 'unknown')!s}; "
+               f"module map(s) {', '.join(families)}; modules: {'; '.join(parts)}")
+    shapes = sorted((t.name, t.shape) for m in modules for t in m.tensors)
+    same = tuple(e.id for e, fp in refs if sorted((t.role.name, t.role.shape) for t in fp.tensors) == shapes)
+    return {"summary": summary, "model_type": cfg.get("model_type"), "architectures": cfg.get("architectures"), "same_as": same}
+
+
+def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = None) -> AuditResult:
+    """Audit one submission against every registered reference under one rule pack."""
+    folder, source_type, revision, sub_id = resolve_submission(spec)
+    reader = open_checkpoint(folder)
+    refs = load_references(registry)
+    infos = reader.tensors()
+    modules = split_modules(infos)
+    folder_dir = folder if folder.is_dir() else folder.parent
+    vocab = read_vocabulary(folder_dir)
+    evidence = compare(reader, modules, vocab, [(e.id, fp) for e, fp in refs])
+    tokenizers = tuple(compare_vocabularies(vocab, fp.vocab, e.id) for e, fp in refs if vocab is not None and fp.vocab is not None)
+    total = sum(i.numel for i in infos)
+    facts = Facts(
+        modules=evidence, total_parameters=total, reference_ids=tuple(e.id for e, _ in refs), tokenizers=tokenizers,
+        architecture=architecture_facts(folder_dir, modules, refs),
+        reference_licenses={e.id: e.license for e, _ in refs},
+    )
+    results: list[CriterionResult] = []
+    mvs: tuple[ModuleVerdict, ...] | None = None
+    for c in pack.criteria:
+        if c.kind == "weights":
+            r, got = evaluate_weights(c, facts)
+            mvs = mvs or got
+            results.append(r)
+    if mvs is None:
+        mvs = module_verdicts(facts, pack.significance)
+    for c in pack.criteria:
+        if c.kind == "weights":
+            continue
+        if c.kind == "derived_share":
+            results.append(evaluate_derived_share(c, mvs))
+        elif c.kind == "tokenizer":
+            results.append(evaluate_tokenizer(c, facts))
+        elif c.kind == "architecture":
+            results.append(evaluate_architecture(c, facts))
+        else:
+            results.append(_result(c, "inconclusive", f"criterion kind {c.kind!r} is not evaluated by this version", ()))
+    order = {c.id: i for i, c in enumerate(pack.criteria)}
+    results.sort(key=lambda r: order[r.id])
+    results = apply_waivers(results, pack.waivers, today or dt.date.today())
+    info = SubmissionInfo(sub_id, str(folder), source_type, revision, submission_files(folder), total)
+    return AuditResult(
+        submission=info, pack=pack, references=tuple(e for e, _ in refs), verdict=overall(results),
+        derived_param_fraction=derived_fraction(mvs), modules=mvs, criteria=tuple(results), facts=facts,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )

@@ -1,0 +1,56 @@
+"""fromscratch audit SUBMISSION... --registry DIR [--rules PACK] [--format ...] [--out DIR]"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from checker.audit import audit as run_audit
+from checker.cli.display import console, verdict_table
+from checker.cli.options import Formats, Out, Registry, Rules
+from checker.exitcodes import VERDICT_EXIT, ExitCode
+from checker.report.json_report import build_report
+from checker.report.writer import parse_formats, render_all, write_index, write_rendered
+from checker.rules import DEFAULT_PACK, load_pack
+
+
+def audit(
+    submissions: Annotated[list[str], typer.Argument(help="Model folders or Hugging Face repo ids.")],
+    registry: Registry,
+    rules: Rules = DEFAULT_PACK,
+    formats: Formats = "json,html,md",
+    out: Out = Path("fromscratch-reports"),
+) -> None:
+    """Audit submissions against every registered reference; exit 0 pass, 1 fail, 3 inconclusive."""
+    fmts = parse_formats(formats)
+    pack = load_pack(rules)
+    # Everything is computed and rendered before anything is written: bad input leaves no partial report.
+    prepared = []
+    for spec in submissions:
+        result = run_audit(spec, registry, pack)
+        report = build_report(result)
+        prepared.append((report, render_all(report, fmts)))
+    multiple = len(prepared) > 1
+    entries = []
+    for report, rendered in prepared:
+        folder = out / _slug(report["submission"]["id"]) if multiple else out
+        paths = write_rendered(rendered, folder)
+        verdict_table(report)
+        console.print("reports: " + ", ".join(str(p) for p in paths))
+        entries.append({"id": report["submission"]["id"], "verdict": report["verdict"],
+                        "derived_param_fraction": report["derived_param_fraction"],
+                        "href": f"{folder.relative_to(out).as_posix()}/report.html" if multiple else "report.html"})
+    if multiple and "html" in fmts:
+        console.print(f"index: {write_index(entries, out)}")
+    verdicts = {r["verdict"] for r, _ in prepared}
+    code = ExitCode.FAIL if "fail" in verdicts else ExitCode.INCONCLUSIVE if "inconclusive" in verdicts else ExitCode.PASS
+    raise typer.Exit(int(code))
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+__all__ = ["audit", "VERDICT_EXIT"]

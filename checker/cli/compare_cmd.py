@@ -1,0 +1,44 @@
+"""fromscratch compare A B: deep pairwise comparison, layer x layer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from checker.cli.display import console
+from checker.report.compare_report import compare_models
+from checker.report.json_report import dumps
+from checker.report.render import fmt_p
+
+
+def compare(
+    a: Annotated[str, typer.Argument(help="The model to examine (folder).")],
+    b: Annotated[str, typer.Argument(help="The model to compare it with (folder).")],
+    format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+) -> None:
+    """Per module, the layer x layer similarity of A with B, the alignment found and the layer map."""
+    if format not in ("table", "json"):
+        raise typer.BadParameter("choose table or json", param_hint="--format")
+    result = compare_models(a, b)
+    if format == "json":
+        typer.echo(dumps(result), nl=False)
+        return
+    for m in result["modules"]:
+        for x in m["matches"]:
+            console.print(f"[bold]{m['name']}[/] ({m['kind']}) vs {x['reference_module']} ({x['reference_kind']}): "
+                          f"{x['statistic']} {x['score']:.3f}, z {x['z_score']:.1f}, p {fmt_p(x['p_value'], x['log10_p_value'])}"
+                          f"{'' if x['decisive'] else ' (weak evidence only)'}")
+            al = x["alignment"]
+            console.print(f"  alignment: {al['source']}" + (f", hidden permutation found, {al['sign_flips']} sign flips" if al["permuted"] else ""))
+            console.print("  layer map: " + (", ".join(f"{k}→{v}" for k, v in x["layer_map"].items()) or "none significant"))
+            grid = x.get("layer_matrix")
+            if grid and grid["sub_layers"] and grid["ref_layers"]:
+                t = Table(title="z-score, submission layer (rows) x reference layer (columns)", title_justify="left")
+                t.add_column("")
+                for rl in grid["ref_layers"]:
+                    t.add_column(str(rl), justify="right")
+                for sl, row in zip(grid["sub_layers"], grid["z"]):
+                    t.add_row(str(sl), *["" if v is None else f"{v:.1f}" for v in row])
+                console.print(t)

@@ -1,0 +1,43 @@
+"""Terminal tables (rich). Only the CLI prints."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from checker.report.render import fmt_p, fmt_pct
+
+STYLE = {"pass": "green", "independent": "green", "fail": "bold red", "derived": "bold red", "identical": "bold red",
+         "warn": "yellow", "inconclusive": "yellow", "not_applicable": "dim"}
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def _s(status: str) -> str:
+    return f"[{STYLE.get(status, 'white')}]{status}[/]"
+
+
+def verdict_table(report: dict) -> None:
+    sub = report["submission"]["id"]
+    t = Table(title=f"{sub}: modules", title_justify="left")
+    for col in ("module", "kind", "share", "status", "best match", "score", "z", "p (corrected)", "layer map"):
+        t.add_column(col, justify="right" if col in ("share", "score", "z", "p (corrected)") else "left")
+    for m in report["modules"]:
+        best = next((x for x in m["matches"] if m.get("best_match") and x["reference"] == m["best_match"]["reference"]
+                     and x["reference_module"] == m["best_match"]["reference_module"]), None)
+        if best:
+            lm = ", ".join(f"{k}→{v}" for k, v in best["layer_map"].items()) or "-"
+            t.add_row(m["name"], m["kind"], fmt_pct(m["param_fraction"]), _s(m["status"]),
+                      f"{best['reference']}:{best['reference_module']}", f"{best['score']:.3f}", f"{best['z_score']:.1f}",
+                      fmt_p(best["p_value_corrected"], best["log10_p_value"]), lm)
+        else:
+            t.add_row(m["name"], m["kind"], fmt_pct(m["param_fraction"]), _s(m["status"]), m["reason"], "", "", "", "")
+    console.print(t)
+    c = Table(title=f"{sub}: criteria ({report['rulepack']['id']} v{report['rulepack']['version']})", title_justify="left")
+    for col in ("id", "severity", "status", "finding"):
+        c.add_column(col)
+    for cr in report["criteria"]:
+        c.add_row(cr["id"], cr["severity"], _s(cr["status"]) + (" (waived)" if cr.get("waiver") else ""), cr["message"])
+    console.print(c)
+    console.print(f"verdict: {_s(report['verdict'])}   derived parameter share: {fmt_pct(report['derived_param_fraction'])}")

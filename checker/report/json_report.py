@@ -1,0 +1,129 @@
+"""The canonical JSON report (``schema_version: 1``); every other format renders from it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import jsonschema
+
+from checker.audit import AuditResult
+from checker.errors import ReportError
+from checker.exitcodes import VERDICT_EXIT
+from checker.metrics.interface import Match
+from checker.verdicts import Evidence, ModuleVerdict
+from checker.yamlio import schema
+
+SCHEMA_VERSION = 1
+P_FLOOR = 1e-300
+
+
+def _p(log10_p: float) -> float:
+    return max(10.0 ** log10_p, P_FLOOR) if log10_p > -300 else P_FLOOR
+
+
+def _num(x: float | None, digits: int = 6) -> float | None:
+    if x is None:
+        return None
+    if math.isinf(x) or math.isnan(x):
+        return None
+    return round(float(x), digits)
+
+
+def _match(m: Match, correction: float, significant: bool, full: bool) -> dict:
+    a = m.alignment
+    out = {
+        "reference": m.reference, "reference_module": m.reference_module, "reference_kind": m.reference_kind,
+        "statistic": m.statistic, "score": _num(m.score), "z_score": _num(m.z, 3),
+        "p_value": _p(m.log10_p), "log10_p_value": _num(m.log10_p, 3),
+        "p_value_corrected": _p(min(0.0, m.log10_p + correction)),
+        "fisher_log10_p_value": _num(m.fisher_log10_p, 3), "decisive": m.decisive, "significant": significant,
+        "identical_fraction": _num(m.identical_fraction), "cells_tested": m.cells_tested,
+        "layer_map": {str(s): r for s, r in m.layer_map},
+        "alignment": {"source": a.source, "permuted": a.permuted, "sign_flips": a.sign_flips,
+                      "matched_dims": a.matched_dims, "anchor_z": a.anchor_z},
+    }
+    if full:
+        out["alignment"]["permutation"] = list(a.permutation)
+        out["weak_evidence"] = [
+            {"sub_layer": c.sub_layer, "ref_layer": c.ref_layer, "role": w.role, "pearson": _num(w.pearson), "raw_cosine": _num(w.raw_cosine),
+             "decisive": False}
+            for c in m.cells for w in c.weak if (c.sub_layer, c.ref_layer) in set(m.layer_map) or c.sub_layer is None
+        ][:64]
+    return out
+
+
+def _module(mv: ModuleVerdict, correction: float) -> dict:
+    sig = {id(m) for m in mv.significant}
+    return {
+        "name": mv.name, "kind": mv.kind, "family": mv.family, "parameters": mv.parameters,
+        "param_fraction": _num(mv.param_fraction, 8), "status": mv.status, "reason": mv.reason,
+        "layers": len(mv.layers),
+        "best_match": None if mv.best is None else {"reference": mv.best.reference, "reference_module": mv.best.reference_module},
+        "matches": [_match(m, correction, id(m) in sig, m is mv.best) for m in mv.matches],
+        "skipped": [{"what": s.what, "reason": s.reason} for s in mv.skipped],
+    }
+
+
+def _evidence(e: Evidence) -> dict:
+    return {k: v for k, v in dataclasses.asdict(e).items() if v is not None}
+
+
+def build_report(result: AuditResult) -> dict:
+    """The report as a JSON-ready dict, validated against rules/schema/report.schema.json."""
+    tests = sum(1 for mv in result.modules for m in mv.matches if m.decisive)
+    correction = math.log10(max(tests, 1))
+    sub = result.submission
+    toks = sorted(result.facts.tokenizers, key=lambda t: -t.vocab_jaccard)
+    tokenizer = None
+    if toks:
+        best = toks[0]
+        tokenizer = {**dataclasses.asdict(best), "comparisons": [dataclasses.asdict(t) for t in toks],
+                     "note": "tokenizer reuse is reported separately and never decides weight provenance"}
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "fromscratch", "version": result.tool_version},
+        "created": result.created,
+        "submission": {"id": sub.id, "path": sub.path, "source_type": sub.source_type, "revision": sub.revision,
+                       "parameters": sub.parameters,
+                       "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in sub.files]},
+        "rulepack": {"id": result.pack.id, "version": result.pack.version, "sha256": result.pack.sha256,
+                     "title": result.pack.title, "programme": result.pack.programme, "clause": result.pack.clause},
+        "registry": [e.as_report() for e in result.references],
+        "verdict": result.verdict,
+        "exit_code": int(VERDICT_EXIT[result.verdict]),
+        "derived_param_fraction": _num(result.derived_param_fraction, 8),
+        "significance": result.pack.significance,
+        "tests": tests,
+        "modules": [_module(mv, correction) for mv in result.modules],
+        "criteria": [
+            {"id": r.id, "title": r.title, "kind": r.kind, "severity": r.severity, "status": r.status, "message": r.message,
+             "evidence": [_evidence(e) for e in r.evidence], "remediation": r.remediation or None,
+             "waiver": None if r.waiver is None else {"owner": r.waiver.owner, "reason": r.waiver.reason,
+                                                      "expires": r.waiver.expires.isoformat(), "status_before_waiver": r.waived_status,
+                                                      "active": r.waived_status is not None}}
+            for r in result.criteria
+        ],
+        "licenses": [_license(f) for f in result.facts.licenses],
+        "tokenizer": tokenizer,
+        "architecture": {k: v for k, v in result.facts.architecture.items() if k != "same_as"} | {"same_as": list(result.facts.architecture.get("same_as", ()))},
+    }
+    validate_report(report)
+    return report
+
+
+def _license(f) -> dict:
+    return {"file": f.file, "source": getattr(f, "source", None), "detected": f.detected, "confidence": _num(f.confidence, 4),
+            "obligations": [{"kind": o.kind, "clause": o.clause} for o in f.obligations],
+            "excerpt": getattr(f, "excerpt", None)}
+
+
+def validate_report(report: dict) -> None:
+    err = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema("report.schema.json")).iter_errors(report))
+    if err is not None:
+        raise ReportError("report.json", f"does not match its schema: {err.message} (at $.{'.'.join(map(str, err.absolute_path))})")
+
+
+def dumps(report: dict) -> str:
+    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"

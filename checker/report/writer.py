@@ -1,0 +1,63 @@
+"""Write a report in the requested formats, all or nothing."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from checker.errors import ReportError
+from checker.report.json_report import dumps
+from checker.report.render import render_html, render_index, render_markdown, write_pdf
+
+FORMATS = ("json", "html", "md", "pdf")
+
+
+def parse_formats(spec: str, allowed: tuple[str, ...] = FORMATS) -> tuple[str, ...]:
+    fmts = tuple(f.strip().lower() for f in spec.split(",") if f.strip())
+    bad = [f for f in fmts if f not in allowed]
+    if bad or not fmts:
+        raise ReportError("--format", f"unknown format {bad[0] if bad else spec!r} (choose from {', '.join(allowed)})")
+    return fmts
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def render_all(report: dict, formats: tuple[str, ...]) -> dict[str, bytes]:
+    """Render every requested format in memory first, so a failure leaves no partial report."""
+    out: dict[str, bytes] = {}
+    html = render_html(report) if ("html" in formats or "pdf" in formats) else None
+    for f in formats:
+        if f == "json":
+            out["json"] = dumps(report).encode()
+        elif f == "html":
+            out["html"] = html.encode()
+        elif f == "md":
+            out["md"] = render_markdown(report).encode()
+        elif f == "pdf":
+            with tempfile.TemporaryDirectory() as d:
+                p = Path(d) / "report.pdf"
+                write_pdf(html, p)
+                out["pdf"] = p.read_bytes()
+    return out
+
+
+def write_rendered(rendered: dict[str, bytes], folder: Path, stem: str = "report") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt, data in rendered.items():
+        p = folder / f"{stem}.{fmt}"
+        _atomic_write(p, data)
+        paths.append(p)
+    return paths
+
+
+def write_index(entries: list[dict], folder: Path) -> Path:
+    p = folder / "index.html"
+    _atomic_write(p, render_index(entries).encode())
+    return p
