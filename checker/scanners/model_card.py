@@ -27,8 +27,11 @@ class ModelCard:
 
     file: str
     """The README path as it was given (error messages and findings name it)."""
-    license: tuple[str, ...]
-    """``license:`` values (Hugging Face ids such as ``llama3.1``, ``other``, or SPDX expressions)."""
+    license: str | None
+    """``license:`` as written (a Hugging Face id such as ``llama3.1``, ``other``, or an SPDX
+    expression); a list is joined with `` AND `` (every listed license applies)."""
+    licenses: tuple[str, ...]
+    """The ``license:`` values one by one, whether the card wrote a string or a list."""
     license_name: str | None
     """``license_name:``, the name a card gives when ``license: other``."""
     license_link: str | None
@@ -141,7 +144,8 @@ def _card(file: str, data: dict[Any, Any], key_lines: tuple[tuple[str, int], ...
 
     return ModelCard(
         file=file,
-        license=strings("license"),
+        license=" AND ".join(strings("license")) or None,
+        licenses=strings("license"),
         license_name=string("license_name"),
         license_link=string("license_link"),
         base_model=strings("base_model"),
