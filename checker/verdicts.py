@@ -151,7 +151,8 @@ def evaluate_weights(c: Criterion, facts: Facts) -> tuple[CriterionResult, tuple
                         statistic=mv.best.statistic if mv.best else None, score=mv.best.score if mv.best else None,
                         p_value=p_from_log10(mv.best.log10_p) if mv.best else None) for mv in mvs)
     if not facts.reference_ids:
-        return _result(c, "inconclusive", "no reference models were available to compare with", ev), tuple(mvs)
+        return _result(c, "inconclusive", "the registry holds no reference models to compare with "
+                       "(add them with 'fromscratch registry add')", ev), tuple(mvs)
     if bad:
         names = ", ".join(f"{mv.name} ({mv.status}, from {mv.best.reference})" for mv in bad)
         return _result(c, "fail", f"{len(bad)} module(s) derive from a registered reference: {names}", ev), tuple(mvs)

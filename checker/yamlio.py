@@ -66,6 +66,10 @@ def validate(data: Any, schema_name: str, path: Path, lines: dict[tuple, int], e
     loc = tuple(best.absolute_path)
     line = None
     probe = loc
+    if best.validator == "additionalProperties" and isinstance(best.instance, dict):
+        extra = sorted(set(best.instance) - set(best.schema.get("properties", {})))
+        if extra:
+            probe = loc + (extra[0],)  # point at the offending key itself
     while line is None:
         line = lines.get(probe)
         if not probe:

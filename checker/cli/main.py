@@ -26,7 +26,7 @@ app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(rules_cmd.app, name="rules")
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(version: bool = typer.Option(False, "--version", help="Show the version and exit.", is_eager=True)) -> None:
     if version:
         typer.echo(f"fromscratch {__version__}")

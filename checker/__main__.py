@@ -1,0 +1,3 @@
+from checker.cli.main import entry
+
+entry()

@@ -1,0 +1,131 @@
+"""The command line: exit codes, one-line errors, no partial reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from checker.cli.main import main
+from checker.yamlio import schema
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "packs"
+
+
+@pytest.fixture(scope="module")
+def models(zoo):
+    return {
+        "composite": zoo.save("cli-composite", zoo.ft_vit, zoo.ind_lm),
+        "independent": zoo.save("cli-independent", zoo.ind_vit, zoo.ind_lm),
+        "ft": zoo.save("cli-ft", zoo.ft_lm),
+    }
+
+
+def test_audit_fail_writes_every_format_and_exits_1(zoo, models, tmp_path, capsys):
+    code = main(["audit", str(models["composite"]), "--registry", str(zoo.registry), "--out", str(tmp_path), "--format", "json,html,md"])
+    assert code == 1
+    report = json.loads((tmp_path / "report.json").read_text())
+    jsonschema.validate(report, schema("report.schema.json"))
+    assert report["verdict"] == "fail" and report["exit_code"] == 1
+    status = {m["name"]: m["status"] for m in report["modules"]}
+    assert status["visual"] == "derived" and status["model"] == "independent"
+    visual = next(m for m in report["modules"] if m["name"] == "visual")
+    best = next(x for x in visual["matches"] if x["reference_module"] == "visual")
+    assert best["layer_map"] == {"0": 0, "1": 1, "2": 2} and best["p_value"] < 1e-6
+    assert (tmp_path / "report.html").read_text().count("derived") >= 1
+    assert "| `visual` |" in (tmp_path / "report.md").read_text()
+    assert "verdict: fail" in capsys.readouterr().out
+
+
+def test_audit_pass_exits_0(zoo, models, tmp_path):
+    assert main(["audit", str(models["independent"]), "--registry", str(zoo.registry), "--out", str(tmp_path), "--format", "json"]) == 0
+    assert json.loads((tmp_path / "report.json").read_text())["verdict"] == "pass"
+
+
+def test_empty_registry_is_inconclusive_exit_3(models, tmp_path):
+    (tmp_path / "empty-registry").mkdir()
+    code = main(["audit", str(models["independent"]), "--registry", str(tmp_path / "empty-registry"), "--out", str(tmp_path / "o"), "--format", "json"])
+    assert code == 3
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["verdict"] == "inconclusive"
+
+
+def test_several_submissions_get_an_index_and_the_worst_exit_code(zoo, models, tmp_path):
+    code = main(["audit", str(models["independent"]), str(models["composite"]), "--registry", str(zoo.registry), "--out", str(tmp_path)])
+    assert code == 1
+    assert (tmp_path / "index.html").is_file()
+    assert (tmp_path / "cli-composite" / "report.json").is_file() and (tmp_path / "cli-independent" / "report.json").is_file()
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--rules", str(FIXTURES / "bad_kind.yaml")], f"fromscratch: {FIXTURES / 'bad_kind.yaml'}:10: 'weight' is not one of"),
+    (["--format", "docx"], "fromscratch: --format: unknown format 'docx' (choose from json, html, md, pdf)"),
+    (["--registry", "/nonexistent/registry"], "fromscratch: /nonexistent/registry: no such registry folder"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_report(zoo, models, tmp_path, capsys, args, expected):
+    base = ["audit", str(models["independent"]), "--registry", str(zoo.registry), "--out", str(tmp_path / "out")]
+    code = main(base + args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(expected) and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_submission_exit_2_and_no_partial_report(zoo, models, tmp_path, capsys):
+    bad = tmp_path / "broken"
+    bad.mkdir()
+    (bad / "model.safetensors").write_bytes(b"garbage")
+    code = main(["audit", str(models["independent"]), str(bad), "--registry", str(zoo.registry), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("fromscratch: model.safetensors: not a readable safetensors file")
+    assert not (tmp_path / "out").exists()  # the good submission's report is not written either
+
+
+def test_rules_validate(capsys):
+    assert main(["rules", "validate", "sovereign-ai-2025"]) == 0
+    assert "valid rule pack sovereign-ai-2025" in capsys.readouterr().out
+    assert main(["rules", "validate", str(FIXTURES / "bad_duplicate_id.yaml")]) == 2
+    assert capsys.readouterr().err.strip() == f"fromscratch: {FIXTURES / 'bad_duplicate_id.yaml'}:12: duplicate criterion id 'W1' (first at line 8) (at $.criteria[1].id)"
+    assert main(["rules", "list"]) == 0
+
+
+def test_registry_add_and_list(zoo, models, tmp_path, capsys):
+    reg = tmp_path / "reg"
+    assert main(["registry", "add", str(models["ft"]), "--registry", str(reg), "--id", "acme/ft", "--license", "MIT"]) == 0
+    entry = json.loads((reg / "acme__ft" / "entry.json").read_text())
+    jsonschema.validate(entry, schema("registry-entry.schema.json"))
+    assert entry["license"] == "MIT" and entry["files"][0]["path"] == "model.safetensors" and len(entry["files"][0]["sha256"]) == 64
+    assert main(["registry", "add", str(models["ft"]), "--registry", str(reg), "--id", "acme/ft"]) == 2
+    assert "already registered" in capsys.readouterr().err
+    assert main(["registry", "list", "--registry", str(reg)]) == 0
+    assert "acme/ft" in capsys.readouterr().out
+
+
+def test_registry_add_from_hub_respects_offline_mode(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert main(["registry", "add", "example-org/not-cached", "--registry", str(tmp_path / "reg")]) == 2
+    assert capsys.readouterr().err.startswith("fromscratch: example-org/not-cached: not in the local Hugging Face cache")
+
+
+def test_compare_json_shows_the_layer_matrix_and_map(zoo, models, capsys):
+    ref = zoo.root / "foreign-vlm"
+    assert main(["compare", str(models["ft"]), str(ref), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    model = next(m for m in out["modules"] if m["name"] == "model")
+    best = next(x for x in model["matches"] if x["reference_module"] == "model")
+    assert best["layer_map"] == {"0": 0, "1": 1, "2": 2, "3": 3}
+    grid = best["layer_matrix"]
+    assert grid["sub_layers"] == [0, 1, 2, 3] and len(grid["z"]) == 4
+    assert all(grid["z"][i][i] == max(grid["z"][i]) for i in range(4))
+    assert main(["compare", str(models["ft"]), str(ref)]) == 0
+    assert "layer map: 0→0, 1→1, 2→2, 3→3" in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "checker", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("fromscratch ")
