@@ -16,11 +16,15 @@ from checker.errors import ScanError, WeightsError
 from checker.metrics.engine import compare
 from checker.modules import Module, split_modules
 from checker.references.registry import RegistryEntry, fetch_from_hub, is_hub_id, load_references
-from checker.rules import RulePack
+from checker.rules import RulePack, Waiver
+from checker.scanners.disclosure import read_inventory
+from checker.scanners.licenses import scan_licenses
+from checker.scanners.lineage import declared_ancestors, scan_lineage
 from checker.scanners.tokenizer import compare_vocabularies, read_vocabulary
 from checker.verdicts import (
-    CriterionResult, Facts, ModuleVerdict, _result, apply_waivers, derived_fraction, evaluate_architecture,
-    evaluate_derived_share, evaluate_tokenizer, evaluate_weights, module_verdicts, overall,
+    CriterionResult, Facts, ModuleVerdict, apply_waivers, derived_fraction, evaluate_architecture,
+    evaluate_derived_share, evaluate_disclosure, evaluate_license, evaluate_lineage, evaluate_tokenizer,
+    evaluate_weights, module_verdicts, overall,
 )
 from checker.weights import open_checkpoint
 from checker.weights.common import sha256_file
@@ -86,8 +90,12 @@ def architecture_facts(folder: Path, modules: tuple[Module, ...], refs) -> dict:
     return {"summary": summary, "model_type": cfg.get("model_type"), "architectures": cfg.get("architectures"), "same_as": same}
 
 
-def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = None) -> AuditResult:
-    """Audit one submission against every registered reference under one rule pack."""
+def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = None,
+          waivers: tuple[Waiver, ...] = ()) -> AuditResult:
+    """Audit one submission against every registered reference under one rule pack.
+
+    ``waivers`` (from a side file) are applied together with the pack's own.
+    """
     folder, source_type, revision, sub_id = resolve_submission(spec)
     reader = open_checkpoint(folder)
     refs = load_references(registry)
@@ -98,10 +106,13 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     evidence = compare(reader, modules, vocab, [(e.id, fp) for e, fp in refs])
     tokenizers = tuple(compare_vocabularies(vocab, fp.vocab, e.id) for e, fp in refs if vocab is not None and fp.vocab is not None)
     total = sum(i.numel for i in infos)
+    hints = scan_lineage(folder_dir)
     facts = Facts(
         modules=evidence, total_parameters=total, reference_ids=tuple(e.id for e, _ in refs), tokenizers=tokenizers,
         architecture=architecture_facts(folder_dir, modules, refs),
-        reference_licenses={e.id: e.license for e, _ in refs},
+        licenses=scan_licenses(folder_dir), lineage=hints, declared_ancestors=declared_ancestors(hints),
+        disclosure=read_inventory(folder_dir),
+        reference_licenses={e.id: e.license for e, _ in refs}, reference_sources={e.id: e.source for e, _ in refs},
     )
     results: list[CriterionResult] = []
     mvs: tuple[ModuleVerdict, ...] | None = None
@@ -112,20 +123,18 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
             results.append(r)
     if mvs is None:
         mvs = module_verdicts(facts, pack.significance)
-    for c in pack.criteria:
-        if c.kind == "weights":
-            continue
-        if c.kind == "derived_share":
-            results.append(evaluate_derived_share(c, mvs))
-        elif c.kind == "tokenizer":
-            results.append(evaluate_tokenizer(c, facts))
-        elif c.kind == "architecture":
-            results.append(evaluate_architecture(c, facts))
-        else:
-            results.append(_result(c, "inconclusive", f"criterion kind {c.kind!r} is not evaluated by this version", ()))
+    evaluators = {
+        "derived_share": lambda c: evaluate_derived_share(c, mvs),
+        "tokenizer": lambda c: evaluate_tokenizer(c, facts),
+        "architecture": lambda c: evaluate_architecture(c, facts),
+        "license": lambda c: evaluate_license(c, facts, mvs),
+        "lineage": lambda c: evaluate_lineage(c, facts, mvs),
+        "disclosure": lambda c: evaluate_disclosure(c, facts, mvs),
+    }
+    results += [evaluators[c.kind](c) for c in pack.criteria if c.kind != "weights"]
     order = {c.id: i for i, c in enumerate(pack.criteria)}
     results.sort(key=lambda r: order[r.id])
-    results = apply_waivers(results, pack.waivers, today or dt.date.today())
+    results = apply_waivers(results, pack.waivers + tuple(waivers), today or dt.date.today())
     info = SubmissionInfo(sub_id, str(folder), source_type, revision, submission_files(folder), total)
     return AuditResult(
         submission=info, pack=pack, references=tuple(e for e, _ in refs), verdict=overall(results),

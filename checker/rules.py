@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from checker.errors import RulePackError
+from checker.errors import RulePackError, WaiverError
 from checker.resources import rules_dir
 from checker.yamlio import load_yaml, validate
 
@@ -168,20 +168,52 @@ def load_pack(spec: str | Path | None = None) -> RulePack:
             id=c["id"], title=c["title"], kind=c["kind"], severity=c["severity"], params=_PARAMS[c["kind"]](**params),
             clause=c.get("clause", ""), modules=tuple(c.get("modules", ())), remediation=c.get("remediation", "").strip(),
         ))
-    waivers = []
-    for i, w in enumerate(data.get("waivers", [])):
-        if w["criterion"] not in seen:
-            raise RulePackError(str(path), f"waiver names unknown criterion {w['criterion']!r}",
-                                line=lines.get(("waivers", i, "criterion")), json_path=f"$.waivers[{i}].criterion")
-        try:
-            expires = dt.date.fromisoformat(w["expires"])
-        except ValueError:
-            raise RulePackError(str(path), f"waiver expiry {w['expires']!r} is not a date",
-                                line=lines.get(("waivers", i, "expires")), json_path=f"$.waivers[{i}].expires") from None
-        waivers.append(Waiver(w["criterion"], w["owner"], w["reason"], expires, w.get("module"), w.get("reference")))
+    _check_license_ids(path, data, lines)
+    waivers = _waivers(path, data.get("waivers", []), lines, set(seen), RulePackError)
     return RulePack(
         id=data["id"], version=data["version"], title=data["title"], programme=data["programme"]["name"],
         clause=" ".join(data["programme"]["clause"].split()), path=str(path),
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(), significance=significance,
         on_unknown=defaults.get("on_unknown", "inconclusive"), criteria=tuple(criteria), waivers=tuple(waivers),
     )
+
+
+def _waivers(path: Path, items: list, lines: dict, known: set[str] | None, error) -> tuple[Waiver, ...]:
+    out = []
+    for i, w in enumerate(items):
+        if known is not None and w["criterion"] not in known:
+            raise error(str(path), f"waiver names unknown criterion {w['criterion']!r}",
+                        line=lines.get(("waivers", i, "criterion")), json_path=f"$.waivers[{i}].criterion")
+        try:
+            expires = dt.date.fromisoformat(w["expires"])
+        except ValueError:
+            raise error(str(path), f"waiver expiry {w['expires']!r} is not a date",
+                        line=lines.get(("waivers", i, "expires")), json_path=f"$.waivers[{i}].expires") from None
+        out.append(Waiver(w["criterion"], w["owner"], w["reason"], expires, w.get("module"), w.get("reference")))
+    return tuple(out)
+
+
+def load_waivers(path: Path, pack: RulePack) -> tuple[Waiver, ...]:
+    """A waiver side file: checked against its schema and against the pack's criteria."""
+    data, lines = load_yaml(path, WaiverError)
+    if data is None:
+        raise WaiverError(str(path), "the file is empty")
+    validate(data, "waivers.schema.json", path, lines, WaiverError)
+    return _waivers(path, data["waivers"], lines, {c.id for c in pack.criteria}, WaiverError)
+
+
+def _check_license_ids(path: Path, data: dict, lines: dict) -> None:
+    """Allow and deny lists must name licenses the catalogue knows: a typo must not allow everything."""
+    from checker.scanners.licenses import catalogue
+
+    cat = catalogue()
+    for i, c in enumerate(data["criteria"]):
+        if c["kind"] != "license":
+            continue
+        for key in ("allow", "deny"):
+            for j, name in enumerate(c.get("params", {}).get(key, [])):
+                if cat.lookup(name) is None:
+                    hint = difflib.get_close_matches(name, list(cat.ids), n=1)
+                    raise RulePackError(str(path), f"unknown license {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""),
+                                        line=lines.get(("criteria", i, "params", key, j)),
+                                        json_path=f"$.criteria[{i}].params.{key}[{j}]")

@@ -80,8 +80,9 @@ class Facts:
     licenses: tuple = ()
     lineage: tuple = ()
     declared_ancestors: tuple[str, ...] = ()
-    disclosure: object | None = None
-    reference_licenses: dict = field(default_factory=dict)
+    disclosure: object | None = None  # scanners.disclosure.Inventory
+    reference_licenses: dict = field(default_factory=dict)  # reference id -> license id
+    reference_sources: dict = field(default_factory=dict)  # reference id -> source (repo id or folder)
 
 
 def p_from_log10(log10_p: float) -> float:
@@ -227,3 +228,159 @@ def overall(results: list[CriterionResult]) -> str:
     if any(r.status == "inconclusive" for r in deciding):
         return "inconclusive"
     return "pass"
+
+
+# -- the licensing half of the clause -------------------------------------------------------
+
+def _catalogue():
+    from checker.scanners.licenses import catalogue
+    return catalogue()
+
+
+def _license_problems(lic_id: str, p) -> list[str]:
+    """Why a license (by catalogue id, alias or hub id) is not acceptable under ``p``."""
+    cat = _catalogue()
+    lic = cat.lookup(lic_id)
+    canon = lic.id if lic else lic_id
+    allow = {(cat.lookup(a).id if cat.lookup(a) else a) for a in p.allow}
+    deny = {(cat.lookup(d).id if cat.lookup(d) else d) for d in p.deny}
+    name = lic.name if lic else canon
+    out = []
+    if canon in deny:
+        out.append(f"{name} is on the deny list")
+    elif allow and canon not in allow:
+        out.append(f"{name} is not on the allow list ({', '.join(sorted(allow))})")
+    if lic is not None:
+        if p.deny_third_party_model_licenses and lic.third_party_model_license:
+            out.append(f"{name} is a third-party model license")
+        for o in lic.obligations:
+            if o.kind in p.deny_obligations:
+                out.append(f"{name} imposes a denied obligation ({o.kind}): \u201c{_short(o.clause)}\u201d")
+    return out
+
+
+def _short(text: str, n: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+def evaluate_license(c: Criterion, facts: Facts, mvs: tuple[ModuleVerdict, ...]) -> CriterionResult:
+    """The submission's own licenses, and the licenses its derived modules inherit."""
+    p = c.params
+    findings = facts.licenses
+    confident = [f for f in findings if f.detected != "unknown" and f.confidence >= p.min_confidence]
+    doubtful = [f for f in findings if f not in confident]
+    ev: list[Evidence] = []
+    problems: dict[str, list[str]] = {}  # problem -> where it arises (files, modules)
+    for f in findings:
+        ev.append(Evidence(f"{f.file}: {f.detected} (confidence {f.confidence:.2f}, {f.source})"
+                           + (f"; obligations: {', '.join(sorted({o.kind for o in f.obligations}))}" if f.obligations else ""),
+                           file=f.file, statistic="license_detection", score=f.confidence))
+    for f in confident:
+        for prob in _license_problems(f.detected, p):
+            problems.setdefault(prob, []).append(f.file)
+    for mv in mvs:
+        if mv.status in ("derived", "identical") and mv.best is not None:
+            ref_lic = facts.reference_licenses.get(mv.best.reference)
+            if ref_lic:
+                for prob in _license_problems(ref_lic, p):
+                    problems.setdefault(prob, []).append(f"module {mv.name} (from {mv.best.reference})")
+                ev.append(Evidence(f"module {mv.name} derives from {mv.best.reference}, licensed {ref_lic}: its terms apply to that module",
+                                   module=mv.name, reference=mv.best.reference))
+            else:
+                problems.setdefault(f"the license of {mv.best.reference} is not recorded in the registry", []).append(f"module {mv.name}")
+    if problems:
+        msg = "; ".join(f"{prob} [{', '.join(dict.fromkeys(where))}]" for prob, where in problems.items())
+        return _result(c, "fail", msg, tuple(ev))
+    if not confident:
+        why = "no license was found" if not findings else "no license was identified with confidence \u2265 " + f"{p.min_confidence:.2f}"
+        return _result(c, p.on_unknown, why + " (unknown is never a pass)", tuple(ev))
+    if doubtful:
+        return _result(c, "warn" if p.on_unknown == "warn" else p.on_unknown,
+                       f"{len(doubtful)} license source(s) could not be identified: " + ", ".join(f.file for f in doubtful), tuple(ev))
+    ids = sorted({f.detected for f in confident})
+    return _result(c, "pass", f"licensed under {', '.join(ids)}; no denied license or obligation", tuple(ev))
+
+
+def _norm_repo(name: str) -> str:
+    return name.strip().lower().rstrip("/")
+
+
+def _same_model(declared: str, reference: str, ref_source: str | None) -> bool:
+    d, r = _norm_repo(declared), _norm_repo(reference)
+    s = _norm_repo(ref_source or "")
+    return d == r or d == s or d.split("/")[-1] == r.split("/")[-1]
+
+
+def evaluate_lineage(c: Criterion, facts: Facts, mvs: tuple[ModuleVerdict, ...]) -> CriterionResult:
+    """What the submission declares as its ancestry, against what its weights reveal."""
+    p = c.params
+    declared = list(facts.declared_ancestors)
+    if facts.disclosure is not None:
+        declared += [comp.name for comp in facts.disclosure.components if comp.contributes_weights]
+    declared = list(dict.fromkeys(declared))
+    sources = facts.reference_sources
+    first_party = {_norm_repo(x) for x in p.first_party}
+    detected = [(mv, mv.best.reference) for mv in mvs if mv.status in ("derived", "identical") and mv.best is not None]
+    ev: list[Evidence] = [Evidence(f"{h.file}: {h.key} = {h.value}", file=h.file) for h in facts.lineage]
+    fails: list[str] = []
+    warns: list[str] = []
+    for mv, ref in detected:
+        matched = [d for d in declared if _same_model(d, ref, sources.get(ref))]
+        if not matched:
+            msg = f"undeclared derivation: module {mv.name} ({mv.param_fraction:.1%} of parameters) derives from {ref}, which the submission does not declare"
+            (fails if p.on_undeclared_derivation == "fail" else warns).append(msg)
+        else:
+            ev.append(Evidence(f"declared and detected: module {mv.name} derives from {ref} (declared as {matched[0]}); "
+                               f"{ref}'s license ({facts.reference_licenses.get(ref) or 'not recorded'}) applies to it",
+                               module=mv.name, reference=ref))
+    for d in declared:
+        if _norm_repo(d) in first_party:
+            continue
+        hit = any(_same_model(d, ref, sources.get(ref)) for _, ref in detected)
+        registered = any(_same_model(d, ref, sources.get(ref)) for ref in facts.reference_ids)
+        if p.forbid_third_party_ancestors:
+            fails.append(f"third-party pre-trained ancestor declared: {d}")
+        if not hit:
+            why = "its weights are not in the registry, so the claim cannot be checked" if not registered else "the weights show no derivation from it"
+            msg = f"declared ancestor {d} not detected ({why}): review"
+            (fails if p.on_declared_not_detected == "fail" else warns).append(msg)
+    if fails:
+        return _result(c, "fail", "; ".join(dict.fromkeys(fails)), tuple(ev))
+    if warns:
+        return _result(c, "warn", "; ".join(dict.fromkeys(warns)), tuple(ev))
+    if not declared and not detected:
+        return _result(c, "pass", "no ancestor declared and no derivation detected", tuple(ev))
+    return _result(c, "pass", "declared lineage agrees with the weights", tuple(ev))
+
+
+def evaluate_disclosure(c: Criterion, facts: Facts, mvs: tuple[ModuleVerdict, ...]) -> CriterionResult:
+    """The inventory of third-party components must exist, be complete and name every detected ancestor."""
+    p = c.params
+    inv = facts.disclosure
+    detected = sorted({mv.best.reference for mv in mvs if mv.status in ("derived", "identical") and mv.best is not None})
+    declared = list(facts.declared_ancestors)
+    if inv is None:
+        needed = detected + declared
+        if needed:
+            return _result(c, p.on_missing, "no third-party inventory (THIRD_PARTY.yaml or `third_party:` in the model card), "
+                           f"yet the submission uses or declares: {', '.join(dict.fromkeys(needed))}", ())
+        return _result(c, p.on_missing if p.on_missing == "warn" else "fail",
+                       "no third-party inventory (THIRD_PARTY.yaml with `components: []` declares that there are none)", ())
+    ev = [Evidence(f"{comp.name} ({comp.role}), revision {comp.revision or 'missing'}, license {comp.license or 'missing'}", file=inv.file)
+          for comp in inv.components]
+    problems = []
+    for comp in inv.components:
+        missing = [f for f in p.required_fields if getattr(comp, f, None) in (None, "", ())]
+        if missing:
+            problems.append(f"{comp.name}: missing {', '.join(missing)}")
+    names = [comp.name for comp in inv.components]
+    for ref in detected:
+        if not any(_same_model(n, ref, facts.reference_sources.get(ref)) for n in names):
+            problems.append(f"detected ancestor {ref} is not in the inventory")
+    for d in declared:
+        if not any(_norm_repo(n) == _norm_repo(d) for n in names):
+            problems.append(f"declared base model {d} is not in the inventory")
+    if problems:
+        return _result(c, "fail", f"{inv.file}: " + "; ".join(problems), tuple(ev))
+    return _result(c, "pass", f"{inv.file} lists {len(inv.components)} third-party component(s), complete", tuple(ev))

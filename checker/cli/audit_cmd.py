@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -13,7 +13,7 @@ from checker.cli.options import Formats, Out, Registry, Rules
 from checker.exitcodes import VERDICT_EXIT, ExitCode
 from checker.report.json_report import build_report
 from checker.report.writer import parse_formats, render_all, write_index, write_rendered
-from checker.rules import DEFAULT_PACK, load_pack
+from checker.rules import DEFAULT_PACK, load_pack, load_waivers
 
 
 def audit(
@@ -22,14 +22,16 @@ def audit(
     rules: Rules = DEFAULT_PACK,
     formats: Formats = "json,html,md",
     out: Out = Path("fromscratch-reports"),
+    waivers: Annotated[Optional[Path], typer.Option("--waivers", help="YAML side file of waivers (owner, reason, expiry).", dir_okay=False)] = None,
 ) -> None:
     """Audit submissions against every registered reference; exit 0 pass, 1 fail, 3 inconclusive."""
     fmts = parse_formats(formats)
     pack = load_pack(rules)
+    extra = load_waivers(waivers, pack) if waivers is not None else ()
     # Everything is computed and rendered before anything is written: bad input leaves no partial report.
     prepared = []
     for spec in submissions:
-        result = run_audit(spec, registry, pack)
+        result = run_audit(spec, registry, pack, waivers=extra)
         report = build_report(result)
         prepared.append((report, render_all(report, fmts)))
     multiple = len(prepared) > 1

@@ -106,11 +106,30 @@ def build_report(result: AuditResult) -> dict:
             for r in result.criteria
         ],
         "licenses": [_license(f) for f in result.facts.licenses],
+        "lineage": _lineage(result),
+        "disclosure": _disclosure(result.facts.disclosure),
         "tokenizer": tokenizer,
         "architecture": {k: v for k, v in result.facts.architecture.items() if k != "same_as"} | {"same_as": list(result.facts.architecture.get("same_as", ()))},
     }
     validate_report(report)
     return report
+
+
+def _lineage(result: AuditResult) -> dict:
+    """What the submission declares about its ancestry, beside what its weights reveal."""
+    return {
+        "declared_ancestors": list(result.facts.declared_ancestors),
+        "hints": [{"file": h.file, "key": h.key, "value": h.value, "kind": h.kind, "excerpt": h.excerpt} for h in result.facts.lineage],
+        "detected": [{"module": mv.name, "reference": mv.best.reference, "reference_module": mv.best.reference_module,
+                      "status": mv.status, "param_fraction": _num(mv.param_fraction, 8)}
+                     for mv in result.modules if mv.status in ("derived", "identical") and mv.best is not None],
+    }
+
+
+def _disclosure(inv) -> dict | None:
+    if inv is None:
+        return None
+    return {"file": inv.file, "components": [dataclasses.asdict(c) for c in inv.components]}
 
 
 def _license(f) -> dict:

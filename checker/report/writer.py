@@ -7,10 +7,12 @@ import tempfile
 from pathlib import Path
 
 from checker.errors import ReportError
+from checker.report.cyclonedx import build_bom
 from checker.report.json_report import dumps
 from checker.report.render import render_html, render_index, render_markdown, write_pdf
 
-FORMATS = ("json", "html", "md", "pdf")
+FORMATS = ("json", "html", "md", "pdf", "cyclonedx")
+SUFFIX = {"cyclonedx": "cdx.json"}
 
 
 def parse_formats(spec: str, allowed: tuple[str, ...] = FORMATS) -> tuple[str, ...]:
@@ -39,6 +41,8 @@ def render_all(report: dict, formats: tuple[str, ...]) -> dict[str, bytes]:
             out["html"] = html.encode()
         elif f == "md":
             out["md"] = render_markdown(report).encode()
+        elif f == "cyclonedx":
+            out["cyclonedx"] = build_bom(report).encode()
         elif f == "pdf":
             with tempfile.TemporaryDirectory() as d:
                 p = Path(d) / "report.pdf"
@@ -51,7 +55,7 @@ def write_rendered(rendered: dict[str, bytes], folder: Path, stem: str = "report
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt, data in rendered.items():
-        p = folder / f"{stem}.{fmt}"
+        p = folder / f"{stem}.{SUFFIX.get(fmt, fmt)}"
         _atomic_write(p, data)
         paths.append(p)
     return paths

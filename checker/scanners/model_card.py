@@ -10,7 +10,7 @@ input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ class ModelCard:
     """The Markdown after the front matter."""
     body_line: int
     """1-based line of README.md where ``body`` starts."""
+    third_party: object = field(default=None, compare=False)
+    """``third_party:`` as parsed (a third-party inventory, validated by the disclosure scanner)."""
 
     def line_of(self, key: str) -> int | None:
         """The README line of a front-matter key, for findings that point at it."""
@@ -158,4 +160,5 @@ def _card(file: str, data: dict[Any, Any], key_lines: tuple[tuple[str, int], ...
         key_lines=key_lines,
         body=body,
         body_line=body_line,
+        third_party=data.get("third_party"),
     )
