@@ -62,8 +62,16 @@ def _module(mv: ModuleVerdict, correction: float) -> dict:
         "layers": len(mv.layers),
         "best_match": None if mv.best is None else {"reference": mv.best.reference, "reference_module": mv.best.reference_module},
         "matches": [_match(m, correction, id(m) in sig, m is mv.best) for m in mv.matches],
-        "skipped": [{"what": s.what, "reason": s.reason} for s in mv.skipped],
+        "skipped": _group_skipped(mv.skipped),
     }
+
+
+def _group_skipped(skipped) -> list[dict]:
+    """Comparisons that could not be made, grouped by reason (a module pair can skip hundreds of tensors)."""
+    groups: dict[str, list[str]] = {}
+    for s in skipped:
+        groups.setdefault(s.reason, []).append(s.what)
+    return [{"reason": reason, "count": len(whats), "examples": whats[:3]} for reason, whats in groups.items()]
 
 
 def _evidence(e: Evidence) -> dict:
