@@ -108,6 +108,9 @@ def test_registry_add_and_list(zoo, models, tmp_path, capsys):
 def test_registry_add_from_hub_respects_offline_mode(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     assert main(["registry", "add", "example-org/not-cached", "--registry", str(tmp_path / "reg")]) == 2
     assert capsys.readouterr().err.startswith("fromscratch: example-org/not-cached: not in the local Hugging Face cache")
 
@@ -129,3 +132,30 @@ def test_compare_json_shows_the_layer_matrix_and_map(zoo, models, capsys):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "checker", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("fromscratch ")
+
+
+def test_registry_add_from_the_offline_hub_cache_pins_the_revision(zoo, models, tmp_path, capsys, monkeypatch):
+    """A repo already in the Hugging Face cache is registered with HF_HUB_OFFLINE=1, at its commit."""
+    import shutil
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    hub = tmp_path / "hf" / "hub"
+    repo = hub / "models--example-org--tiny-llm"
+    snap = repo / "snapshots" / sha
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(sha)
+    for name in ("model.safetensors", "tokenizer.json"):
+        shutil.copy(models["ft"] / name, snap / name)
+    (snap / "README.md").write_text("---\nlicense: llama3.1\n---\n# tiny\n")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    import huggingface_hub.constants as hf_constants  # read once at import: point it at this cache too
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(hub))
+    reg = tmp_path / "reg"
+    assert main(["registry", "add", "example-org/tiny-llm", "--registry", str(reg)]) == 0, capsys.readouterr().err
+    entry = json.loads((reg / "example-org__tiny-llm" / "entry.json").read_text())
+    assert entry["source_type"] == "huggingface" and entry["revision"] == sha
+    assert entry["license"] == "llama3.1" and entry["publisher"] == "example-org"
