@@ -8,10 +8,13 @@ vision tower, or LLaVA-style ``vision_tower``), so the same module maps apply.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import re
 import sysconfig
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -168,9 +171,26 @@ def encode(text: str, vocab: list[str]) -> torch.Tensor:
     return torch.tensor([index.get(ch, 1) for ch in text], dtype=torch.long)
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """Tiny models train as fast on one thread as on two, and many times slower when torch's
+    threads compete with other processes for the cores (seen: 100 steps in 105 s instead of 5 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_lm(model: TinyLM, text: str, vocab: list[str], steps: int, lr: float = 3e-3, seed: int = 0,
              seq: int = 48, batch: int = 16) -> float:
     """Real optimizer steps (AdamW, next-character loss); returns the final loss."""
+    with _one_thread():
+        return _train_lm(model, text, vocab, steps, lr, seed, seq, batch)
+
+
+def _train_lm(model, text, vocab, steps, lr, seed, seq, batch) -> float:
     gen = torch.Generator().manual_seed(seed)
     ids = encode(text, vocab)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -200,6 +220,11 @@ def synthetic_images(n: int, c: ViTConfig, gen: torch.Generator) -> tuple[torch.
 
 
 def train_vit(model: TinyViT, steps: int, lr: float = 2e-3, seed: int = 0, batch: int = 32) -> float:
+    with _one_thread():
+        return _train_vit(model, steps, lr, seed, batch)
+
+
+def _train_vit(model, steps, lr, seed, batch) -> float:
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     loss = torch.tensor(math.nan)
@@ -248,3 +273,251 @@ def save_checkpoint(folder: Path, tensors: dict[str, torch.Tensor], vocab: list[
     if config is not None:
         (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     return folder
+
+
+# -- disguises: the edits a derivation may use to hide, applied to a saved state ---------------
+#
+# Each tensor name of the two synthetic layouts says which of its axes lives in which
+# "space": the residual width (``hidden``, one per tower), a layer's FFN neurons (``ffn``),
+# its attention heads (``heads``; ``qkv`` for a fused q|k|v), or neither. A permutation of a
+# space applied to every axis in it preserves the model's function.
+
+_AXES: tuple[tuple[re.Pattern, dict[int, str]], ...] = tuple((re.compile(p), a) for p, a in (
+    (r"(embed_tokens|lm_head)\.weight$", {1: "hidden"}),
+    (r"(q_proj|k_proj|v_proj)\.weight$", {0: "heads", 1: "hidden"}),
+    (r"o_proj\.weight$", {0: "hidden", 1: "heads"}),
+    (r"(gate_proj|up_proj)\.weight$", {0: "ffn", 1: "hidden"}),
+    (r"down_proj\.weight$", {0: "hidden", 1: "ffn"}),
+    (r"norm\d?\.(weight|bias)$", {0: "hidden"}),
+    (r"patch_embed\.proj\.weight$", {0: "hidden"}),
+    (r"attn\.qkv\.weight$", {0: "qkv", 1: "hidden"}),
+    (r"attn\.qkv\.bias$", {0: "qkv"}),
+    (r"attn\.proj\.weight$", {0: "hidden", 1: "heads"}),
+    (r"attn\.proj\.bias$", {0: "hidden"}),
+    (r"mlp\.fc1\.weight$", {0: "ffn", 1: "hidden"}),
+    (r"mlp\.fc1\.bias$", {0: "ffn"}),
+    (r"mlp\.fc2\.weight$", {0: "hidden", 1: "ffn"}),
+    (r"mlp\.fc2\.bias$", {0: "hidden"}),
+    (r"merger\.mlp\.0\.weight$", {1: "hidden"}),
+))
+_LAYER = re.compile(r"\.(layers|blocks)\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A model as a state dict with its vocabulary and configs: what a disguise edits."""
+
+    state: dict
+    vocab: list
+    lm: LMConfig
+    vit: ViTConfig
+
+
+def axes_of(name: str) -> dict[int, str]:
+    return next((a for p, a in _AXES if p.search(name)), {})
+
+
+def tower_of(name: str) -> str:
+    return "vit" if name.startswith("visual.") else "lm"
+
+
+def layer_of(name: str) -> int | None:
+    m = _LAYER.search(name)
+    return int(m.group(2)) if m else None
+
+
+def _along(t: torch.Tensor, axis: int, v: torch.Tensor) -> torch.Tensor:
+    shape = [1] * t.dim()
+    shape[axis] = -1
+    return t * v.view(shape).to(t.dtype)
+
+
+def map_spaces(s: Subject, edit) -> Subject:
+    """Re-index (and optionally rescale) every axis by its space.
+
+    ``edit(tower, space, layer, size)`` returns None (leave alone) or
+    ``(index, multiplier or None)``; multipliers are not applied to norm weights
+    (a sign flip of the residual commutes with RMSNorm's positive gain).
+    """
+    out = {}
+    for name, t in s.state.items():
+        for axis, space in axes_of(name).items():
+            got = edit(tower_of(name), space, layer_of(name), t.shape[axis])
+            if got is None:
+                continue
+            idx, mult = got
+            t = t.index_select(axis, idx)
+            if mult is not None and not re.search(r"norm\d?\.(weight|bias)$", name):
+                t = _along(t, axis, mult)
+        out[name] = t.contiguous()
+    return replace(s, state=out)
+
+
+def _heads(s: Subject, tower: str) -> int:
+    return s.lm.heads if tower == "lm" else s.vit.heads
+
+
+def permute_units(s: Subject, seed: int = 1) -> Subject:
+    """FFN neurons and attention heads permuted within every layer (function-preserving)."""
+    cache: dict = {}
+
+    def edit(tower, space, layer, size):
+        if space not in ("ffn", "heads", "qkv"):
+            return None
+        key = (tower, "heads" if space == "qkv" else space, layer)
+        if key not in cache:
+            g = torch.Generator().manual_seed(seed * 1000 + zlib.crc32(repr(key).encode()) % 997)
+            cache[key] = torch.randperm(_heads(s, tower) if key[1] == "heads" else size, generator=g)
+        perm = cache[key]
+        if space == "ffn":
+            return perm, None
+        nh = _heads(s, tower)
+        hd = (size // 3 if space == "qkv" else size) // nh
+        head_idx = (perm[:, None] * hd + torch.arange(hd)).flatten()
+        if space == "qkv":
+            head_idx = torch.cat([head_idx + i * nh * hd for i in range(3)])
+        return head_idx, None
+
+    return map_spaces(s, edit)
+
+
+def permute_hidden(s: Subject, seed: int = 2) -> Subject:
+    """One permutation with random sign flips of each tower's residual width."""
+    cache: dict = {}
+
+    def edit(tower, space, layer, size):
+        if space != "hidden":
+            return None
+        if tower not in cache:
+            g = torch.Generator().manual_seed(seed + (7 if tower == "vit" else 0))
+            cache[tower] = (torch.randperm(size, generator=g), torch.where(torch.rand(size, generator=g) < 0.5, -1.0, 1.0))
+        return cache[tower]
+
+    return map_spaces(s, edit)
+
+
+def prune_ffn(s: Subject, keep: float = 0.5, seed: int = 3) -> Subject:
+    """Keep a random ``keep`` share of every layer's FFN neurons."""
+    cache: dict = {}
+
+    def edit(tower, space, layer, size):
+        if space != "ffn":
+            return None
+        if (tower, layer) not in cache:
+            g = torch.Generator().manual_seed(seed * 100 + (layer or 0) + (50 if tower == "vit" else 0))
+            cache[(tower, layer)] = torch.sort(torch.randperm(size, generator=g)[: int(size * keep)]).values
+        return cache[(tower, layer)], None
+
+    return map_spaces(s, edit)
+
+
+def rescale(s: Subject, c: float = 3.7, seed: int = 4) -> Subject:
+    """Function-preserving rescaling: q*c with k/c, and every norm's gain (and bias) times a
+    positive per-dimension vector, divided out of the columns of the matrices it feeds."""
+    g = torch.Generator().manual_seed(seed)
+    out = dict(s.state)
+    for name in list(out):
+        t = out[name]
+        if name.endswith("q_proj.weight"):
+            out[name] = t * c
+        elif name.endswith("k_proj.weight"):
+            out[name] = t / c
+        elif name.endswith(("attn.qkv.weight", "attn.qkv.bias")):
+            d = t.shape[0] // 3
+            mult = torch.cat([torch.full((d,), c), torch.full((d,), 1 / c), torch.ones(d)])
+            out[name] = _along(t, 0, mult)
+    feeds = {"input_layernorm": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+             "post_attention_layernorm": ("mlp.gate_proj", "mlp.up_proj"), "norm1": ("attn.qkv",), "norm2": ("mlp.fc1",)}
+    for name in list(out):
+        m = re.match(r"^(.*\.)(input_layernorm|post_attention_layernorm|norm1|norm2)\.weight$", name)
+        targets = [m.group(1) + f + ".weight" for f in feeds[m.group(2)]] if m else []
+        if name == "model.norm.weight" and "lm_head.weight" in out:
+            m, targets = True, ["lm_head.weight"]
+        if not m:
+            continue
+        gain = torch.exp(torch.empty(out[name].shape[0]).uniform_(-1.0, 1.0, generator=g))
+        out[name] = out[name] * gain
+        bias = name[: -len("weight")] + "bias"
+        if bias in out:
+            out[bias] = out[bias] * gain
+        for tname in targets:
+            out[tname] = _along(out[tname], 1, 1 / gain)
+    return replace(s, state=out)
+
+
+def drop_layers(s: Subject, keep_every: int = 2) -> Subject:
+    """Keep layers 0, 2, 4, ... of each stack, renumbered consecutively."""
+    out = {}
+    for name, t in s.state.items():
+        layer = layer_of(name)
+        if layer is None:
+            out[name] = t
+        elif layer % keep_every == 0:
+            out[_LAYER.sub(lambda m: f".{m.group(1)}.{layer // keep_every}.", name, count=1)] = t
+    return replace(s, state=out)
+
+
+def change_vocab(s: Subject, keep: float = 0.5, new: float = 0.2, seed: int = 5) -> Subject:
+    """Prune the vocabulary to ``keep`` of its tokens (shuffled ids), add ``new`` made-up
+    tokens with fresh rows: embeddings, LM head and tokenizer change together."""
+    g = torch.Generator().manual_seed(seed)
+    n = len(s.vocab)
+    rest = torch.randperm(n - 2, generator=g)[: int(n * keep) - 2] + 2
+    order = torch.cat([torch.tensor([0, 1]), rest])
+    extra = int(n * new)
+    vocab = [s.vocab[i] for i in order.tolist()] + [f"<new_{i}>" for i in range(extra)]
+    out = dict(s.state)
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        t = out[name]
+        fresh = torch.randn((extra, t.shape[1]), generator=g) * float(t.std())
+        out[name] = torch.cat([t[order], fresh]).contiguous()
+    return replace(s, state=out, vocab=vocab, lm=replace(s.lm, vocab=len(vocab)))
+
+
+def round_trip(s: Subject, dtype: str) -> Subject:
+    """Store in bfloat16 or float16, or quantise to int8 (symmetric, per row) and back."""
+    if dtype in ("bf16", "fp16"):
+        to = torch.bfloat16 if dtype == "bf16" else torch.float16
+        return replace(s, state={k: v.to(to) for k, v in s.state.items()})
+    out = {}
+    for name, t in s.state.items():
+        t = t.float()
+        scale = t.abs().amax(dim=-1, keepdim=True).clamp_min(1e-12) / 127.0
+        out[name] = (torch.round(t / scale).clamp(-127, 127) * scale).contiguous()
+    return replace(s, state=out)
+
+
+def transplant_llava(s: Subject) -> Subject:
+    """Re-save the Qwen2.5-VL-style ``visual.*`` tower LLaVA-style, the fused qkv split."""
+    names = {"attn.proj": "self_attn.out_proj", "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
+             "norm1": "layer_norm1", "norm2": "layer_norm2"}
+    out = {}
+    for name, t in s.state.items():
+        m = re.match(r"^visual\.blocks\.(\d+)\.(.+)\.(weight|bias)$", name)
+        if m:
+            prefix = f"vision_tower.vision_model.encoder.layers.{m.group(1)}."
+            if m.group(2) == "attn.qkv":
+                for part, chunk in zip(("q_proj", "k_proj", "v_proj"), t.chunk(3, dim=0)):
+                    out[f"{prefix}self_attn.{part}.{m.group(3)}"] = chunk.contiguous()
+            else:
+                out[f"{prefix}{names[m.group(2)]}.{m.group(3)}"] = t
+        elif name == "visual.patch_embed.proj.weight":
+            out["vision_tower.vision_model.embeddings.patch_embedding.weight"] = t
+        elif name.startswith("visual.merger.mlp."):
+            idx, kind = re.match(r"^visual\.merger\.mlp\.(\d)\.(.+)$", name).groups()
+            out[f"multi_modal_projector.linear_{int(idx) // 2 + 1}.{kind}"] = t
+        else:
+            out[name] = t
+    return replace(s, state=out)
+
+
+def retrain(s: Subject, steps: int, lr: float, seed: int, text: str | None = None) -> Subject:
+    """Continue training both towers from the subject's weights (real optimizer steps)."""
+    torch.manual_seed(seed)
+    lm, vit = TinyLM(s.lm), TinyViT(s.vit)
+    lm.load_state_dict({k: v for k, v in s.state.items() if not k.startswith("visual.")})
+    vit_state = {k: v for k, v in s.state.items() if k.startswith("visual.")}
+    vit.load_state_dict({**vit_state, **{k: v for k, v in vit.state_dict().items() if k.startswith("head.")}})
+    train_lm(lm, text or stdlib_text(), s.vocab, steps, lr=lr, seed=seed)
+    train_vit(vit, steps, lr=lr, seed=seed)
+    return replace(s, state={**state(vit), **state(lm)})

@@ -30,9 +30,7 @@ def compare(
             console.print(f"[bold]{m['name']}[/] ({m['kind']}) vs {x['reference_module']} ({x['reference_kind']}): "
                           f"{x['statistic']} {x['score']:.3f}, z {x['z_score']:.1f}, p {fmt_p(x['p_value'], x['log10_p_value'])}"
                           f"{'' if x['decisive'] else ' (weak evidence only)'}")
-            al = x["alignment"]
-            console.print(f"  alignment: {al['source']}" + (f", hidden permutation found, {al['sign_flips']} sign flips" if al["permuted"] else ""))
-            console.print("  layer map: " + (", ".join(f"{k}→{v}" for k, v in x["layer_map"].items()) or "none significant"))
+            _alignment(x["recovered_alignment"])
             grid = x.get("layer_matrix")
             if grid and grid["sub_layers"] and grid["ref_layers"]:
                 t = Table(title="z-score, submission layer (rows) x reference layer (columns)", title_justify="left")
@@ -42,3 +40,27 @@ def compare(
                 for sl, row in zip(grid["sub_layers"], grid["z"]):
                     t.add_row(str(sl), *["" if v is None else f"{v:.1f}" for v in row])
                 console.print(t)
+
+
+def _alignment(rec: dict) -> None:
+    """The recovered alignment: hidden permutation and signs, layer map, per-role scale factors."""
+    h = rec["hidden"]
+    line = f"  alignment: {h['source']}"
+    if h["permuted"]:
+        line += f", hidden permutation found ({h['dims_moved']} of {h['matched_dims']} dims moved), {h['sign_flips']} sign flips"
+    console.print(line)
+    console.print("  layer map: " + (", ".join(f"{k}→{v}" for k, v in rec["layer_map"].items()) or "none significant"))
+    for key, label in (("reference_layers_unmatched", "reference layers dropped"), ("submission_layers_unmatched", "submission layers inserted"),
+                       ("repeated_reference_layers", "reference layers duplicated")):
+        if rec[key]:
+            console.print(f"  {label}: {', '.join(map(str, rec[key]))}")
+    if not rec["layers"]:
+        return
+    t = Table(title="mapped layers: per role z, scale factor (spread of per-dimension scales), units at other indices", title_justify="left")
+    for col in ("layer", "role", "z", "scale", "spread", "units moved"):
+        t.add_column(col, justify="right")
+    for layer in rec["layers"]:
+        for r in layer["roles"]:
+            t.add_row(f"{layer['sub_layer']}→{layer['ref_layer']}", f"{r['role']}~{r['reference_role']}", f"{r['z']:.1f}",
+                      f"{r['scale']:.3g}", f"{r['scale_spread']:.2f}", f"{r['units_moved']:.0%}")
+    console.print(t)

@@ -115,6 +115,14 @@ def _anchors(reader, sub_modules, sub_vocab, ref: Fingerprint, token_cache: dict
     return out
 
 
+def _anchor_evidence(al: stats.HiddenAlignment) -> stats.HeldOut:
+    """The anchors' decisive score: their rows under the recovered alignment when it is
+    trusted (or the widths differ), else under the identity (see stats._anchor_rows)."""
+    if al.identity_rows is None or al.evidence.z >= ANCHOR_MIN_Z:
+        return al.aligned_rows
+    return al.identity_rows
+
+
 def _associated(module: str, anchor_module: str) -> bool:
     return anchor_module == module or anchor_module.startswith(module + ".") or module.startswith(anchor_module + ".")
 
@@ -166,7 +174,7 @@ def compare(reader: WeightsReader, sub_modules: Sequence[Module], sub_vocab: Voc
             skipped["*"].append(s)
         for a in anchors_by_ref[rid]:
             key = (a.sub.module, rid, a.ref.role.module)
-            ev = a.alignment.evidence
+            ev = _anchor_evidence(a.alignment)
             roles_acc[key][(None, None)].append(RoleScore(a.sub.role, a.ref.role.role, ev.score, ev.z, ev.log10_p))
     token_cache.clear()
 
@@ -192,6 +200,7 @@ def compare(reader: WeightsReader, sub_modules: Sequence[Module], sub_vocab: Voc
                 continue
             sub = as_units_by_hidden(t, tr.units_axis)
             sub_std = stats.standardize_columns(sub)
+            sub_sd = sub.std(axis=0)
             for rid, fp in references:
                 for rp in fp.tensors:
                     if rp.rows is None or not roles_compatible(tr.role, rp.role.role):
@@ -210,9 +219,11 @@ def compare(reader: WeightsReader, sub_modules: Sequence[Module], sub_vocab: Voc
                     ref_std = stats.standardize_columns(rp.rows, rp.col_mean, rp.col_std)[:, al.ref_index] * al.signs
                     if ref_std.shape[1] < 8:
                         continue
-                    ho, _ = stats.match_rows(ref_std, sub_std[:, al.sub_index], _seed(tr.name, rid, rp.role.name))
+                    ho, best = stats.match_rows(ref_std, sub_std[:, al.sub_index], _seed(tr.name, rid, rp.role.name))
+                    scale, spread = stats.scale_ratio(sub_sd[al.sub_index], rp.col_std[al.ref_index])
+                    moved = float(np.mean(best != rp.row_index)) if rp.row_index is not None else 0.0
                     roles_acc[(m.name, rid, rmod.name)][(tr.layer, rp.role.layer)].append(
-                        RoleScore(tr.role, rp.role.role, ho.score, ho.z, ho.log10_p))
+                        RoleScore(tr.role, rp.role.role, ho.score, ho.z, ho.log10_p, scale, spread, moved))
             del sub, sub_std, t
 
     out = []

@@ -24,6 +24,14 @@ class RoleScore:
     score: float  # mean held-out Pearson of matched rows
     z: float
     log10_p: float
+    #: median over aligned hidden dimensions of (submission column sd / reference column sd):
+    #: q*c shows as c; 1.0 when the role was not rescaled (shown, never decisive)
+    scale: float = 1.0
+    #: sd of the log of those ratios: a norm gain folded into the matrix shows as a spread
+    scale_spread: float = 0.0
+    #: share of sampled reference units matched to a submission unit at another index
+    #: (FFN neurons or heads permuted, pruned or inserted)
+    units_moved: float = 0.0
 
 
 @dataclass(frozen=True)

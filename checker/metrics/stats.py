@@ -113,6 +113,10 @@ class HiddenAlignment:
     sub_index: np.ndarray
     signs: np.ndarray
     evidence: HeldOut | None  # the anchor's own held-out score; None for identity
+    #: held-out anchor rows compared under this alignment / under the identity (equal widths
+    #: only), each against a hidden-column permutation null: the decisive token statistic
+    aligned_rows: HeldOut | None = None
+    identity_rows: HeldOut | None = None
 
     @property
     def is_identity(self) -> bool:
@@ -170,7 +174,25 @@ def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, seed: int, rota
     sd = max(float(null.std(ddof=1)), 1.0 / math.sqrt(max(k * (m - 1), 1)))
     mu = float(null.mean())
     z = (score - mu) / sd
-    return HiddenAlignment(ri, si, signs, HeldOut(score, z, log10_sf(z), k, m, mu, sd))
+    aligned = _anchor_rows(r[held][:, ri] * signs, s[held][:, si], seed + 11)
+    identity = _anchor_rows(r[held], s[held], seed + 13) if r.shape[1] == s.shape[1] else None
+    return HiddenAlignment(ri, si, signs, HeldOut(score, z, log10_sf(z), k, m, mu, sd), aligned, identity)
+
+
+def _anchor_rows(a: np.ndarray, b: np.ndarray, seed: int) -> HeldOut:
+    """Held-out anchors (tokens both vocabularies share, or pixel inputs) compared row by row
+    over the hidden dimensions, against a null that shuffles the hidden columns.
+
+    This, not the rotation-null score above, is the decisive evidence for token and patch
+    matrices. Adam-trained models have a privileged basis, so independently trained ones
+    match each other's columns a little better than a rotated copy's (rotation-null z ~2
+    between our independent seeds): good enough to decide whether to adopt an alignment at
+    z >= 8, not to calibrate a p-value. A row-wise correlation under an alignment chosen on
+    the other anchors has an exact null instead: under independence the column order of
+    the held-out rows carries no information.
+    """
+    r = np.sum(_rownorm(a) * _rownorm(b), axis=1)
+    return _held_out(r, a, b, np.ones(len(r)), seed)
 
 
 def vector_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -180,6 +202,18 @@ def vector_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     ac, bc = a - a.mean(), b - b.mean()
     pear = float(ac @ bc / max(np.linalg.norm(ac) * np.linalg.norm(bc), _EPS))
     return pear, cos
+
+
+def scale_ratio(sub_sd: np.ndarray, ref_sd: np.ndarray) -> tuple[float, float]:
+    """(median ratio, sd of log ratios) of aligned column spreads: how a role was rescaled.
+
+    Descriptive only: column standardisation already makes every test blind to it.
+    """
+    ok = (sub_sd > _EPS) & (ref_sd > _EPS)
+    if not np.any(ok):
+        return 1.0, 0.0
+    lr = np.log(sub_sd[ok] / ref_sd[ok])
+    return float(np.exp(np.median(lr))), float(lr.std())
 
 
 def fisher_log10_p(log10_ps: list[float]) -> float:

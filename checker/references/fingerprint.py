@@ -90,12 +90,31 @@ class Fingerprint:
     meta: dict = field(default_factory=dict)
 
     def nbytes(self) -> int:
+        """Bytes of the stored arrays (rows and anchors are stored as float16)."""
         total = 0
         for tp in self.tensors:
-            for arr in (tp.rows, tp.col_mean, tp.col_std, tp.vector, tp.anchor):
+            for name in _ARRAYS:
+                arr = getattr(tp, name)
                 if arr is not None:
-                    total += arr.size * (2 if arr is tp.rows or arr is tp.anchor else 4)
+                    total += arr.size * _STORED_BYTES.get(name, arr.dtype.itemsize)
         return total
+
+
+def estimated_nbytes(roles, k_rows: int = K_ROWS, anchor_tokens: int = ANCHOR_TOKENS) -> int:
+    """What :meth:`Fingerprint.nbytes` will be for tensors of these shapes, without reading them:
+    states the fingerprint's size for models too large to fingerprint in a benchmark."""
+    total = 0
+    for r in roles:
+        if len(r.shape) < 2:
+            total += 4 * r.numel
+        elif r.role in ("patch_embed", "pos_embed"):
+            total += 2 * r.numel
+        else:
+            units = r.shape[r.units_axis] if len(r.shape) == 2 else r.shape[0]
+            hidden = r.numel // units
+            k = min(units, anchor_tokens if r.role in TOKEN_ROLES else k_rows)
+            total += k * hidden * 2 + k * 8 + (0 if r.role in TOKEN_ROLES else 2 * 4 * hidden)
+    return total
 
 
 def _sample(n: int, k: int, key: str) -> np.ndarray:
@@ -162,6 +181,7 @@ def build_fingerprint(reader: WeightsReader, vocab: Vocabulary | None, source: s
 # -- storage: JSON metadata + safetensors arrays (no pickle anywhere) ---------------------
 
 _ARRAYS = ("rows", "row_index", "col_mean", "col_std", "vector", "anchor")
+_STORED_BYTES = {"rows": 2, "anchor": 2, "row_index": 8, "col_mean": 4, "col_std": 4, "vector": 4}
 
 
 def save_fingerprint(fp: Fingerprint, folder: Path) -> None:

@@ -1,0 +1,108 @@
+"""Derivations hidden by the edits of benchmarks/provenance_suite.py, on the session zoo (fast subset)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from checker import synth
+from checker.audit import audit
+from checker.metrics.engine import compare
+from checker.modules import split_modules
+from checker.references.fingerprint import build_fingerprint
+from checker.rules import load_pack
+from checker.scanners.tokenizer import read_vocabulary
+from checker.weights import open_checkpoint
+
+
+def subject(zoo, lm, vit=None) -> synth.Subject:
+    state = {**(synth.state(vit) if vit is not None else {}), **synth.state(lm)}
+    return synth.Subject(state, list(zoo.vocab), lm.config, zoo.ref_vit.config)
+
+
+def audited(zoo, name: str, s: synth.Subject):
+    folder = synth.save_checkpoint(zoo.root / name, s.state, s.vocab)
+    result = audit(str(folder), zoo.registry, load_pack())
+    return {mv.name: mv for mv in result.modules}
+
+
+def assert_derived(mv, module: str, layer_map: dict | None = None) -> None:
+    assert mv.status == "derived", mv.reason
+    assert (mv.best.reference, mv.best.reference_module) == ("foreign-vlm", module)
+    if layer_map is not None:
+        assert dict(mv.best.layer_map) == layer_map
+
+
+def test_half_the_ffn_width_pruned_is_derived(zoo):
+    mods = audited(zoo, "pruned", synth.prune_ffn(subject(zoo, zoo.ft_lm)))
+    assert_derived(mods["model"], "model", {0: 0, 1: 1, 2: 2, 3: 3})
+    moved = [r.units_moved for c in mods["model"].best.cells if c.sub_layer == c.ref_layer and c.roles
+             for r in c.roles if r.role in ("gate", "up")]
+    assert min(moved) > 0.3  # the kept neurons sit at new indices, and were found there
+
+
+def test_function_preserving_rescaling_is_derived_and_its_scale_is_reported(zoo):
+    mods = audited(zoo, "rescaled", synth.rescale(subject(zoo, zoo.ft_lm), c=3.7))
+    assert_derived(mods["model"], "model", {0: 0, 1: 1, 2: 2, 3: 3})
+    cell = next(c for c in mods["model"].best.cells if c.sub_layer == c.ref_layer == 0)
+    by_role = {r.role: r for r in cell.roles}
+    # q*3.7 and k/3.7 on top of a folded gain (exp(U(-1, 1)) per dimension, median ~1)
+    assert by_role["q"].scale / by_role["k"].scale == pytest.approx(3.7 ** 2, rel=0.35)
+    assert by_role["q"].scale_spread > 0.3 and by_role["o"].scale_spread < 0.3
+
+
+def test_vocabulary_pruned_and_extended_is_derived_by_token_string(zoo):
+    s = synth.change_vocab(subject(zoo, zoo.ft_lm))
+    assert len(s.vocab) != len(zoo.vocab) and s.vocab[2] != zoo.vocab[2]
+    mods = audited(zoo, "revocab", s)
+    assert_derived(mods["model.embed_tokens"], "model.embed_tokens")
+    assert_derived(mods["lm_head"], "lm_head")
+    assert_derived(mods["model"], "model", {0: 0, 1: 1, 2: 2, 3: 3})
+
+
+def test_bf16_round_trips_are_identical_or_derived(zoo):
+    mods = audited(zoo, "bf16-copy", synth.round_trip(subject(zoo, zoo.ref_lm, zoo.ref_vit), "bf16"))
+    assert {mv.status for mv in mods.values()} == {"identical"}
+    mods = audited(zoo, "bf16-ft", synth.round_trip(subject(zoo, zoo.ft_lm, zoo.ft_vit), "bf16"))
+    assert_derived(mods["model"], "model", {0: 0, 1: 1, 2: 2, 3: 3})
+    assert_derived(mods["visual"], "visual", {0: 0, 1: 1, 2: 2})
+
+
+def test_vision_tower_transplanted_under_other_names_is_found(zoo):
+    s = synth.transplant_llava(synth.permute_units(subject(zoo, zoo.ind_lm, zoo.ft_vit)))
+    assert any(k.startswith("vision_tower.vision_model.encoder.layers.0.self_attn.q_proj") for k in s.state)
+    mods = audited(zoo, "transplant", s)
+    assert_derived(mods["vision_tower"], "visual", {0: 0, 1: 1, 2: 2})
+    assert mods["model"].status == "independent", mods["model"].reason
+
+
+@pytest.fixture(scope="module")
+def null_models(zoo):
+    """Two more independent language models: same config, tokenizer and data, other seeds."""
+    text = synth.stdlib_text()
+    out = [zoo.ref_lm, zoo.ind_lm]
+    for seed in (7, 8):
+        lm = synth.new_lm(zoo.ref_lm.config, seed)
+        synth.train_lm(lm, text, zoo.vocab, 100, seed=seed)
+        out.append(lm)
+    return out
+
+
+def test_null_is_calibrated_on_really_trained_independent_models(zoo, null_models):
+    """Every pair of independently trained models: layer-cell p-values near uniform, no module flagged."""
+    folders = [synth.save_checkpoint(zoo.root / f"null{i}", synth.state(m), zoo.vocab) for i, m in enumerate(null_models)]
+    prints = [build_fingerprint(open_checkpoint(f), read_vocabulary(f), f"n{i}") for i, f in enumerate(folders)]
+    cells, modules = [], []
+    for i, f in enumerate(folders):
+        reader = open_checkpoint(f)
+        refs = [(f"n{j}", fp) for j, fp in enumerate(prints) if j != i]
+        for ev in compare(reader, split_modules(reader.tensors()), read_vocabulary(f), refs):
+            for m in ev.matches:
+                if m.decisive:
+                    modules.append(m.log10_p)
+                    cells.extend(c.log10_p for c in m.cells if c.roles)
+    p = 10.0 ** np.array(cells)
+    assert len(p) > 200
+    assert np.mean(p < 0.01) <= 0.03
+    assert 0.4 < np.mean(p) < 0.6
+    assert min(modules) > -4  # far from the 1e-6 level (before any correction across modules)
