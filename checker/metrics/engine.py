@@ -167,6 +167,7 @@ def compare(reader: WeightsReader, sub_modules: Sequence[Module], sub_vocab: Voc
     aligns: dict = {}
     ref_modules = {rid: {m.name: m for m in fp.modules} for rid, fp in references}
     anchors_by_ref = {}
+    anchor_for: dict = {}  # (sub module, ref id, ref module) -> the anchor that decided a token module
     for rid, fp in references:
         ref_skips: list[Skipped] = []
         anchors_by_ref[rid] = _anchors(reader, sub_modules, sub_vocab, fp, token_cache, ref_skips)
@@ -175,6 +176,8 @@ def compare(reader: WeightsReader, sub_modules: Sequence[Module], sub_vocab: Voc
         for a in anchors_by_ref[rid]:
             key = (a.sub.module, rid, a.ref.role.module)
             ev = _anchor_evidence(a.alignment)
+            if key not in anchor_for or a.alignment.evidence.z > anchor_for[key].alignment.evidence.z:
+                anchor_for[key] = a
             roles_acc[key][(None, None)].append(RoleScore(a.sub.role, a.ref.role.role, ev.score, ev.z, ev.log10_p))
     token_cache.clear()
 
@@ -236,6 +239,9 @@ def compare(reader: WeightsReader, sub_modules: Sequence[Module], sub_vocab: Voc
                     continue
                 al_key = next((k for k in aligns if k[:3] == key and aligns[k][1] is not None), None)
                 al, anchor = aligns[al_key] if al_key else (None, None)
+                a = anchor_for.get(key)
+                if al_key is None and a is not None and _anchor_evidence(a.alignment) is a.alignment.aligned_rows:
+                    al, anchor = a.alignment, a
                 matches.append(_aggregate(m, rid, rmod, roles_acc.get(key, {}), weak_acc.get(key, {}),
                                           identical.get(key, set()), _summary(al, anchor)))
         matches.sort(key=lambda x: (x.log10_p, -x.identical_fraction))

@@ -106,3 +106,17 @@ def test_null_is_calibrated_on_really_trained_independent_models(zoo, null_model
     assert np.mean(p < 0.01) <= 0.03
     assert 0.4 < np.mean(p) < 0.6
     assert min(modules) > -4  # far from the 1e-6 level (before any correction across modules)
+
+
+def test_compare_reports_the_recovered_alignment(zoo):
+    from checker.report.compare_report import compare_models
+
+    s = synth.drop_layers(synth.permute_hidden(synth.rescale(subject(zoo, zoo.ft_lm), c=3.7)))
+    folder = synth.save_checkpoint(zoo.root / "disguised", s.state, s.vocab)
+    out = compare_models(str(folder), str(zoo.root / "foreign-vlm"))
+    model = next(m for m in out["modules"] if m["name"] == "model")
+    rec = next(x for x in model["matches"] if x["reference_module"] == "model")["recovered_alignment"]
+    assert rec["hidden"]["permuted"] and rec["hidden"]["dims_moved"] > 50 and rec["hidden"]["sign_flips"] > 10
+    assert rec["layer_map"] == {"0": 0, "1": 2} and rec["reference_layers_unmatched"] == [1, 3]
+    q = next(r for r in rec["layers"][0]["roles"] if r["role"] == "q")
+    assert q["scale_spread"] > 0.3  # the folded norm gain
