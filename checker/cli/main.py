@@ -47,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("fromscratch: interrupted")
         return 130
+    except Exception as exc:  # a bug, not bad input: still one line and no partial report
+        if os.environ.get("FROMSCRATCH_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        err_console.print(f"fromscratch: internal error: {exc.__class__.__name__}: {first} "
+                          "(please report it; FROMSCRATCH_DEBUG=1 shows the traceback)", markup=False, soft_wrap=True)
+        return int(ExitCode.USAGE)
     return 0
 
 

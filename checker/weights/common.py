@@ -16,7 +16,11 @@ _CHUNK = 8 * 1024 * 1024
 def to_float32(tensor: torch.Tensor, file: str, name: str) -> torch.Tensor:
     """Convert one tensor to float32; floating types of any width (F8 included) are accepted."""
     if tensor.dtype.is_floating_point:
-        return tensor.to(torch.float32)
+        out = tensor.to(torch.float32)
+        if not bool(torch.isfinite(out).all()):
+            # A statistic over NaN is NaN: refuse rather than report a meaningless score.
+            raise WeightsError(file, f"tensor {name!r} holds NaN or infinite values")
+        return out
     if tensor.dtype in (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64, torch.bool):
         # Integer tensors (quantised codes, position ids, masks) are kept as values.
         return tensor.to(torch.float32)

@@ -85,3 +85,12 @@ def test_folder_without_weights(tmp_path):
     with pytest.raises(WeightsError) as err:
         open_checkpoint(tmp_path)
     assert "no weights found" in str(err.value)
+
+
+def test_nan_weights_are_refused(tmp_path):
+    t = torch.randn(4, 4)
+    t[1, 2] = float("nan")
+    r = open_checkpoint(save_checkpoint(tmp_path / "m", {"w": t}))
+    with pytest.raises(WeightsError) as err:
+        r.get("w")
+    assert str(err.value) == "model.safetensors: tensor 'w' holds NaN or infinite values"
