@@ -20,7 +20,7 @@ from checker.rules import RulePack, Waiver
 from checker.scanners.disclosure import read_inventory
 from checker.scanners.licenses import scan_licenses
 from checker.scanners.lineage import declared_ancestors, scan_lineage
-from checker.scanners.tokenizer import compare_vocabularies, read_vocabulary
+from checker.scanners.tokenizer import compare_vocabularies, model_vocabulary
 from checker.verdicts import (
     CriterionResult, Facts, ModuleVerdict, apply_waivers, derived_fraction, evaluate_architecture,
     evaluate_derived_share, evaluate_disclosure, evaluate_license, evaluate_lineage, evaluate_tokenizer,
@@ -102,7 +102,7 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     infos = reader.tensors()
     modules = split_modules(infos)
     folder_dir = folder if folder.is_dir() else folder.parent
-    vocab = read_vocabulary(folder_dir)
+    vocab = model_vocabulary(folder_dir, reader)
     evidence = compare(reader, modules, vocab, [(e.id, fp) for e, fp in refs])
     tokenizers = tuple(compare_vocabularies(vocab, fp.vocab, e.id) for e, fp in refs if vocab is not None and fp.vocab is not None)
     total = sum(i.numel for i in infos)

@@ -18,7 +18,7 @@ import jsonschema
 from checker import __version__
 from checker.errors import ReferenceFetchError, RegistryError
 from checker.references.fingerprint import FINGERPRINT_VERSION, Fingerprint, build_fingerprint, load_fingerprint, save_fingerprint
-from checker.scanners.tokenizer import read_vocabulary
+from checker.scanners.tokenizer import model_vocabulary
 from checker.weights import open_checkpoint
 from checker.yamlio import schema
 
@@ -116,7 +116,7 @@ def add_reference(source: str, registry: Path, ref_id: str | None = None, licens
     if license is None:
         license, lic_source = card_license(folder)
     reader = open_checkpoint(folder)
-    fp = build_fingerprint(reader, read_vocabulary(folder), ref_id)
+    fp = build_fingerprint(reader, model_vocabulary(folder if folder.is_dir() else folder.parent, reader), ref_id)
     files = tuple({"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in reader.files())
     entry = {
         "id": ref_id, "source": str(Path(source).resolve()) if source_type == "local" else source,

@@ -123,3 +123,11 @@ def compare_vocabularies(sub: Vocabulary, ref: Vocabulary, reference: str) -> To
         same_id_fraction=round(same / max(len(shared), 1), 6), same_id_chance=round(1 / max(len(union), 1), 8),
         merges_agreement=merges, identical=sub.tokens == ref.tokens and sub.merges == ref.merges,
     )
+
+
+def model_vocabulary(folder: Path, reader: object) -> Vocabulary | None:
+    """The tokenizer files of a model folder, else the vocabulary its weights file embeds (GGUF)."""
+    vocab = read_vocabulary(folder)
+    if vocab is None and hasattr(reader, "vocabulary"):
+        vocab = reader.vocabulary()
+    return vocab

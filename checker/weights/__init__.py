@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from checker.errors import WeightsError
+from checker.weights.gguf_reader import GGUFCheckpoint
 from checker.weights.interface import TensorInfo, WeightFile, WeightsReader, iter_tensors
 from checker.weights.safetensors_reader import INDEX_NAME, SafetensorsReader
 from checker.weights.torch_bin import TorchBinReader
@@ -28,15 +29,22 @@ def open_checkpoint(path: Path | str) -> WeightsReader:
             return SafetensorsReader(path.parent, [path])
         if path.suffix in (".bin", ".pt", ".pth"):
             return TorchBinReader(path.parent, [path])
-        raise WeightsError(str(path), "unsupported weights file (expected .safetensors or .bin)")
+        if path.suffix == ".gguf":
+            return GGUFCheckpoint(path)
+        raise WeightsError(str(path), "unsupported weights file (expected .safetensors, .gguf or .bin)")
     if (path / INDEX_NAME).is_file():
         return SafetensorsReader.from_index(path / INDEX_NAME)
     st = sorted(path.glob("*.safetensors"))
     if st:
         return SafetensorsReader(path, st)
+    ggufs = sorted(path.glob("*.gguf"))
+    if len(ggufs) == 1:
+        return GGUFCheckpoint(ggufs[0])
+    if len(ggufs) > 1:
+        raise WeightsError(str(path), f"{len(ggufs)} GGUF files (quantisations of one model?): name the one to audit")
     if (path / "pytorch_model.bin.index.json").is_file():
         return TorchBinReader.from_index(path / "pytorch_model.bin.index.json")
     bins = sorted(path.glob("*.bin"))
     if bins:
         return TorchBinReader(path, bins)
-    raise WeightsError(str(path), "no weights found (expected *.safetensors, model.safetensors.index.json or *.bin)")
+    raise WeightsError(str(path), "no weights found (expected *.safetensors, model.safetensors.index.json, *.gguf or *.bin)")
