@@ -22,7 +22,7 @@ from checker.scanners.licenses import scan_licenses
 from checker.scanners.lineage import declared_ancestors, scan_lineage
 from checker.scanners.tokenizer import compare_vocabularies, model_vocabulary
 from checker.verdicts import (
-    CriterionResult, Facts, ModuleVerdict, apply_waivers, derived_fraction, evaluate_architecture,
+    Architecture, CriterionResult, Facts, ModuleVerdict, apply_waivers, derived_fraction, evaluate_architecture,
     evaluate_derived_share, evaluate_disclosure, evaluate_license, evaluate_lineage, evaluate_tokenizer,
     evaluate_weights, module_verdicts, overall,
 )
@@ -73,7 +73,7 @@ def submission_files(folder: Path) -> tuple[WeightFile, ...]:
     return tuple(WeightFile(str(p.relative_to(root)), sha256_file(p), p.stat().st_size) for p in paths)
 
 
-def architecture_facts(folder: Path, modules: tuple[Module, ...], refs) -> dict:
+def architecture_facts(folder: Path, modules: tuple[Module, ...], refs) -> Architecture:
     cfg = {}
     cfg_path = folder / "config.json" if folder.is_dir() else None
     if cfg_path is not None and cfg_path.is_file():
@@ -87,7 +87,9 @@ def architecture_facts(folder: Path, modules: tuple[Module, ...], refs) -> dict:
                f"module map(s) {', '.join(families)}; modules: {'; '.join(parts)}")
     shapes = sorted((t.name, t.shape) for m in modules for t in m.tensors)
     same = tuple(e.id for e, fp in refs if sorted((t.role.name, t.role.shape) for t in fp.tensors) == shapes)
-    return {"summary": summary, "model_type": cfg.get("model_type"), "architectures": cfg.get("architectures"), "same_as": same}
+    archs = cfg.get("architectures")
+    return Architecture(summary, cfg.get("model_type") if isinstance(cfg.get("model_type"), str) else None,
+                        tuple(str(a) for a in archs) if isinstance(archs, list) else (), same)
 
 
 def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = None,
@@ -114,15 +116,14 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
         disclosure=read_inventory(folder_dir),
         reference_licenses={e.id: e.license for e, _ in refs}, reference_sources={e.id: e.source for e, _ in refs},
     )
-    results: list[CriterionResult] = []
-    mvs: tuple[ModuleVerdict, ...] | None = None
-    for c in pack.criteria:
-        if c.kind == "weights":
-            r, got = evaluate_weights(c, facts)
-            mvs = mvs or got
-            results.append(r)
-    if mvs is None:
-        mvs = module_verdicts(facts, pack.significance)
+    # Module statuses for the report come from the pack's first weights criterion (all modules,
+    # whatever kinds a criterion restricts itself to); each criterion then judges its own.
+    weights = [c for c in pack.criteria if c.kind == "weights"]
+    first = weights[0].params if weights else None
+    mvs: tuple[ModuleVerdict, ...] = module_verdicts(
+        facts, first.significance if first else pack.significance, first.references if first else None,
+        first.statistic if first else "any")
+    results: list[CriterionResult] = [evaluate_weights(c, facts)[0] for c in weights]
     evaluators = {
         "derived_share": lambda c: evaluate_derived_share(c, mvs),
         "tokenizer": lambda c: evaluate_tokenizer(c, facts),

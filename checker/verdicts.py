@@ -69,6 +69,16 @@ class CriterionResult:
 
 
 @dataclass(frozen=True)
+class Architecture:
+    """What the submission's config and tensor layout say about its architecture (information only)."""
+
+    summary: str
+    model_type: str | None = None
+    architectures: tuple[str, ...] = ()
+    same_as: tuple[str, ...] = ()  # references with the same tensor names and shapes
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything the rules may look at, gathered by the earlier stages."""
 
@@ -76,7 +86,7 @@ class Facts:
     total_parameters: int
     reference_ids: tuple[str, ...]
     tokenizers: tuple = ()
-    architecture: dict = field(default_factory=dict)
+    architecture: Architecture = Architecture("unknown architecture")
     licenses: tuple = ()
     lineage: tuple = ()
     declared_ancestors: tuple[str, ...] = ()
@@ -89,10 +99,15 @@ def p_from_log10(log10_p: float) -> float:
     return 10.0 ** log10_p if log10_p > -300 else 0.0
 
 
-def module_verdicts(facts: Facts, significance: float, references: tuple[str, ...] | None = None) -> tuple[ModuleVerdict, ...]:
-    """Decide each module's status at ``significance`` after correcting for all tests."""
+def module_verdicts(facts: Facts, significance: float, references: tuple[str, ...] | None = None,
+                    statistic: str = "any") -> tuple[ModuleVerdict, ...]:
+    """Decide each module's status at ``significance`` after correcting for all tests.
+
+    ``references`` and ``statistic`` restrict which comparisons may decide (a pack's
+    weights criterion can name them); the others are not tests and are not counted.
+    """
     def keep(m: Match) -> bool:
-        return references is None or m.reference in references
+        return (references is None or m.reference in references) and (statistic == "any" or m.statistic == statistic)
 
     tests = sum(1 for ev in facts.modules for m in ev.matches if m.decisive and keep(m))
     correction = math.log10(max(tests, 1))
@@ -144,7 +159,7 @@ def _applies(c: Criterion, mv: ModuleVerdict) -> bool:
 
 def evaluate_weights(c: Criterion, facts: Facts) -> tuple[CriterionResult, tuple[ModuleVerdict, ...]]:
     p = c.params
-    mvs = [mv for mv in module_verdicts(facts, p.significance, p.references) if _applies(c, mv)]
+    mvs = [mv for mv in module_verdicts(facts, p.significance, p.references, p.statistic) if _applies(c, mv)]
     bad = [mv for mv in mvs if mv.status in ("derived", "identical") and not (p.allow_identical and mv.status == "identical")]
     unknown = [mv for mv in mvs if mv.status == "inconclusive"]
     ev = tuple(Evidence(f"{mv.name} ({mv.kind}, {mv.param_fraction:.1%} of parameters): {mv.status}: {mv.reason}",
@@ -187,16 +202,14 @@ def evaluate_tokenizer(c: Criterion, facts: Facts) -> CriterionResult:
                         reference=t.reference, statistic="vocab_jaccard", score=t.vocab_jaccard) for t in facts.tokenizers)
     if reused:
         msg = "tokenizer reused from " + ", ".join(t.reference for t in reused) + " (this alone is not evidence of copied weights)"
-        return _result(c, p.on_reuse if c.severity != "info" or p.on_reuse == "warn" else "warn", msg, ev)
+        return _result(c, p.on_reuse, msg, ev)
     return _result(c, "pass", "the tokenizer is not a copy of a registered reference's", ev)
 
 
 def evaluate_architecture(c: Criterion, facts: Facts) -> CriterionResult:
     arch = facts.architecture
-    text = arch.get("summary", "unknown architecture")
-    same = arch.get("same_as", ())
-    ev = tuple(Evidence(f"same module layout and shapes as {r} (not evidence of copied weights)", reference=r) for r in same)
-    return _result(c, "pass", text, ev)
+    ev = tuple(Evidence(f"same module layout and shapes as {r} (not evidence of copied weights)", reference=r) for r in arch.same_as)
+    return _result(c, "pass", arch.summary, ev)
 
 
 def _result(c: Criterion, status: str, message: str, evidence: tuple) -> CriterionResult:

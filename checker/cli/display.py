@@ -10,8 +10,8 @@ from checker.report.render import fmt_p, fmt_pct
 STYLE = {"pass": "green", "independent": "green", "fail": "bold red", "derived": "bold red", "identical": "bold red",
          "warn": "yellow", "inconclusive": "yellow", "not_applicable": "dim"}
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _s(status: str) -> str:

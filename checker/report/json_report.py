@@ -117,7 +117,7 @@ def build_report(result: AuditResult) -> dict:
         "lineage": _lineage(result),
         "disclosure": _disclosure(result.facts.disclosure),
         "tokenizer": tokenizer,
-        "architecture": {k: v for k, v in result.facts.architecture.items() if k != "same_as"} | {"same_as": list(result.facts.architecture.get("same_as", ()))},
+        "architecture": dataclasses.asdict(result.facts.architecture),
     }
     validate_report(report)
     return report

@@ -16,11 +16,17 @@ from checker.yamlio import schema
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "packs"
 
 
+GOLDEN_APACHE = Path(__file__).parents[1] / "fixtures" / "golden" / "sovereign-ai-2025" / "apache-original"
+
+
 @pytest.fixture(scope="module")
 def models(zoo):
+    independent = zoo.save("cli-independent", zoo.ind_vit, zoo.ind_lm)
+    for name in ("LICENSE", "README.md", "THIRD_PARTY.yaml"):  # an Apache-2.0 original with nothing to disclose
+        (independent / name).write_bytes((GOLDEN_APACHE / name).read_bytes())
     return {
         "composite": zoo.save("cli-composite", zoo.ft_vit, zoo.ind_lm),
-        "independent": zoo.save("cli-independent", zoo.ind_vit, zoo.ind_lm),
+        "independent": independent,
         "ft": zoo.save("cli-ft", zoo.ft_lm),
     }
 
@@ -63,7 +69,7 @@ def test_several_submissions_get_an_index_and_the_worst_exit_code(zoo, models, t
 
 @pytest.mark.parametrize("args,expected", [
     (["--rules", str(FIXTURES / "bad_kind.yaml")], f"fromscratch: {FIXTURES / 'bad_kind.yaml'}:10: 'weight' is not one of"),
-    (["--format", "docx"], "fromscratch: --format: unknown format 'docx' (choose from json, html, md, pdf)"),
+    (["--format", "docx"], "fromscratch: --format: unknown format 'docx' (choose from json, html, md, pdf, cyclonedx)"),
     (["--registry", "/nonexistent/registry"], "fromscratch: /nonexistent/registry: no such registry folder"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_report(zoo, models, tmp_path, capsys, args, expected):

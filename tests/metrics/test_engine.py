@@ -38,7 +38,8 @@ def test_fine_tuned_copy_is_derived_with_identity_layer_map(zoo):
 def test_independent_model_same_config_and_tokenizer_is_not_flagged(zoo):
     mods, result = statuses(zoo, zoo.save("indep", zoo.ind_vit, zoo.ind_lm, config={"model_type": "qwen2_5_vl"}))
     assert {m.status for m in mods.values()} == {"independent"}, {n: m.reason for n, m in mods.items()}
-    assert result.verdict == "pass"
+    crit = {c.id: c.status for c in result.criteria}
+    assert crit["W1"] == crit["W2"] == "pass"  # (this folder ships no license: L1 is tested elsewhere)
     assert result.derived_param_fraction == 0.0
     # the same tokenizer is reported, but never decides provenance
     tok = next(c for c in result.criteria if c.kind == "tokenizer")
