@@ -62,8 +62,19 @@ def _module(mv: ModuleVerdict, correction: float) -> dict:
         "layers": len(mv.layers),
         "best_match": None if mv.best is None else {"reference": mv.best.reference, "reference_module": mv.best.reference_module},
         "matches": [_match(m, correction, id(m) in sig, m is mv.best) for m in mv.matches],
+        "baseline": _baseline(mv),
         "skipped": _group_skipped(mv.skipped),
     }
+
+
+def _baseline(mv: ModuleVerdict) -> dict:
+    """The empirical baseline beside the calibrated p-values: how the module scores against the
+    reference modules it is *not* related to (the non-significant comparisons)."""
+    sig = {id(m) for m in mv.significant}
+    others = [m for m in mv.matches if m.decisive and id(m) not in sig and m.identical_fraction < 0.99]
+    return {"comparisons": len(others),
+            "max_score": _num(max((m.score for m in others), default=None)),
+            "max_z_score": _num(max((m.z for m in others), default=None), 3)}
 
 
 def _group_skipped(skipped) -> list[dict]:
