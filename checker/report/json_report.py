@@ -46,12 +46,42 @@ def _match(m: Match, correction: float, significant: bool, full: bool) -> dict:
     }
     if full:
         out["alignment"]["permutation"] = list(a.permutation)
+        out["recovered_alignment"] = recovered_alignment(m)
         out["weak_evidence"] = [
             {"sub_layer": c.sub_layer, "ref_layer": c.ref_layer, "role": w.role, "pearson": _num(w.pearson), "raw_cosine": _num(w.raw_cosine),
              "decisive": False}
             for c in m.cells for w in c.weak if (c.sub_layer, c.ref_layer) in set(m.layer_map) or c.sub_layer is None
         ][:64]
     return out
+
+
+def recovered_alignment(m: Match) -> dict:
+    """The alignment the engine recovered, in the evaluator's terms: which hidden permutation
+    and sign flips, which layers map where (and which were dropped or inserted), and per
+    mapped layer and role the scale factor and the share of units found at other indices."""
+    a = m.alignment
+    moved = sum(1 for i, p in enumerate(a.permutation) if p != i)
+    cells = {(c.sub_layer, c.ref_layer): c for c in m.cells}
+    sub_layers = sorted({c.sub_layer for c in m.cells if c.sub_layer is not None and c.roles})
+    ref_layers = sorted({c.ref_layer for c in m.cells if c.ref_layer is not None and c.roles})
+    mapped_sub = {s for s, _ in m.layer_map}
+    mapped_ref = {r for _, r in m.layer_map}
+    layers = []
+    for s, r in m.layer_map:
+        c = cells[(s, r)]
+        layers.append({"sub_layer": s, "ref_layer": r, "z": _num(c.z, 2), "roles": [
+            {"role": x.role, "reference_role": x.reference_role, "score": _num(x.score, 4), "z": _num(x.z, 2),
+             "scale": _num(x.scale, 4), "scale_spread": _num(x.scale_spread, 3), "units_moved": _num(x.units_moved, 3)}
+            for x in c.roles]})
+    return {
+        "hidden": {"source": a.source, "matched_dims": a.matched_dims, "permuted": a.permuted,
+                   "dims_moved": moved, "sign_flips": a.sign_flips, "anchor_z": a.anchor_z},
+        "layer_map": {str(s): r for s, r in m.layer_map},
+        "reference_layers_unmatched": sorted(set(ref_layers) - mapped_ref) if m.layer_map else [],
+        "submission_layers_unmatched": sorted(set(sub_layers) - mapped_sub) if m.layer_map else [],
+        "repeated_reference_layers": sorted({r for _, r in m.layer_map if sum(1 for _, x in m.layer_map if x == r) > 1}),
+        "layers": layers,
+    }
 
 
 def _module(mv: ModuleVerdict, correction: float) -> dict:
