@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from checker import __version__
-from checker.errors import ScanError, WeightsError
+from checker.errors import RulePackError, ScanError, WeightsError
 from checker.metrics.engine import compare
 from checker.modules import Module, split_modules
 from checker.references.registry import RegistryEntry, fetch_from_hub, is_hub_id, load_references
 from checker.rules import RulePack, Waiver
-from checker.scanners.disclosure import read_inventory
+from checker.scanners.disclosure import INVENTORY_FILES, read_inventory
 from checker.scanners.licenses import scan_licenses
 from checker.scanners.lineage import declared_ancestors, scan_lineage
 from checker.scanners.tokenizer import compare_vocabularies, model_vocabulary
@@ -53,6 +53,14 @@ class AuditResult:
     facts: Facts
     created: str
     tool_version: str = __version__
+
+
+def _inventory_files(pack: RulePack) -> tuple[str, ...]:
+    """Where the pack's disclosure criterion looks for the third-party inventory."""
+    for c in pack.criteria:
+        if c.kind == "disclosure":
+            return c.params.files
+    return INVENTORY_FILES + ("README.md",)
 
 
 def resolve_submission(spec: str) -> tuple[Path, str, str | None, str]:
@@ -101,6 +109,12 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     folder, source_type, revision, sub_id = resolve_submission(spec)
     reader = open_checkpoint(folder)
     refs = load_references(registry)
+    registered = {e.id for e, _ in refs}
+    for c in pack.criteria:
+        named = getattr(c.params, "references", None) or ()
+        missing = [r for r in named if r not in registered]
+        if missing:  # a typo must not empty the set of comparisons and pass
+            raise RulePackError(pack.path, f"criterion {c.id} names reference {missing[0]!r}, which is not registered in {registry}")
     infos = reader.tensors()
     modules = split_modules(infos)
     folder_dir = folder if folder.is_dir() else folder.parent
@@ -113,7 +127,7 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
         modules=evidence, total_parameters=total, reference_ids=tuple(e.id for e, _ in refs), tokenizers=tokenizers,
         architecture=architecture_facts(folder_dir, modules, refs),
         licenses=scan_licenses(folder_dir), lineage=hints, declared_ancestors=declared_ancestors(hints),
-        disclosure=read_inventory(folder_dir),
+        disclosure=read_inventory(folder_dir, _inventory_files(pack)),
         reference_licenses={e.id: e.license for e, _ in refs}, reference_sources={e.id: e.source for e, _ in refs},
     )
     # Module statuses for the report come from the pack's first weights criterion (all modules,
@@ -133,6 +147,8 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
         "disclosure": lambda c: evaluate_disclosure(c, facts, mvs),
     }
     results += [evaluators[c.kind](c) for c in pack.criteria if c.kind != "weights"]
+    if pack.on_unknown != "inconclusive":  # the pack's default for what could not be evaluated
+        results = [replace(r, status=pack.on_unknown) if r.status == "inconclusive" and r.severity != "info" else r for r in results]
     order = {c.id: i for i, c in enumerate(pack.criteria)}
     results.sort(key=lambda r: order[r.id])
     results = apply_waivers(results, pack.waivers + tuple(waivers), today or dt.date.today())

@@ -39,6 +39,8 @@ class ModuleVerdict:
     significant: tuple[Match, ...]
     skipped: tuple[Skipped, ...]
     layers: tuple[int, ...]
+    #: the best match's p-value after the audit-wide Bonferroni correction (log10; None without a match)
+    log10_p_corrected: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ class Evidence:
     file: str | None = None
     statistic: str | None = None
     score: float | None = None
-    p_value: float | None = None
+    p_value: float | None = None  # corrected; never printed as 0 (see log10_p_value)
+    log10_p_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ class CriterionResult:
     remediation: str = ""
     waiver: Waiver | None = None
     waived_status: str | None = None  # what the status was before the waiver
+    #: (module, reference) pairs behind a failure, so a waiver scoped to a module or a
+    #: reference covers exactly those and nothing else
+    flagged: tuple[tuple[str | None, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,8 +101,12 @@ class Facts:
     reference_sources: dict = field(default_factory=dict)  # reference id -> source (repo id or folder)
 
 
+P_FLOOR = 1e-300
+
+
 def p_from_log10(log10_p: float) -> float:
-    return 10.0 ** log10_p if log10_p > -300 else 0.0
+    """A p-value as a float, floored at 1e-300 (an upper bound there; log10 is kept beside it)."""
+    return max(10.0 ** log10_p, P_FLOOR) if log10_p > -300 else P_FLOOR
 
 
 def module_verdicts(facts: Facts, significance: float, references: tuple[str, ...] | None = None,
@@ -106,20 +116,27 @@ def module_verdicts(facts: Facts, significance: float, references: tuple[str, ..
     ``references`` and ``statistic`` restrict which comparisons may decide (a pack's
     weights criterion can name them); the others are not tests and are not counted.
     """
-    def keep(m: Match) -> bool:
-        return (references is None or m.reference in references) and (statistic == "any" or m.statistic == statistic)
+    def in_scope(m: Match) -> bool:
+        return references is None or m.reference in references
 
-    tests = sum(1 for ev in facts.modules for m in ev.matches if m.decisive and keep(m))
+    def decides(m: Match) -> bool:
+        return m.decisive and in_scope(m) and (statistic == "any" or m.statistic == statistic)
+
+    tests = sum(1 for ev in facts.modules for m in ev.matches if decides(m))
     correction = math.log10(max(tests, 1))
     threshold = math.log10(significance)
     out = []
     for ev in facts.modules:
         mod = ev.module
-        matches = tuple(m for m in ev.matches if keep(m))
-        decisive = [m for m in matches if m.decisive]
+        matches = tuple(m for m in ev.matches if in_scope(m))
+        decisive = [m for m in matches if decides(m)]
         significant = tuple(m for m in decisive if m.log10_p + correction < threshold)
+        # A byte-identical copy is identical whatever statistic a pack asks for.
         identical = [m for m in matches if m.identical_fraction >= IDENTICAL_SHARE]
-        if identical:
+        best = None
+        if not facts.reference_ids:
+            status, reason = "inconclusive", "no reference models are registered: nothing to compare with"
+        elif identical:
             best = max(identical, key=lambda m: m.identical_fraction)
             status, reason = "identical", f"{best.identical_fraction:.1%} of its parameters are byte-identical to {best.reference}:{best.reference_module}"
         elif significant:
@@ -131,18 +148,18 @@ def module_verdicts(facts: Facts, significance: float, references: tuple[str, ..
             best = min(decisive, key=lambda m: m.log10_p)
             status = "independent"
             reason = f"no reference module matches at p < {significance:g} after correction for {tests} tests (best p {_fmt_p(min(0.0, best.log10_p + correction))})"
+        elif any(m.decisive for m in matches):
+            status, reason = "inconclusive", f"no comparison by the statistic the rule pack requires ({statistic})"
         elif matches:
-            best = None
             status, reason = "inconclusive", "only weak evidence (norm weights, biases) could be compared with the references"
-        elif any(s for s in ev.skipped):
-            best = None
-            status, reason = "inconclusive", "no comparison was possible: " + "; ".join(s.reason for s in ev.skipped[:3])
+        elif ev.skipped:
+            status, reason = "inconclusive", "no comparison was possible: " + "; ".join(dict.fromkeys(s.reason for s in ev.skipped[:20]))
         else:
-            best = None
             status, reason = "independent", "no registered reference has a module of a compatible kind"
         out.append(ModuleVerdict(
             mod.name, mod.kind, mod.family, mod.parameters, mod.parameters / max(facts.total_parameters, 1), status, reason,
             best, matches, significant, ev.skipped, mod.layers,
+            None if best is None else min(0.0, best.log10_p + correction),
         ))
     return tuple(out)
 
@@ -150,7 +167,8 @@ def module_verdicts(facts: Facts, significance: float, references: tuple[str, ..
 def _fmt_p(log10_p: float) -> str:
     if log10_p >= -3:
         return f"{10 ** log10_p:.3g}"
-    return f"1e{log10_p:.0f}" if log10_p > -1e6 else "< 1e-999999"
+    # An upper bound: p = 10^-381.2 is "< 1e-381", never "< 1e-382".
+    return f"< 1e{math.ceil(log10_p)}" if log10_p > -1e6 else "< 1e-999999"
 
 
 def _applies(c: Criterion, mv: ModuleVerdict) -> bool:
@@ -165,17 +183,23 @@ def evaluate_weights(c: Criterion, facts: Facts) -> tuple[CriterionResult, tuple
     ev = tuple(Evidence(f"{mv.name} ({mv.kind}, {mv.param_fraction:.1%} of parameters): {mv.status}: {mv.reason}",
                         module=mv.name, reference=mv.best.reference if mv.best else None,
                         statistic=mv.best.statistic if mv.best else None, score=mv.best.score if mv.best else None,
-                        p_value=p_from_log10(mv.best.log10_p) if mv.best else None) for mv in mvs)
+                        p_value=p_from_log10(mv.log10_p_corrected) if mv.best else None,
+                        log10_p_value=round(mv.log10_p_corrected, 3) if mv.best else None) for mv in mvs)
     if not facts.reference_ids:
         return _result(c, "inconclusive", "the registry holds no reference models to compare with "
                        "(add them with 'fromscratch registry add')", ev), tuple(mvs)
     if bad:
         names = ", ".join(f"{mv.name} ({mv.status}, from {mv.best.reference})" for mv in bad)
-        return _result(c, "fail", f"{len(bad)} module(s) derive from a registered reference: {names}", ev), tuple(mvs)
-    weighty = [mv for mv in unknown if mv.param_fraction >= NEGLIGIBLE_SHARE]
-    if weighty:
-        return _result(c, "inconclusive", f"{len(weighty)} module(s) could not be tested: " + ", ".join(mv.name for mv in weighty), ev), tuple(mvs)
-    return _result(c, "pass", f"all {len(mvs)} modules are independent of the {len(facts.reference_ids)} registered reference(s) at p < {p.significance:g}", ev), tuple(mvs)
+        return _result(c, "fail", f"{len(bad)} module(s) derive from a registered reference: {names}", ev,
+                       [(mv.name, mv.best.reference) for mv in bad]), tuple(mvs)
+    untested = sum(mv.param_fraction for mv in unknown)
+    if unknown and untested >= NEGLIGIBLE_SHARE:  # the untested modules together, not one by one
+        return _result(c, "inconclusive", f"{len(unknown)} module(s) holding {untested:.1%} of the parameters could not be tested: "
+                       + ", ".join(mv.name for mv in unknown), ev), tuple(mvs)
+    tested = len(mvs) - len(unknown)
+    note = f"; {len(unknown)} tiny module(s) ({untested:.2%} of the parameters) could not be tested" if unknown else ""
+    return _result(c, "pass", f"all {tested} tested modules are independent of the {len(facts.reference_ids)} registered "
+                   f"reference(s) at p < {p.significance:g}{note}", ev), tuple(mvs)
 
 
 def derived_fraction(mvs: tuple[ModuleVerdict, ...], count_inconclusive: bool = False) -> float:
@@ -189,7 +213,13 @@ def evaluate_derived_share(c: Criterion, mvs: tuple[ModuleVerdict, ...]) -> Crit
     ev = tuple(Evidence(f"{mv.name}: {mv.parameters:,} parameters ({mv.param_fraction:.2%}) {mv.status}", module=mv.name,
                         reference=mv.best.reference if mv.best else None) for mv in mvs if mv.status in ("derived", "identical"))
     msg = f"derived parameter share {frac:.2%} (allowed at most {p.max_fraction:.2%})"
-    return _result(c, "fail" if frac > p.max_fraction + 1e-12 else "pass", msg, ev)
+    if frac > p.max_fraction + 1e-12:
+        return _result(c, "fail", msg, ev, [(mv.name, mv.best.reference if mv.best else None)
+                                            for mv in mvs if mv.status in ("derived", "identical")])
+    untested = sum(mv.param_fraction for mv in mvs if mv.status == "inconclusive")
+    if not p.count_inconclusive and untested >= NEGLIGIBLE_SHARE:
+        return _result(c, "inconclusive", f"{msg}, but {untested:.2%} of the parameters could not be tested", ev)
+    return _result(c, "pass", msg, ev)
 
 
 def evaluate_tokenizer(c: Criterion, facts: Facts) -> CriterionResult:
@@ -212,24 +242,43 @@ def evaluate_architecture(c: Criterion, facts: Facts) -> CriterionResult:
     return _result(c, "pass", arch.summary, ev)
 
 
-def _result(c: Criterion, status: str, message: str, evidence: tuple) -> CriterionResult:
+def _result(c: Criterion, status: str, message: str, evidence: tuple, flagged=()) -> CriterionResult:
     if c.severity == "info" and status == "fail":
         status = "warn"  # information-only criteria never decide
-    return CriterionResult(c.id, c.title, c.kind, c.severity, status, message, tuple(evidence), c.remediation)
+    return CriterionResult(c.id, c.title, c.kind, c.severity, status, message, tuple(evidence), c.remediation,
+                           flagged=tuple(flagged))
 
 
 def apply_waivers(results: list[CriterionResult], waivers: tuple[Waiver, ...], today: dt.date) -> list[CriterionResult]:
-    """A waived finding stays visible with its waiver; an expired waiver is shown but no longer applies."""
+    """A waived finding stays visible with its waiver; an expired waiver is shown but no longer applies.
+
+    A waiver scoped to a module and/or reference applies only when every flagged
+    (module, reference) pair of the finding is covered by the active waivers.
+    """
     out = []
     for r in results:
-        w = next((w for w in waivers if w.criterion == r.id), None)
-        if w is None or r.status in ("pass", "not_applicable"):
+        mine = [w for w in waivers if w.criterion == r.id]
+        if not mine or r.status in ("pass", "not_applicable"):
             out.append(r)
-        elif w.active(today):
+            continue
+        active = [w for w in mine if w.active(today)]
+        unscoped = [w for w in active if w.module is None and w.reference is None]
+        scoped = [w for w in active if w not in unscoped]
+
+        def covered(pair) -> bool:
+            return any((w.module in (None, pair[0])) and (w.reference in (None, pair[1])) for w in scoped)
+
+        chosen = unscoped[0] if unscoped else (scoped[0] if scoped and r.flagged and all(covered(f) for f in r.flagged) else None)
+        if chosen is not None:
+            scope = "" if chosen in unscoped else f" for {chosen.module or 'any module'} / {chosen.reference or 'any reference'}"
             # Shown as a warning that carries its waiver; the finding itself is kept.
-            out.append(replace(r, status="warn", waiver=w, waived_status=r.status,
-                               message=f"{r.message} [waived by {w.owner} until {w.expires}: {w.reason}]"))
+            out.append(replace(r, status="warn", waiver=chosen, waived_status=r.status,
+                               message=f"{r.message} [waived{scope} by {chosen.owner} until {chosen.expires}: {chosen.reason}]"))
+        elif scoped:
+            out.append(replace(r, message=f"{r.message} [a waiver by {scoped[0].owner} is scoped to "
+                                          f"{scoped[0].module or 'any module'} / {scoped[0].reference or 'any reference'} and does not cover this finding]"))
         else:
+            w = max(mine, key=lambda w: w.expires)
             out.append(replace(r, waiver=w, message=f"{r.message} [waiver by {w.owner} expired on {w.expires}]"))
     return out
 
@@ -292,24 +341,32 @@ def evaluate_license(c: Criterion, facts: Facts, mvs: tuple[ModuleVerdict, ...])
     for f in confident:
         for prob in _license_problems(f.detected, p):
             problems.setdefault(prob, []).append(f.file)
+    unknown_inherited: list[str] = []
+    flagged = []
     for mv in mvs:
         if mv.status in ("derived", "identical") and mv.best is not None:
             ref_lic = facts.reference_licenses.get(mv.best.reference)
             if ref_lic:
+                if _catalogue().lookup(ref_lic) is None:
+                    unknown_inherited.append(f"module {mv.name} inherits {ref_lic} from {mv.best.reference}, a license the catalogue does not know")
                 for prob in _license_problems(ref_lic, p):
                     problems.setdefault(prob, []).append(f"module {mv.name} (from {mv.best.reference})")
+                    flagged.append((mv.name, mv.best.reference))
                 ev.append(Evidence(f"module {mv.name} derives from {mv.best.reference}, licensed {ref_lic}: its terms apply to that module",
                                    module=mv.name, reference=mv.best.reference))
             else:
                 problems.setdefault(f"the license of {mv.best.reference} is not recorded in the registry", []).append(f"module {mv.name}")
+                flagged.append((mv.name, mv.best.reference))
     if problems:
         msg = "; ".join(f"{prob} [{', '.join(dict.fromkeys(where))}]" for prob, where in problems.items())
-        return _result(c, "fail", msg, tuple(ev))
+        return _result(c, "fail", msg, tuple(ev), dict.fromkeys(flagged))
+    if unknown_inherited:
+        return _result(c, p.on_unknown, "; ".join(unknown_inherited) + " (unknown is never a pass)", tuple(ev))
     if not confident:
         why = "no license was found" if not findings else "no license was identified with confidence \u2265 " + f"{p.min_confidence:.2f}"
         return _result(c, p.on_unknown, why + " (unknown is never a pass)", tuple(ev))
     if doubtful:
-        return _result(c, "warn" if p.on_unknown == "warn" else p.on_unknown,
+        return _result(c, p.on_unknown,
                        f"{len(doubtful)} license source(s) could not be identified: " + ", ".join(f.file for f in doubtful), tuple(ev))
     ids = sorted({f.detected for f in confident})
     return _result(c, "pass", f"licensed under {', '.join(ids)}; no denied license or obligation", tuple(ev))
@@ -338,9 +395,11 @@ def evaluate_lineage(c: Criterion, facts: Facts, mvs: tuple[ModuleVerdict, ...])
     ev: list[Evidence] = [Evidence(f"{h.file}: {h.key} = {h.value}", file=h.file) for h in facts.lineage]
     fails: list[str] = []
     warns: list[str] = []
+    flagged: list[tuple[str | None, str | None]] = []
     for mv, ref in detected:
         matched = [d for d in declared if _same_model(d, ref, sources.get(ref))]
         if not matched:
+            flagged.append((mv.name, ref))
             msg = f"undeclared derivation: module {mv.name} ({mv.param_fraction:.1%} of parameters) derives from {ref}, which the submission does not declare"
             (fails if p.on_undeclared_derivation == "fail" else warns).append(msg)
         else:
@@ -354,14 +413,15 @@ def evaluate_lineage(c: Criterion, facts: Facts, mvs: tuple[ModuleVerdict, ...])
         registered = any(_same_model(d, ref, sources.get(ref)) for ref in facts.reference_ids)
         if p.forbid_third_party_ancestors:
             fails.append(f"third-party pre-trained ancestor declared: {d}")
+            flagged.append((None, d))
         if not hit:
             why = "its weights are not in the registry, so the claim cannot be checked" if not registered else "the weights show no derivation from it"
             msg = f"declared ancestor {d} not detected ({why}): review"
             (fails if p.on_declared_not_detected == "fail" else warns).append(msg)
     if fails:
-        return _result(c, "fail", "; ".join(dict.fromkeys(fails)), tuple(ev))
+        return _result(c, "fail", "; ".join(dict.fromkeys(fails)), tuple(ev), dict.fromkeys(flagged))
     if warns:
-        return _result(c, "warn", "; ".join(dict.fromkeys(warns)), tuple(ev))
+        return _result(c, "warn", "; ".join(dict.fromkeys(warns)), tuple(ev), dict.fromkeys(flagged))
     if not declared and not detected:
         return _result(c, "pass", "no ancestor declared and no derivation detected", tuple(ev))
     return _result(c, "pass", "declared lineage agrees with the weights", tuple(ev))

@@ -19,15 +19,36 @@ from checker.errors import CheckerError
 from checker.resources import schema_path
 
 
+class StrictSafeLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (the last one would silently win: a
+    criterion written ``severity: critical`` then ``severity: info`` could never fail)
+    and reads dates as ISO strings (the schemas expect strings)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+StrictSafeLoader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+
+
 def load_yaml(path: Path, error: Callable[..., CheckerError]) -> tuple[Any, dict[tuple, int]]:
     """Parse ``path`` safely; return the data and a map from JSON path to 1-based line."""
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(str(path), f"not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise error(str(path), f"cannot read ({exc.strerror or exc})") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

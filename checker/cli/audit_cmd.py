@@ -36,16 +36,21 @@ def audit(
         prepared.append((report, render_all(report, fmts)))
     multiple = len(prepared) > 1
     entries = []
+    used: set[str] = set()
     for report, rendered in prepared:
-        folder = out / _slug(report["submission"]["id"]) if multiple else out
+        slug = _slug(report["submission"]["id"])
+        while slug in used:  # two submissions named alike (a/model, b/model) never share a folder
+            slug += "-2"
+        used.add(slug)
+        folder = out / slug if multiple else out
+        verdict_table(report)  # before writing: a display problem must not leave a report behind
         paths = write_rendered(rendered, folder)
-        verdict_table(report)
-        console.print("reports: " + ", ".join(str(p) for p in paths))
+        console.print("reports: " + ", ".join(str(p) for p in paths), markup=False)
         entries.append({"id": report["submission"]["id"], "verdict": report["verdict"],
                         "derived_param_fraction": report["derived_param_fraction"],
-                        "href": f"{folder.relative_to(out).as_posix()}/report.html" if multiple else "report.html"})
+                        "href": f"{slug}/report.html" if multiple else "report.html"})
     if multiple and "html" in fmts:
-        console.print(f"index: {write_index(entries, out)}")
+        console.print(f"index: {write_index(entries, out)}", markup=False)
     verdicts = {r["verdict"] for r, _ in prepared}
     code = ExitCode.FAIL if "fail" in verdicts else ExitCode.INCONCLUSIVE if "inconclusive" in verdicts else ExitCode.PASS
     raise typer.Exit(int(code))

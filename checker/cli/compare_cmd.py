@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from checker.cli.display import console
+from checker.cli.display import console, esc
 from checker.report.compare_report import compare_models
 from checker.report.json_report import dumps
 from checker.report.render import fmt_p
@@ -27,7 +27,7 @@ def compare(
         return
     for m in result["modules"]:
         for x in m["matches"]:
-            console.print(f"[bold]{m['name']}[/] ({m['kind']}) vs {x['reference_module']} ({x['reference_kind']}): "
+            console.print(f"[bold]{esc(m['name'])}[/] ({esc(m['kind'])}) vs {esc(x['reference_module'])} ({esc(x['reference_kind'])}): "
                           f"{x['statistic']} {x['score']:.3f}, z {x['z_score']:.1f}, p {fmt_p(x['p_value'], x['log10_p_value'])}"
                           f"{'' if x['decisive'] else ' (weak evidence only)'}")
             _alignment(x["recovered_alignment"])
@@ -48,7 +48,7 @@ def _alignment(rec: dict) -> None:
     line = f"  alignment: {h['source']}"
     if h["permuted"]:
         line += f", hidden permutation found ({h['dims_moved']} of {h['matched_dims']} dims moved), {h['sign_flips']} sign flips"
-    console.print(line)
+    console.print(line, markup=False)
     console.print("  layer map: " + (", ".join(f"{k}→{v}" for k, v in rec["layer_map"].items()) or "none significant"))
     for key, label in (("reference_layers_unmatched", "reference layers dropped"), ("submission_layers_unmatched", "submission layers inserted"),
                        ("repeated_reference_layers", "reference layers duplicated")):

@@ -16,16 +16,17 @@ from checker.report.writer import parse_formats, render_all, write_rendered
 
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo models, registry and reports.")] = Path("fromscratch-demo"),
-    formats: Annotated[str, typer.Option("--format", "-f", help="Comma-separated: json, html, md, pdf.")] = "json,html,md",
+    formats: Annotated[str, typer.Option("--format", "-f", help="Comma-separated: json, html, md, pdf, cyclonedx.")] = "json,html,md",
 ) -> None:
     """Build a reference and a submission that borrows its vision encoder, then audit it."""
     fmts = parse_formats(formats)
     console.print("building and training the demo models (about a minute on 2 CPU cores)...")
     run = run_demo(out)
     report = build_report(run.result)
-    paths = write_rendered(render_all(report, fmts), out)
+    rendered = render_all(report, fmts)
     verdict_table(report)
-    console.print("reports: " + ", ".join(str(p) for p in paths))
+    paths = write_rendered(rendered, out)
+    console.print("reports: " + ", ".join(str(p) for p in paths), markup=False)
     console.print(f"the demo expects: the vision tower (visual, visual.merger) derived from foreign-vlm, the language model independent -> fail "
                   f"(exit code {int(VERDICT_EXIT['fail'])})")
     raise typer.Exit(int(VERDICT_EXIT[report["verdict"]]))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from checker.cli.display import console
+from checker.cli.display import console, esc
 from checker.cli.options import Registry
 from checker.references.registry import add_reference, list_entries
 
@@ -27,7 +27,7 @@ def add(
     """Register a reference model and store its fingerprint."""
     e = add_reference(source, registry, ref_id, license, revision, publisher, replace)
     console.print(f"registered {e.id}: {e.parameters:,} parameters, license {e.license or 'not recorded'}, "
-                  f"revision {e.revision or 'local folder'}, {len(e.files)} weight file(s) -> {e.folder}")
+                  f"revision {e.revision or 'local folder'}, {len(e.files)} weight file(s) -> {e.folder}", markup=False)
 
 
 @app.command("list")
@@ -37,5 +37,5 @@ def list_(registry: Registry) -> None:
     for col in ("id", "source", "revision", "license", "parameters"):
         t.add_column(col)
     for e in list_entries(registry):
-        t.add_row(e.id, e.source, e.revision or "-", e.license or "-", f"{e.parameters:,}")
+        t.add_row(esc(e.id), esc(e.source), esc(e.revision or "-"), esc(e.license or "-"), f"{e.parameters:,}")
     console.print(t)

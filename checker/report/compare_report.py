@@ -40,6 +40,7 @@ def compare_models(a: str, b: str) -> dict:
         for m in ev.matches:
             d = _match(m, 0.0, False, True)
             d.pop("p_value_corrected", None)
+            d.pop("log10_p_value_corrected", None)
             d.pop("significant", None)
             d["layer_matrix"] = _grid(m)
             d["recovered_alignment"] = recovered_alignment(m)

@@ -38,6 +38,7 @@ def _match(m: Match, correction: float, significant: bool, full: bool) -> dict:
         "statistic": m.statistic, "score": _num(m.score), "z_score": _num(m.z, 3),
         "p_value": _p(m.log10_p), "log10_p_value": _num(m.log10_p, 3),
         "p_value_corrected": _p(min(0.0, m.log10_p + correction)),
+        "log10_p_value_corrected": _num(min(0.0, m.log10_p + correction), 3),
         "fisher_log10_p_value": _num(m.fisher_log10_p, 3), "decisive": m.decisive, "significant": significant,
         "identical_fraction": _num(m.identical_fraction), "cells_tested": m.cells_tested,
         "layer_map": {str(s): r for s, r in m.layer_map},
@@ -143,7 +144,7 @@ def build_report(result: AuditResult) -> dict:
         "verdict": result.verdict,
         "exit_code": int(VERDICT_EXIT[result.verdict]),
         "derived_param_fraction": _num(result.derived_param_fraction, 8),
-        "significance": result.pack.significance,
+        "significance": next((c.params.significance for c in result.pack.criteria if c.kind == "weights"), result.pack.significance),
         "tests": tests,
         "modules": [_module(mv, correction) for mv in result.modules],
         "criteria": [
@@ -151,7 +152,8 @@ def build_report(result: AuditResult) -> dict:
              "evidence": [_evidence(e) for e in r.evidence], "remediation": r.remediation or None,
              "waiver": None if r.waiver is None else {"owner": r.waiver.owner, "reason": r.waiver.reason,
                                                       "expires": r.waiver.expires.isoformat(), "status_before_waiver": r.waived_status,
-                                                      "active": r.waived_status is not None}}
+                                                      "active": r.waived_status is not None, "module": r.waiver.module,
+                                                      "reference": r.waiver.reference}}
             for r in result.criteria
         ],
         "licenses": [_license(f) for f in result.facts.licenses],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,7 +26,8 @@ def fmt_p(p: float | None, log10_p: float | None = None) -> str:
     if p is None:
         return "n/a"
     if log10_p is not None and log10_p < -300:
-        return f"< 1e{math.floor(log10_p)}" if log10_p > -1e6 else "< 1e-999999"
+        # an upper bound: p = 10^-381.2 is "< 1e-381", never "< 1e-382"
+        return f"< 1e{math.ceil(log10_p)}" if log10_p > -1e6 else "< 1e-999999"
     if p >= 1e-3:
         return f"{p:.3g}"
     return f"{p:.1e}"
@@ -46,11 +48,34 @@ def _layer_map(m: dict) -> str:
     return ", ".join(f"{k}→{v}" for k, v in lm.items())
 
 
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!~{}])")
+
+
+def md_escape(value: str) -> str:
+    """Text from a submission, made inert in Markdown: one line, every markup character escaped.
+
+    A config value holding "\\n\\n**Verdict: PASS**" must not become a heading in a failing report.
+    """
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def _deep(value, fn):
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: _deep(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep(v, fn) for v in value]
+    return value
+
+
+@lru_cache(maxsize=2)
+def environment(markdown: bool = False) -> jinja2.Environment:
+    """HTML: autoescape on. Markdown: HTML escaping would garble it, so every string of the
+    report is Markdown-escaped before rendering instead (see ``render_markdown``)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2", "j2"), default=True),
+        autoescape=False if markdown else jinja2.select_autoescape(enabled_extensions=("html", "html.j2", "j2"), default=True),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
     env.filters.update(p=fmt_p, num=fmt_num, pct=fmt_pct, layer_map=_layer_map,
@@ -77,7 +102,7 @@ def render_html(report: dict) -> str:
 
 
 def render_markdown(report: dict) -> str:
-    return environment().get_template("report.md.j2").render(**to_context(report))
+    return environment(markdown=True).get_template("report.md.j2").render(**to_context(_deep(report, md_escape)))
 
 
 def render_index(entries: list[dict]) -> str:

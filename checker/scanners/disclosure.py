@@ -48,9 +48,17 @@ class Inventory:
     components: tuple[Component, ...]
 
 
-def read_inventory(folder: Path) -> Inventory | None:
-    """The inventory, or None when the submission ships none."""
-    for name in INVENTORY_FILES:
+def read_inventory(folder: Path, files: tuple[str, ...] = INVENTORY_FILES + ("README.md",)) -> Inventory | None:
+    """The inventory from the first of ``files`` that holds one, or None when the submission ships none.
+
+    ``README.md`` in ``files`` stands for the ``third_party:`` list of the model card.
+    """
+    for name in files:
+        if name.lower() == "readme.md":
+            inv = _from_card(folder)
+            if inv is not None:
+                return inv
+            continue
         path = folder / name
         if path.is_file():
             data, lines = load_yaml(path, InventoryError)
@@ -58,6 +66,10 @@ def read_inventory(folder: Path) -> Inventory | None:
                 raise InventoryError(str(path), "the file is empty (write `components: []` to declare no third-party components)")
             validate(data, "third-party.schema.json", path, lines, InventoryError)
             return Inventory(name, tuple(_component(c) for c in data["components"]))
+    return None
+
+
+def _from_card(folder: Path) -> Inventory | None:
     card = read_model_card(folder)
     if card is not None and "third_party" in card.keys:
         data = {"components": card.third_party if card.third_party is not None else []}

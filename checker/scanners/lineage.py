@@ -76,18 +76,23 @@ def scan_lineage(folder: Path) -> tuple[LineageHint, ...]:
 
 
 def declared_ancestors(hints: tuple[LineageHint, ...]) -> tuple[str, ...]:
-    """Hub repo ids the submission itself names as its ancestors (card base_model, adapter base).
+    """What the submission itself names as its ancestors (card base_model, adapter base).
 
-    Local paths (``/data/ckpt``, ``./base``) name no repository and are left out;
-    the hints keep them.
+    Hub URLs are reduced to the repo id (``.../meta-llama/Llama-3.1-8B/tree/main``
+    -> ``meta-llama/Llama-3.1-8B``). Anything else a submission declares (free
+    text such as "Llama 3.1 8B", a local path) is kept as written: a declared
+    ancestor is never dropped, even when it names no repository.
     """
     out: list[str] = []
     for hint in hints:
         if hint.kind != "declared_base_model":
             continue
-        repo = _HF_URL.sub("", hint.value.strip()).rstrip("/")
-        if _looks_like_repo_id(repo) and repo not in out:
-            out.append(repo)
+        value = hint.value.strip()
+        repo = _HF_URL.sub("", value).rstrip("/")
+        repo = re.sub(r"/(tree|blob|resolve|commit)/.*$", "", repo)
+        name = repo if _looks_like_repo_id(repo) else value
+        if name and name not in out:
+            out.append(name)
     return tuple(out)
 
 

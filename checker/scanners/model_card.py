@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from checker.errors import ScanError
+from checker.yamlio import StrictSafeLoader
 
 CARD_NAME = "README.md"
 
@@ -97,7 +98,7 @@ def parse_model_card_text(text: str, file: str) -> ModelCard:
         raise ScanError(file, "front matter opened with '---' at line 1 is never closed")
     block = "".join(lines[1:close])
     try:
-        data = yaml.safe_load(block)
+        data = yaml.load(block, Loader=StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
         node = yaml.compose(block, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         # Lines are README lines: +1 for 1-based, +1 for the opening '---'.

@@ -32,6 +32,35 @@ def open_checkpoint(path: Path | str) -> WeightsReader:
         if path.suffix == ".gguf":
             return GGUFCheckpoint(path)
         raise WeightsError(str(path), "unsupported weights file (expected .safetensors, .gguf or .bin)")
+    reader = _folder_reader(path)
+    audited = {(reader.root / f.path).resolve() for f in reader.files()}
+    others = sorted(str(p.relative_to(path)) for p in weight_files(path) if p.resolve() not in audited)
+    if others:
+        # Fail closed: a second weight set in the folder would be hashed into the report
+        # without being audited (a copied model could hide beside an original one).
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise WeightsError(str(path), f"also holds weights that would not be audited ({shown}); "
+                           "audit each weight set on its own (name its file or folder) or remove the copies")
+    return reader
+
+
+#: File endings of weights in any format, and names that share them without holding weights.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5", ".msgpack", ".onnx")
+NOT_WEIGHTS = ("training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt")
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """Every weights file below ``folder`` (sub-folders and hidden files included, .git excluded)."""
+    out = []
+    for p in folder.rglob("*"):
+        if ".git" in p.relative_to(folder).parts or not p.is_file():
+            continue
+        if p.name.endswith(WEIGHT_SUFFIXES) and p.name not in NOT_WEIGHTS and not p.name.startswith("rng_state"):
+            out.append(p)
+    return sorted(out)
+
+
+def _folder_reader(path: Path) -> WeightsReader:
     if (path / INDEX_NAME).is_file():
         return SafetensorsReader.from_index(path / INDEX_NAME)
     st = sorted(path.glob("*.safetensors"))

@@ -43,7 +43,7 @@ def test_audit_fail_writes_every_format_and_exits_1(zoo, models, tmp_path, capsy
     best = next(x for x in visual["matches"] if x["reference_module"] == "visual")
     assert best["layer_map"] == {"0": 0, "1": 1, "2": 2} and best["p_value"] < 1e-6
     assert (tmp_path / "report.html").read_text().count("derived") >= 1
-    assert "| `visual` |" in (tmp_path / "report.md").read_text()
+    assert "| visual | vision\\_encoder |" in (tmp_path / "report.md").read_text()
     assert "verdict: fail" in capsys.readouterr().out
 
 

@@ -36,14 +36,20 @@ def test_renderings_do_not_modify_the_canonical_report(report):
     assert json.dumps(report, sort_keys=True) == before
 
 
+def test_markdown_cannot_be_injected(zoo, tmp_path):
+    from checker.report.render import md_escape
+
+    assert md_escape("x\n\n# Audit report: inj\n\n**Verdict: PASS** | `a`") == "x \\# Audit report: inj \\*\\*Verdict: PASS\\*\\* \\| \\`a\\`"
+
+
 def test_markdown_lists_modules_and_criteria(report):
     md = render_markdown(report)
-    assert "| `visual` | vision_encoder |" in md and "**derived**" in md
+    assert "| visual | vision\\_encoder |" in md and "**derived**" in md
     assert "| W1 |" in md and "**fail**" in md
 
 
 def test_p_values_are_never_printed_as_zero():
-    assert fmt_p(1e-300, -412.3) == "< 1e-413"
+    assert fmt_p(1e-300, -412.3) == "< 1e-412"  # an upper bound, rounded towards 1
     assert fmt_p(0.0123) == "0.0123"
     assert fmt_p(2.5e-9) == "2.5e-09"
 

@@ -108,8 +108,14 @@ def test_adapter_base_is_a_declared_ancestor(tmp_path):
         ("checkpoint-500/adapter_config.json", "base_model_name_or_path", "/home/me/models/llama"),
     ]
     assert hints[1].excerpt == "base_model_name_or_path: meta-llama/Llama-3.1-8B-Instruct (LORA adapter)"
-    # Deduplicated; a local path names no repository.
-    assert declared_ancestors(hints) == ("meta-llama/Llama-3.1-8B-Instruct",)
+    # Deduplicated; a local path names no repository but is still a declared ancestor, kept as written.
+    assert declared_ancestors(hints) == ("meta-llama/Llama-3.1-8B-Instruct", "/home/me/models/llama")
+
+
+def test_base_model_urls_and_free_text_are_never_dropped(tmp_path):
+    (tmp_path / "README.md").write_text(
+        "---\nbase_model:\n  - https://huggingface.co/meta-llama/Llama-3.1-8B/tree/main\n  - Llama 3.1 8B\n---\n", encoding="utf-8")
+    assert declared_ancestors(scan_lineage(tmp_path)) == ("meta-llama/Llama-3.1-8B", "Llama 3.1 8B")
 
 
 def test_a_from_scratch_submission_declares_no_ancestor(tmp_path):

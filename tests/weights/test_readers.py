@@ -94,3 +94,17 @@ def test_nan_weights_are_refused(tmp_path):
     with pytest.raises(WeightsError) as err:
         r.get("w")
     assert str(err.value) == "model.safetensors: tensor 'w' holds NaN or infinite values"
+
+
+def test_a_second_weight_set_is_refused_not_ignored(tmp_path):
+    """A copy hidden beside the audited weights would be hashed into the report unaudited."""
+    folder = save_checkpoint(tmp_path / "m", _tensors())
+    torch.save(_tensors(), folder / "pytorch_model.bin")
+    (folder / "vision").mkdir()
+    save_file(_tensors(), str(folder / "vision" / "model.safetensors"))
+    with pytest.raises(WeightsError) as err:
+        open_checkpoint(folder)
+    assert str(err.value) == (f"{folder}: also holds weights that would not be audited (pytorch_model.bin, "
+                              "vision/model.safetensors); audit each weight set on its own (name its file or folder) or remove the copies")
+    assert open_checkpoint(folder / "model.safetensors").tensors()  # naming the file audits that set
+    (folder / "training_args.bin").write_bytes(b"not weights")
