@@ -105,3 +105,38 @@ def test_pack_with_unknown_license_id_is_rejected(tmp_path):
     pack.write_text("id: p\nversion: '1.0'\ntitle: t\nprogramme: {name: P, clause: C}\ndefaults: {}\ncriteria:\n"
                     "  - id: L1\n    title: l\n    kind: license\n    severity: critical\n    params:\n      allow: [Apache-2.0, apache-3.0]\n")
     assert main(["rules", "validate", str(pack)]) == 2
+
+
+def test_scoped_waiver_covers_only_its_module(zoo, registry, tmp_path):
+    sub = _submission(zoo, tmp_path, "self-check/undeclared-derivative", (zoo.ft_vit, zoo.ind_lm))
+    waivers = tmp_path / "w.yaml"
+
+    def w1_with(module: str):
+        waivers.write_text(yaml.safe_dump({"waivers": [
+            {"criterion": "W1", "module": module, "owner": "J. Kim", "reason": "accepted encoder", "expires": "2999-01-01"}]}))
+        out = tmp_path / module
+        main(["audit", str(sub), "--registry", str(registry), "--rules", "self-check", "--out", str(out), "--format", "json", "--waivers", str(waivers)])
+        return next(c for c in json.loads((out / "report.json").read_text())["criteria"] if c["id"] == "W1")
+
+    other = w1_with("some-other-module")
+    assert other["status"] == "fail" and "does not cover this finding" in other["message"]
+    partial = w1_with("visual")  # visual.merger is flagged too and stays uncovered
+    assert partial["status"] == "fail"
+
+
+def test_inherited_license_the_catalogue_does_not_know_is_not_a_pass(zoo, tmp_path):
+    reg = tmp_path / "reg"
+    add_reference(str(zoo.root / "foreign-vlm"), reg, ref_id="vendor/vlm", license="my-custom-eula")
+    sub = _submission(zoo, tmp_path, "sovereign-ai-2025/apache-original", (zoo.ft_vit, zoo.ind_lm))
+    main(["audit", str(sub), "--registry", str(reg), "--out", str(tmp_path / "o"), "--format", "json"])
+    l1 = next(c for c in json.loads((tmp_path / "o" / "report.json").read_text())["criteria"] if c["id"] == "L1")
+    assert l1["status"] == "fail" and "my-custom-eula" in l1["message"]
+
+
+def test_pack_naming_an_unregistered_reference_is_an_input_error(zoo, registry, tmp_path, capsys):
+    pack = tmp_path / "p.yaml"
+    pack.write_text("id: p\nversion: '1.0'\ntitle: t\nprogramme: {name: P, clause: C}\ndefaults: {}\ncriteria:\n"
+                    "  - {id: W1, title: w, kind: weights, severity: critical, params: {references: [vendor/lm-typo]}}\n")
+    sub = _submission(zoo, tmp_path, "sovereign-ai-2025/apache-original", (zoo.ref_lm,))
+    assert main(["audit", str(sub), "--registry", str(registry), "--rules", str(pack), "--out", str(tmp_path / "o")]) == 2
+    assert "criterion W1 names reference 'vendor/lm-typo', which is not registered" in capsys.readouterr().err
