@@ -39,7 +39,7 @@ class SubmissionInfo:
     revision: str | None
     files: tuple[WeightFile, ...]
     parameters: int
-
+    audited: tuple[str, ...] = ()  # the weight files whose tensors were audited
 
 @dataclass(frozen=True)
 class AuditResult:
@@ -74,11 +74,26 @@ def resolve_submission(spec: str) -> tuple[Path, str, str | None, str]:
     raise WeightsError(spec, "no such folder, and not a Hugging Face repo id (owner/name)")
 
 
-def submission_files(folder: Path) -> tuple[WeightFile, ...]:
-    """sha256 of every file the submission ships (what the evaluator signs for)."""
+def submission_files(folder: Path, audited: tuple[WeightFile, ...]) -> tuple[WeightFile, ...]:
+    """sha256 of every file the submission ships (what the evaluator signs for).
+
+    The weight files the reader audited are always listed (hidden or not); other
+    files under hidden folders (.git, caches) are left out.
+    """
     root = folder if folder.is_dir() else folder.parent
-    paths = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    return tuple(WeightFile(str(p.relative_to(root)), sha256_file(p), p.stat().st_size) for p in paths)
+    seen = {f.path for f in audited}
+    paths = [] if folder.is_file() else sorted(
+        p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    out = list(audited)
+    for p in paths:
+        rel = str(p.relative_to(root))
+        if rel in seen:
+            continue
+        try:
+            out.append(WeightFile(rel, sha256_file(p), p.stat().st_size))
+        except OSError as exc:
+            raise ScanError(str(p), f"cannot read ({exc.strerror or exc})") from None
+    return tuple(sorted(out, key=lambda f: f.path))
 
 
 def architecture_facts(folder: Path, modules: tuple[Module, ...], refs) -> Architecture:
@@ -152,7 +167,9 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     order = {c.id: i for i, c in enumerate(pack.criteria)}
     results.sort(key=lambda r: order[r.id])
     results = apply_waivers(results, pack.waivers + tuple(waivers), today or dt.date.today())
-    info = SubmissionInfo(sub_id, str(folder), source_type, revision, submission_files(folder), total)
+    weight_files = reader.files()
+    info = SubmissionInfo(sub_id, str(folder), source_type, revision, submission_files(folder, weight_files), total,
+                          tuple(f.path for f in weight_files))
     return AuditResult(
         submission=info, pack=pack, references=tuple(e for e, _ in refs), verdict=overall(results),
         derived_param_fraction=derived_fraction(mvs), modules=mvs, criteria=tuple(results), facts=facts,

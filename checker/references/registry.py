@@ -19,6 +19,7 @@ from checker import __version__
 from checker.errors import ReferenceFetchError, RegistryError
 from checker.references.fingerprint import FINGERPRINT_VERSION, Fingerprint, build_fingerprint, load_fingerprint, save_fingerprint
 from checker.scanners.tokenizer import model_vocabulary
+from checker.weights.common import sha256_file
 from checker.weights import open_checkpoint
 from checker.yamlio import schema
 
@@ -26,6 +27,9 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 #: Only what a fingerprint, a license scan and a tokenizer comparison need.
 HUB_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json", "tokenizer.json", "tokenizer_config.json",
                 "vocab.json", "merges.txt", "vocab.txt", "README.md", "LICENSE*", "NOTICE*", "USE_POLICY*")
+
+
+FINGERPRINT_FILES = ("fingerprint.json", "fingerprint.safetensors")
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,21 @@ class RegistryEntry:
     parameters: int
     files: tuple[dict, ...]
     folder: Path
+    fingerprint_sha256: tuple[tuple[str, str], ...] = ()
 
     def as_report(self) -> dict:
+        """What a report records of the reference: enough to pin exactly what was compared against."""
         return {"id": self.id, "license": self.license, "revision": self.revision, "source": self.source,
-                "publisher": self.publisher}
+                "source_type": self.source_type, "publisher": self.publisher, "parameters": self.parameters,
+                "files": [dict(f) for f in self.files], "fingerprint_sha256": dict(self.fingerprint_sha256)}
+
+    def verify(self) -> None:
+        for name, digest in self.fingerprint_sha256:
+            if not (self.folder / name).is_file():
+                raise RegistryError(str(self.folder / name), "fingerprint file missing; re-add the reference")
+            if sha256_file(self.folder / name) != digest:
+                raise RegistryError(str(self.folder / name), "does not match the digest recorded at registration "
+                                    "(the fingerprint was modified); re-add the reference")
 
 
 def _safe_id(ref_id: str) -> str:
@@ -129,13 +144,15 @@ def add_reference(source: str, registry: Path, ref_id: str | None = None, licens
     }
     target.mkdir(parents=True, exist_ok=True)
     save_fingerprint(fp, target)
+    entry["fingerprint"]["sha256"] = {n: sha256_file(target / n) for n in FINGERPRINT_FILES}
     (target / "entry.json").write_text(json.dumps(entry, indent=2), encoding="utf-8")
     return _entry(entry, target)
 
 
 def _entry(data: dict, folder: Path) -> RegistryEntry:
     return RegistryEntry(data["id"], data["source"], data["source_type"], data["revision"], data["license"],
-                         data["publisher"], data["parameters"], tuple(data["files"]), folder)
+                         data["publisher"], data["parameters"], tuple(data["files"]), folder,
+                         tuple(sorted(data["fingerprint"]["sha256"].items())))
 
 
 def list_entries(registry: Path) -> tuple[RegistryEntry, ...]:
@@ -164,4 +181,6 @@ def load_references(registry: Path, only: tuple[str, ...] | None = None) -> tupl
         if missing:
             raise RegistryError(str(registry), f"reference {missing[0]!r} is not registered")
         entries = tuple(e for e in entries if e.id in only)
+    for e in entries:
+        e.verify()
     return tuple((e, load_fingerprint(e.folder)) for e in entries)

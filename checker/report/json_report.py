@@ -137,7 +137,8 @@ def build_report(result: AuditResult) -> dict:
         "created": result.created,
         "submission": {"id": sub.id, "path": sub.path, "source_type": sub.source_type, "revision": sub.revision,
                        "parameters": sub.parameters,
-                       "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in sub.files]},
+                       "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes, "audited": f.path in sub.audited}
+                                 for f in sub.files]},
         "rulepack": {"id": result.pack.id, "version": result.pack.version, "sha256": result.pack.sha256,
                      "title": result.pack.title, "programme": result.pack.programme, "clause": result.pack.clause},
         "registry": [e.as_report() for e in result.references],

@@ -165,3 +165,16 @@ def test_registry_add_from_the_offline_hub_cache_pins_the_revision(zoo, models, 
     entry = json.loads((reg / "example-org__tiny-llm" / "entry.json").read_text())
     assert entry["source_type"] == "huggingface" and entry["revision"] == sha
     assert entry["license"] == "llama3.1" and entry["publisher"] == "example-org"
+
+
+def test_a_tampered_fingerprint_is_refused(zoo, models, tmp_path, capsys):
+    import shutil
+
+    reg = tmp_path / "reg"
+    shutil.copytree(zoo.registry, reg)
+    fp = reg / "foreign-vlm" / "fingerprint.json"
+    fp.write_text(fp.read_text().replace('"parameters":', '"parameters" :'))
+    assert main(["audit", str(models["independent"]), "--registry", str(reg), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip() == (f"fromscratch: {fp}: does not match the digest recorded at registration "
+                                               "(the fingerprint was modified); re-add the reference")
+    assert not (tmp_path / "o").exists()
