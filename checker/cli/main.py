@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
+import click
 import typer
 
 from checker import __version__
@@ -35,7 +36,17 @@ def _root(version: bool = typer.Option(False, "--version", help="Show the versio
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, prog_name="fromscratch", standalone_mode=True)
+        code = app(args=argv, prog_name="fromscratch", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except click.exceptions.UsageError as exc:  # one line, like every other input error
+        if not exc.format_message():  # no arguments at all: the help was shown
+            return int(ExitCode.USAGE)
+        hint = f" (see 'fromscratch {exc.ctx.command_path.split(' ', 1)[1]} --help')" if exc.ctx and " " in exc.ctx.command_path else " (see 'fromscratch --help')"
+        err_console.print(f"fromscratch: {exc.format_message()}{hint}", markup=False, soft_wrap=True)
+        return int(ExitCode.USAGE)
+    except click.exceptions.Abort:
+        err_console.print("fromscratch: aborted")
+        return 130
     except CheckerError as exc:
         if os.environ.get("FROMSCRATCH_DEBUG"):
             raise

@@ -11,7 +11,7 @@ only ever weak evidence.
 Size: a 2-D weight of U units costs min(U, K_ROWS) rows of float16, so about
 2 * K_ROWS / U bytes per parameter; for 7B-class models (U = 4096..11008) this is
 about 1-3% of the fp16 checkpoint, plus ANCHOR_TOKENS embedding rows (measured
-by benchmarks/fingerprint_size.py).
+by benchmarks/provenance_suite.py, which prints it per billion parameters).
 """
 
 from __future__ import annotations

@@ -24,9 +24,13 @@ from checker.weights import open_checkpoint
 from checker.yamlio import schema
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-#: Only what a fingerprint, a license scan and a tokenizer comparison need.
+#: Only what a fingerprint, the license, lineage and disclosure scanners and a tokenizer
+#: comparison need. Weights are taken as safetensors only (a repo's .bin or .gguf copies
+#: would multiply the download); a repo without safetensors is audited from a local folder.
 HUB_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json", "tokenizer.json", "tokenizer_config.json",
-                "vocab.json", "merges.txt", "vocab.txt", "README.md", "LICENSE*", "NOTICE*", "USE_POLICY*")
+                "vocab.json", "merges.txt", "vocab.txt", "README.md", "LICENSE*", "NOTICE*", "USE_POLICY*",
+                "THIRD_PARTY.yaml", "THIRD_PARTY.yml", "adapter_config.json", "generation_config.json",
+                "preprocessor_config.json")
 
 
 FINGERPRINT_FILES = ("fingerprint.json", "fingerprint.safetensors")

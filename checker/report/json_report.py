@@ -161,7 +161,7 @@ def build_report(result: AuditResult) -> dict:
         "lineage": _lineage(result),
         "disclosure": _disclosure(result.facts.disclosure),
         "tokenizer": tokenizer,
-        "architecture": dataclasses.asdict(result.facts.architecture),
+        "architecture": _plain(result.facts.architecture),
     }
     validate_report(report)
     return report
@@ -181,7 +181,12 @@ def _lineage(result: AuditResult) -> dict:
 def _disclosure(inv) -> dict | None:
     if inv is None:
         return None
-    return {"file": inv.file, "components": [dataclasses.asdict(c) for c in inv.components]}
+    return {"file": inv.file, "components": [_plain(c) for c in inv.components]}
+
+
+def _plain(obj) -> dict:
+    """A frozen dataclass as JSON-ready data (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(obj)))
 
 
 def _license(f) -> dict:

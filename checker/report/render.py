@@ -10,7 +10,6 @@ import copy
 import math
 import re
 from functools import lru_cache
-from pathlib import Path
 
 import jinja2
 
@@ -109,10 +108,10 @@ def render_index(entries: list[dict]) -> str:
     return environment().get_template("index.html.j2").render(entries=entries)
 
 
-def write_pdf(html: str, path: Path) -> None:
+def write_pdf(html: str) -> bytes:
     """PDF through WeasyPrint (optional extra ``fromscratch[pdf]`` plus the system's Pango)."""
     try:
         from weasyprint import HTML
     except (ImportError, OSError) as exc:
-        raise ReportError(str(path), f"PDF output needs WeasyPrint and Pango (pip install 'fromscratch[pdf]'; apt-get install libpango-1.0-0 libpangoft2-1.0-0): {str(exc).splitlines()[0]}") from None
-    HTML(string=html, base_url=str(templates_dir())).write_pdf(str(path))
+        raise ReportError("--format pdf", f"PDF output needs WeasyPrint and Pango (pip install 'fromscratch[pdf]'; apt-get install libpango-1.0-0 libpangoft2-1.0-0): {str(exc).splitlines()[0]}") from None
+    return HTML(string=html, base_url=str(templates_dir())).write_pdf()

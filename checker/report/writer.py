@@ -27,6 +27,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are meant to be read by others
     os.replace(tmp, path)
 
 
@@ -44,10 +45,7 @@ def render_all(report: dict, formats: tuple[str, ...]) -> dict[str, bytes]:
         elif f == "cyclonedx":
             out["cyclonedx"] = build_bom(report).encode()
         elif f == "pdf":
-            with tempfile.TemporaryDirectory() as d:
-                p = Path(d) / "report.pdf"
-                write_pdf(html, p)
-                out["pdf"] = p.read_bytes()
+            out["pdf"] = write_pdf(html)
     return out
 
 

@@ -27,21 +27,40 @@ class Vocabulary:
         return {t: i for i, t in enumerate(self.tokens) if t is not None}
 
 
+#: Ids far beyond the number of tokens mean a corrupt file, not a vocabulary (and would
+#: make a list of billions of entries).
+MAX_ID_SLACK = 1_000_000
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScanError(str(path), f"not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise ScanError(str(path), f"cannot read ({exc.strerror or exc})") from None
+
+
 def _read_json(path: Path):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(_read_text(path))
     except ValueError as exc:
         raise ScanError(str(path), f"invalid JSON at line {getattr(exc, 'lineno', '?')}: {getattr(exc, 'msg', exc)}") from None
     except OSError as exc:
         raise ScanError(str(path), f"cannot read ({exc.strerror or exc})") from None
 
 
+def _check_id(idx, tok, count: int, path: Path) -> int:
+    if not isinstance(idx, int) or isinstance(idx, bool) or idx < 0 or idx > count + MAX_ID_SLACK:
+        raise ScanError(str(path), f"token {tok!r} has a bad id {idx!r}")
+    return idx
+
+
 def _from_mapping(vocab: dict, path: Path) -> tuple[str, ...]:
-    size = max(vocab.values()) + 1 if vocab else 0
+    ids = {tok: _check_id(idx, tok, len(vocab), path) for tok, idx in vocab.items()}
+    size = max(ids.values()) + 1 if ids else 0
     tokens: list = [None] * size
-    for tok, idx in vocab.items():
-        if not isinstance(idx, int) or idx < 0:
-            raise ScanError(str(path), f"token {tok!r} has a bad id {idx!r}")
+    for tok, idx in ids.items():
         tokens[idx] = tok
     return tuple("" if t is None else t for t in tokens)
 
@@ -56,12 +75,13 @@ def read_vocabulary(folder: Path) -> Vocabulary | None:
         if isinstance(vocab, dict):
             tokens = list(_from_mapping(vocab, tj))
         elif isinstance(vocab, list):  # Unigram: [[piece, score], ...]
-            tokens = [v[0] if isinstance(v, list) else str(v) for v in vocab]
+            tokens = [str(v[0]) if isinstance(v, list) and v else str(v) for v in vocab]
         else:
             raise ScanError(str(tj), "no model.vocab in tokenizer.json")
         for added in data.get("added_tokens", []) or []:
             idx, content = added.get("id"), added.get("content")
             if isinstance(idx, int) and isinstance(content, str):
+                _check_id(idx, content, len(tokens), tj)
                 tokens.extend([""] * (idx + 1 - len(tokens)))
                 tokens[idx] = content
         merges = tuple(m if isinstance(m, str) else " ".join(m) for m in model.get("merges", []) or [])
@@ -74,12 +94,12 @@ def read_vocabulary(folder: Path) -> Vocabulary | None:
         merges_path = folder / "merges.txt"
         merges: tuple[str, ...] = ()
         if merges_path.is_file():
-            lines = merges_path.read_text(encoding="utf-8").splitlines()
+            lines = _read_text(merges_path).splitlines()
             merges = tuple(line for line in lines if line and not line.startswith("#version"))
         return Vocabulary("vocab.json", _from_mapping(data, vj), merges)
     vt = folder / "vocab.txt"
     if vt.is_file():
-        return Vocabulary("vocab.txt", tuple(vt.read_text(encoding="utf-8").splitlines()), ())
+        return Vocabulary("vocab.txt", tuple(_read_text(vt).splitlines()), ())
     return None
 
 

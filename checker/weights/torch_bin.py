@@ -7,6 +7,7 @@ unpickler to tensors and plain containers, and anything else is refused.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -26,10 +27,14 @@ class TorchBinReader:
         for path in self._files:
             rel = path.name
             try:
-                state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+                with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
+                    warnings.simplefilter("ignore")
+                    state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
             except RuntimeError:
                 try:
-                    state = torch.load(str(path), map_location="cpu", weights_only=True)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        state = torch.load(str(path), map_location="cpu", weights_only=True)
                 except Exception as exc:
                     raise WeightsError(rel, f"refused: does not load with weights_only=True ({_first_line(exc)})") from None
             except Exception as exc:
@@ -73,5 +78,9 @@ class TorchBinReader:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else exc.__class__.__name__
+    """torch's first line, without its advice to retry with weights_only=False (never taken here)."""
+    for line in str(exc).strip().splitlines():
+        line = line.strip()
+        if line and "weights_only" not in line and "Weights only load failed" not in line and not line.startswith("("):
+            return line.rstrip(".")
+    return exc.__class__.__name__

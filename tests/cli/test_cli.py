@@ -178,3 +178,12 @@ def test_a_tampered_fingerprint_is_refused(zoo, models, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (f"fromscratch: {fp}: does not match the digest recorded at registration "
                                                "(the fingerprint was modified); re-add the reference")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["audit"], "fromscratch: Missing argument 'SUBMISSIONS...'. (see 'fromscratch audit --help')"),
+    (["frobnicate"], "fromscratch: No such command 'frobnicate'. (see 'fromscratch --help')"),
+])
+def test_usage_errors_are_one_line(capsys, argv, expected):
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == expected
