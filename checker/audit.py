@@ -55,6 +55,18 @@ class AuditResult:
     tool_version: str = __version__
 
 
+def _located(folder: Path, work):
+    """Run ``work``; a weights error naming a file inside the submission names the submission too
+    (with several submissions, "model.safetensors: ..." alone would not say whose)."""
+    try:
+        return work()
+    except WeightsError as exc:
+        root = folder if folder.is_dir() else folder.parent
+        if Path(exc.subject).is_absolute() or exc.subject.startswith(str(root)):
+            raise
+        raise WeightsError(str(root / exc.subject), exc.reason) from None
+
+
 def _inventory_files(pack: RulePack) -> tuple[str, ...]:
     """Where the pack's disclosure criterion looks for the third-party inventory."""
     for c in pack.criteria:
@@ -122,7 +134,7 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     ``waivers`` (from a side file) are applied together with the pack's own.
     """
     folder, source_type, revision, sub_id = resolve_submission(spec)
-    reader = open_checkpoint(folder)
+    reader = _located(folder, lambda: open_checkpoint(folder))
     refs = load_references(registry)
     registered = {e.id for e, _ in refs}
     for c in pack.criteria:
@@ -134,7 +146,7 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     modules = split_modules(infos)
     folder_dir = folder if folder.is_dir() else folder.parent
     vocab = model_vocabulary(folder_dir, reader)
-    evidence = compare(reader, modules, vocab, [(e.id, fp) for e, fp in refs])
+    evidence = _located(folder, lambda: compare(reader, modules, vocab, [(e.id, fp) for e, fp in refs]))
     tokenizers = tuple(compare_vocabularies(vocab, fp.vocab, e.id) for e, fp in refs if vocab is not None and fp.vocab is not None)
     total = sum(i.numel for i in infos)
     hints = scan_lineage(folder_dir)

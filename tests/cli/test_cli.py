@@ -87,7 +87,7 @@ def test_corrupt_submission_exit_2_and_no_partial_report(zoo, models, tmp_path, 
     (bad / "model.safetensors").write_bytes(b"garbage")
     code = main(["audit", str(models["independent"]), str(bad), "--registry", str(zoo.registry), "--out", str(tmp_path / "out")])
     assert code == 2
-    assert capsys.readouterr().err.startswith("fromscratch: model.safetensors: not a readable safetensors file")
+    assert capsys.readouterr().err.startswith(f"fromscratch: {bad / 'model.safetensors'}: not a readable safetensors file")
     assert not (tmp_path / "out").exists()  # the good submission's report is not written either
 
 
