@@ -27,6 +27,13 @@ def demo(
     verdict_table(report)
     paths = write_rendered(rendered, out)
     console.print("reports: " + ", ".join(str(p) for p in paths), markup=False)
-    console.print(f"the demo expects: the vision tower (visual, visual.merger) derived from foreign-vlm, the language model independent -> fail "
-                  f"(exit code {int(VERDICT_EXIT['fail'])})")
-    raise typer.Exit(int(VERDICT_EXIT[report["verdict"]]))
+    status = {m["name"]: m["status"] for m in report["modules"]}
+    expected = (status.get("visual") == "derived" and status.get("visual.merger") == "derived"
+                and all(status[n] == "independent" for n in ("model", "model.embed_tokens", "lm_head")) and report["verdict"] == "fail")
+    if expected:
+        console.print("demo result as expected: the borrowed vision tower (visual, visual.merger) is derived from foreign-vlm "
+                      "and the original language model is independent, so the submission fails "
+                      f"(an audit would exit {int(VERDICT_EXIT['fail'])}; the demo itself exits 0)")
+        raise typer.Exit(0)
+    console.print("demo result NOT as expected: the vision tower should be derived and the language model independent")
+    raise typer.Exit(1)

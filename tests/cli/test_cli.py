@@ -187,3 +187,10 @@ def test_a_tampered_fingerprint_is_refused(zoo, models, tmp_path, capsys):
 def test_usage_errors_are_one_line(capsys, argv, expected):
     assert main(argv) == 2
     assert capsys.readouterr().err.strip() == expected
+
+
+def test_demo_runs_with_no_input(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert report["verdict"] == "fail" and (tmp_path / "demo" / "report.html").is_file() and (tmp_path / "demo" / "report.md").is_file()
+    assert "demo result as expected" in capsys.readouterr().out
