@@ -53,7 +53,9 @@ class Disguise:
     name: str
     rank: int  # order of application when combined: training first, storage last
     apply: object  # Subject -> Subject
-    drops_layers: bool = False
+    #: how the disguise rearranges a stack's layers: the list of reference layers behind the
+    #: submission's layers (None: a fresh layer) -> the same after the disguise; None: unchanged
+    layers: object = None
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,11 @@ def disguises(steps: int) -> tuple[Disguise, ...]:
         Disguise("FFN neuron + head permutation", 1, synth.permute_units),
         Disguise("hidden permutation + sign flips", 1, synth.permute_hidden),
         Disguise("rescaling (q*c, k/c, norm gain folded)", 1, synth.rescale),
-        Disguise("every second layer dropped", 1, synth.drop_layers, drops_layers=True),
+        Disguise("every second layer dropped", 1, synth.drop_layers, layers=lambda seq: seq[::2]),
+        Disguise("layer duplicated + fresh layer inserted", 1, synth.repeat_layers,
+                 layers=lambda seq: [None if i is None else seq[i] for i in synth.layer_plan(len(seq))]),
         Disguise("50% FFN width pruned", 1, synth.prune_ffn),
+        Disguise("25% hidden width pruned", 1, synth.prune_hidden),
         Disguise("vocabulary halved + 20% new tokens", 1, synth.change_vocab),
         Disguise("bf16 round trip", 2, lambda s: synth.round_trip(s, "bf16")),
         Disguise("fp16 round trip", 2, lambda s: synth.round_trip(s, "fp16")),
@@ -127,12 +132,18 @@ def disguises(steps: int) -> tuple[Disguise, ...]:
     )
 
 
-def expected_layer_map(module: str, subj: synth.Subject, dropped: bool) -> dict[int, int]:
-    n = subj.lm.layers if module == "model" else subj.vit.layers
-    return {i // 2: i for i in range(0, n, 2)} if dropped else {i: i for i in range(n)}
+def expected_layer_map(module: str, subj: synth.Subject, parts: tuple[Disguise, ...] = ()) -> dict[int, int]:
+    """Submission layer -> reference layer after the disguises (in the order they are applied);
+    fresh layers are in no pair."""
+    seq: list = list(range(subj.lm.layers if module == "model" else subj.vit.layers))
+    for d in sorted(parts, key=lambda d: d.rank):
+        if d.layers is not None:
+            seq = d.layers(seq)
+    return {i: r for i, r in enumerate(seq) if r is not None}
 
 
-def evaluate(case: str, derived: bool, folder: Path, registry: Path, pack, ref: synth.Subject, dropped: bool) -> Outcome:
+def evaluate(case: str, derived: bool, folder: Path, registry: Path, pack, ref: synth.Subject,
+             parts: tuple[Disguise, ...] = ()) -> Outcome:
     result = audit(str(folder), registry, pack)
     tests = sum(1 for mv in result.modules for m in mv.matches if m.decisive)
     corr = math.log10(max(tests, 1))
@@ -169,7 +180,7 @@ def evaluate(case: str, derived: bool, folder: Path, registry: Path, pack, ref: 
             if b.reference != REF or (want and b.reference_module != want):
                 problems.append(f"{mv.name}: matched {b.reference}:{b.reference_module}")
             if mv.name in STACKS and mv.status == "derived":
-                lm = expected_layer_map("model" if mv.name == "model" else "visual", ref, dropped)
+                lm = expected_layer_map("model" if mv.name == "model" else "visual", ref, parts)
                 if dict(b.layer_map) != lm:
                     problems.append(f"{mv.name}: layer map {dict(b.layer_map)} != {lm}")
         elif is_flag:
@@ -310,11 +321,11 @@ def main(argv: list[str] | None = None) -> int:
             subj = combine(ref, parts, cache)
             name = " + ".join(d.name for d in parts)
             folder = synth.save_checkpoint(root / "derived" / f"case{i:03d}", subj.state, subj.vocab)
-            outcomes.append(evaluate(name, True, folder, registry, pack, ref, any(d.drops_layers for d in parts)))
+            outcomes.append(evaluate(name, True, folder, registry, pack, ref, parts))
         folders = []
         for j, (name, subj) in enumerate(independents.items()):
             folders.append(synth.save_checkpoint(root / "independent" / f"ind{j:02d}", subj.state, subj.vocab, {"model_type": "qwen2_5_vl"}))
-            outcomes.append(evaluate(name, False, folders[-1], registry, pack, ref, False))
+            outcomes.append(evaluate(name, False, folders[-1], registry, pack, ref))
         pairs = null_pairs(folders)
         print(f"# {len(combos)} derived and {len(independents)} independent submissions audited "
               f"against {1 + len(UNRELATED)} references (significance 1e-6 after correction)\n")

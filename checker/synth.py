@@ -14,6 +14,7 @@ import math
 import re
 import sysconfig
 import zlib
+from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -411,6 +412,35 @@ def prune_ffn(s: Subject, keep: float = 0.5, seed: int = 3) -> Subject:
     return map_spaces(s, edit)
 
 
+def prune_hidden(s: Subject, keep: float = 0.75, towers: tuple[str, ...] = ("lm", "vit"), seed: int = 6) -> Subject:
+    """Width pruning of the residual stream (as Minitron prunes embedding channels): keep a
+    random ``keep`` share of each named tower's hidden dimensions, the same subset removed
+    everywhere the residual lives (embedding and LM-head columns, q/k/v/gate/up/fc1/qkv
+    columns, o/down/proj/fc2 rows, norm weights, the patch embedding's output channels, the
+    merger's input; for the decoder also the merger's output rows, which feed the decoder's
+    residual). Attention and FFN widths stay, so ``TinyLM`` cannot load the result; the
+    configs still describe the reference's widths."""
+    cache: dict = {}
+
+    def kept(tower: str, size: int) -> torch.Tensor:
+        if tower not in cache:
+            g = torch.Generator().manual_seed(seed + (7 if tower == "vit" else 0))
+            cache[tower] = torch.sort(torch.randperm(size, generator=g)[: int(size * keep)]).values
+        return cache[tower]
+
+    def edit(tower, space, layer, size):
+        return (kept(tower, size), None) if space == "hidden" and tower in towers else None
+
+    out = map_spaces(s, edit)
+    if "lm" in towers:
+        state = dict(out.state)
+        for name in ("visual.merger.mlp.2.weight", "visual.merger.mlp.2.bias"):
+            if name in state and state[name].shape[0] == s.lm.hidden:
+                state[name] = state[name].index_select(0, kept("lm", s.lm.hidden)).contiguous()
+        out = replace(out, state=state)
+    return out
+
+
 def rescale(s: Subject, c: float = 3.7, seed: int = 4) -> Subject:
     """Function-preserving rescaling: q*c with k/c, and every norm's gain (and bias) times a
     positive per-dimension vector, divided out of the columns of the matrices it feeds."""
@@ -455,6 +485,58 @@ def drop_layers(s: Subject, keep_every: int = 2) -> Subject:
         elif layer % keep_every == 0:
             out[_LAYER.sub(lambda m: f".{m.group(1)}.{layer // keep_every}.", name, count=1)] = t
     return replace(s, state=out)
+
+
+def layer_plan(n: int, duplicate: int = 1, insert_after: int = 2) -> list[int | None]:
+    """The reference layer behind each layer of a stack of ``n`` after ``repeat_layers``: layer
+    ``duplicate`` appears twice, and a fresh layer (None) follows layer ``insert_after`` (both
+    clamped so that the fresh layer sits between copied ones)."""
+    d, a = min(duplicate, n - 1), min(insert_after, n - 2)
+    out: list[int | None] = []
+    for i in range(n):
+        out.append(i)
+        if i == d:
+            out.append(i)
+        if i == a:
+            out.append(None)
+    return out
+
+
+def repeat_layers(s: Subject, duplicate: int = 1, insert_after: int = 2, seed: int = 7) -> Subject:
+    """Depth up-scaling: in each stack, reference layer ``duplicate`` is copied twice in a row and
+    a freshly initialised layer (default ``nn.Linear`` init, norms at 1, biases 0) is inserted
+    after layer ``insert_after`` (see ``layer_plan``); layers are renumbered consecutively."""
+    g = torch.Generator().manual_seed(seed)
+    by_layer: dict = defaultdict(dict)  # (stack prefix, layer) -> {suffix: tensor}
+    out = {}
+    for name, t in s.state.items():
+        m = _LAYER.search(name)
+        if m is None:
+            out[name] = t
+        else:
+            by_layer[(name[: m.start()] + f".{m.group(1)}.", int(m.group(2)))][name[m.end():]] = t
+    sizes = defaultdict(int)
+    for prefix, layer in by_layer:
+        sizes[prefix] = max(sizes[prefix], layer + 1)
+    for prefix, n in sizes.items():
+        for i, src in enumerate(layer_plan(n, duplicate, insert_after)):
+            tensors = by_layer[(prefix, src if src is not None else 0)]
+            for suffix, t in tensors.items():
+                out[f"{prefix}{i}.{suffix}"] = t.clone() if src is not None else _fresh(suffix, t, g)
+    depth = {p: len(layer_plan(n, duplicate, insert_after)) for p, n in sizes.items()}
+    lm = replace(s.lm, layers=depth.get("model.layers.", s.lm.layers))
+    vit = replace(s.vit, layers=next((n for p, n in depth.items() if p != "model.layers."), s.vit.layers))
+    return replace(s, state=out, lm=lm, vit=vit)
+
+
+def _fresh(suffix: str, like: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A freshly initialised tensor shaped like ``like``: norms 1, biases 0, matrices U(+-1/sqrt(fan_in))."""
+    if re.search(r"norm\d?\.weight$", suffix) or "layer_norm" in suffix:
+        return torch.ones_like(like) if suffix.endswith("weight") else torch.zeros_like(like)
+    if like.dim() < 2:
+        return torch.zeros_like(like)
+    bound = 1.0 / math.sqrt(like[0].numel())
+    return (torch.rand(like.shape, generator=g) * 2 - 1).mul_(bound).to(like.dtype)
 
 
 def change_vocab(s: Subject, keep: float = 0.5, new: float = 0.2, seed: int = 5) -> Subject:

@@ -120,3 +120,34 @@ def test_compare_reports_the_recovered_alignment(zoo):
     assert rec["layer_map"] == {"0": 0, "1": 2} and rec["reference_layers_unmatched"] == [1, 3]
     q = next(r for r in rec["layers"][0]["roles"] if r["role"] == "q")
     assert q["scale_spread"] > 0.3  # the folded norm gain
+
+
+def test_hidden_width_pruned_is_aligned_rectangularly(zoo):
+    s = synth.prune_hidden(subject(zoo, zoo.ft_lm), keep=0.75)
+    assert s.state["model.embed_tokens.weight"].shape[1] == 48 and s.state["model.layers.0.mlp.down_proj.weight"].shape[0] == 48
+    mods = audited(zoo, "hidden-pruned", s)
+    assert_derived(mods["model.embed_tokens"], "model.embed_tokens")
+    assert_derived(mods["lm_head"], "lm_head")
+    assert_derived(mods["model"], "model", {0: 0, 1: 1, 2: 2, 3: 3})
+    al = mods["model"].best.alignment
+    # the 48 kept dimensions keep their order, so each matched reference dimension (ascending)
+    # must land on submission dimensions 0, 1, ..., 47: one misplaced dimension breaks this
+    assert al.matched_dims == 48 and al.anchor_z >= 8 and al.permutation == tuple(range(48))
+
+
+def test_hidden_width_pruned_independent_model_is_not_flagged(zoo):
+    """Control: the same pruning of an independently trained model. A rectangular alignment fitted
+    between independent models inherits their shared privileged basis; it must not count as evidence."""
+    mods = audited(zoo, "hidden-pruned-ind", synth.prune_hidden(subject(zoo, zoo.ind_lm), keep=0.75))
+    for name in ("model", "model.embed_tokens", "lm_head"):
+        assert mods[name].status == "independent", (name, mods[name].reason)
+
+
+def test_duplicated_and_inserted_layers_are_mapped(zoo):
+    s = synth.repeat_layers(subject(zoo, zoo.ft_lm), duplicate=1, insert_after=2)
+    assert synth.layer_plan(4, 1, 2) == [0, 1, 1, 2, None, 3] and s.lm.layers == 6
+    mods = audited(zoo, "repeated", s)
+    # both copies of reference layer 1 point to it; the fresh layer 4 is in no pair
+    assert_derived(mods["model"], "model", {0: 0, 1: 1, 2: 1, 3: 2, 5: 3})
+    fresh = [c.log10_p for c in mods["model"].best.cells if c.sub_layer == 4 and c.roles]
+    assert len(fresh) == 4 and min(fresh) > -3  # not even close, before any correction
