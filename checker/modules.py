@@ -8,6 +8,7 @@ a generic grouping by name prefix and layer index, so nothing is left out.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,10 +42,7 @@ class TensorRole:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
 
 @dataclass(frozen=True)
