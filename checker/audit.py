@@ -80,10 +80,11 @@ def resolve_submission(spec: str) -> tuple[Path, str, str | None, str]:
     p = Path(spec)
     if p.exists():
         return p, "local", None, p.resolve().name
-    if is_hub_id(spec):
-        folder, rev = fetch_from_hub(spec, None)
-        return folder, "huggingface", rev, spec
-    raise WeightsError(spec, "no such folder, and not a Hugging Face repo id (owner/name)")
+    repo, _, wanted = spec.partition("@")  # owner/name@revision pins a Hub submission
+    if is_hub_id(repo):
+        folder, rev = fetch_from_hub(repo, wanted or None)
+        return folder, "huggingface", rev, repo
+    raise WeightsError(spec, "no such folder, and not a Hugging Face repo id (owner/name or owner/name@revision)")
 
 
 def submission_files(folder: Path, audited: tuple[WeightFile, ...]) -> tuple[WeightFile, ...]:

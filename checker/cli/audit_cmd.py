@@ -17,7 +17,7 @@ from checker.rules import DEFAULT_PACK, load_pack, load_waivers
 
 
 def audit(
-    submissions: Annotated[list[str], typer.Argument(help="Model folders or Hugging Face repo ids.")],
+    submissions: Annotated[list[str], typer.Argument(help="Model folders, weight files, or Hugging Face repo ids (owner/name[@revision]).")],
     registry: Registry,
     rules: Rules = DEFAULT_PACK,
     formats: Formats = "json,html,md",

@@ -72,6 +72,11 @@ class SafetensorsReader:
         handle = self._handles.get(path)
         if handle is None:
             try:
+                with path.open("rb"):  # an unreadable file is named as such, not as "not safetensors"
+                    pass
+            except OSError as exc:
+                raise WeightsError(self._rel(path), f"cannot read ({exc.strerror or exc})") from None
+            try:
                 handle = safe_open(str(path), framework="pt", device="cpu")
             except Exception as exc:  # safetensors raises its own error types
                 raise WeightsError(self._rel(path), f"not a readable safetensors file ({exc})") from None

@@ -194,3 +194,22 @@ def test_demo_runs_with_no_input(tmp_path, capsys):
     report = json.loads((tmp_path / "demo" / "report.json").read_text())
     assert report["verdict"] == "fail" and (tmp_path / "demo" / "report.html").is_file() and (tmp_path / "demo" / "report.md").is_file()
     assert "demo result as expected" in capsys.readouterr().out
+
+
+def test_hub_submission_from_the_offline_cache_at_a_pinned_revision(zoo, models, tmp_path, monkeypatch):
+    import shutil
+
+    import huggingface_hub.constants as hf_constants
+
+    sha = "fedcba9876543210fedcba9876543210fedcba98"
+    hub = tmp_path / "hf" / "hub"
+    snap = hub / "models--our-lab--sovereign-lm" / "snapshots" / sha
+    snap.mkdir(parents=True)
+    for name in ("model.safetensors", "tokenizer.json", "LICENSE", "README.md", "THIRD_PARTY.yaml"):
+        shutil.copy(models["independent"] / name, snap / name)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(hub))
+    out = tmp_path / "out"
+    code = main(["audit", f"our-lab/sovereign-lm@{sha}", "--registry", str(zoo.registry), "--out", str(out), "--format", "json"])
+    report = json.loads((out / "report.json").read_text())
+    assert report["submission"]["id"] == "our-lab/sovereign-lm" and report["submission"]["revision"] == sha
+    assert report["submission"]["source_type"] == "huggingface" and code == 0
