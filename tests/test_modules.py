@@ -38,6 +38,12 @@ CASES = [
     ("h.1.mlp.c_proj.weight", "h", "decoder", 1, "down"),
     ("transformer.h.1.mlp.c_fc.weight", "transformer.h", "decoder", 1, "up"),
     ("wte.weight", "wte", "embeddings", None, "embed"),
+    ("vision_model.encoder.layers.11.self_attn.q_proj.weight", "vision_model", "vision_encoder", 11, "q"),
+    ("vision_model.embeddings.patch_embedding.weight", "vision_model", "vision_encoder", None, "patch_embed"),
+    ("text_model.encoder.layers.3.mlp.fc1.weight", "text_model", "encoder", 3, "up"),
+    ("model.encoder.layers.5.self_attn.v_proj.weight", "model.encoder", "audio_encoder", 5, "v"),
+    ("model.encoder.conv1.weight", "model.encoder", "audio_encoder", None, "patch_embed"),
+    ("model.decoder.layers.0.encoder_attn.k_proj.weight", "model.decoder", "decoder", 0, "k"),
     ("custom.blocks.2.lin.weight", "custom.blocks", "generic", 2, "linear"),
     ("rotary.inv_freq", "rotary", "other", None, "other"),
 ]
