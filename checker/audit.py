@@ -7,7 +7,6 @@ Data flows one way: weights reader -> module map -> metric engine -> evidence
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from checker.rules import RulePack, Waiver
 from checker.scanners.disclosure import INVENTORY_FILES, read_inventory
 from checker.scanners.licenses import scan_licenses
 from checker.scanners.lineage import declared_ancestors, scan_lineage
+from checker.yamlio import load_json
 from checker.scanners.tokenizer import compare_vocabularies, model_vocabulary
 from checker.verdicts import (
     Architecture, CriterionResult, Facts, ModuleVerdict, apply_waivers, derived_fraction, evaluate_architecture,
@@ -110,13 +110,8 @@ def submission_files(folder: Path, audited: tuple[WeightFile, ...]) -> tuple[Wei
 
 
 def architecture_facts(folder: Path, modules: tuple[Module, ...], refs) -> Architecture:
-    cfg = {}
     cfg_path = folder / "config.json" if folder.is_dir() else None
-    if cfg_path is not None and cfg_path.is_file():
-        try:
-            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ScanError(str(cfg_path), f"invalid JSON at line {getattr(exc, 'lineno', '?')}: {getattr(exc, 'msg', exc)}") from None
+    cfg = load_json(cfg_path, ScanError) if cfg_path is not None and cfg_path.is_file() else {}
     parts = [f"{m.name} ({m.kind}, {len(m.layers)} layers, {m.parameters:,} parameters)" for m in modules]
     families = sorted({m.family for m in modules})
     summary = (f"model_type {cfg.get('model_type', 'unknown')!s}, architectures {cfg.get('architectures', 'unknown')!s}; "

@@ -1,4 +1,4 @@
-"""Safe YAML loading with line numbers, and JSON Schema validation that names the line.
+"""Safe YAML and JSON loading with line numbers, and JSON Schema validation that names the line.
 
 Rule packs and module maps fail closed: the first schema violation stops the
 run with ``file:line: reason (at json.path)``. Only ``yaml.safe_load`` is used,
@@ -71,6 +71,23 @@ def _index_lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _index_lines(item, path + (i,), out)
+
+
+def load_json(path: Path, error: Callable[..., CheckerError], want_object: bool = True) -> Any:
+    """Parse a JSON file; every failure is ``error`` naming the file (and the line for bad JSON)."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise error(str(path), f"cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise error(str(path), f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(str(path), f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    if want_object and not isinstance(data, dict):
+        raise error(str(path), f"expected a JSON object, found {type(data).__name__}")
+    return data
 
 
 @lru_cache(maxsize=None)

@@ -21,7 +21,7 @@ from checker.references.fingerprint import FINGERPRINT_VERSION, Fingerprint, bui
 from checker.scanners.tokenizer import model_vocabulary
 from checker.weights.common import sha256_file
 from checker.weights import open_checkpoint
-from checker.yamlio import schema
+from checker.yamlio import load_json, schema
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 #: Only what a fingerprint, the license, lineage and disclosure scanners and a tokenizer
@@ -165,10 +165,7 @@ def list_entries(registry: Path) -> tuple[RegistryEntry, ...]:
     out = []
     validator = jsonschema.Draft202012Validator(schema("registry-entry.schema.json"))
     for entry_path in sorted(registry.glob("*/entry.json")):
-        try:
-            data = json.loads(entry_path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise RegistryError(str(entry_path), f"invalid JSON ({exc})") from None
+        data = load_json(entry_path, RegistryError)
         err = jsonschema.exceptions.best_match(validator.iter_errors(data))
         if err is not None:
             raise RegistryError(str(entry_path), f"{err.message} (at $.{'.'.join(map(str, err.absolute_path))})")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.errors import ScanError
+from checker.yamlio import load_json
 from checker.scanners.model_card import read_model_card
 
 HINT_KINDS = (
@@ -101,19 +102,7 @@ def _looks_like_repo_id(value: str) -> bool:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise ScanError(str(path), f"cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError as exc:
-        raise ScanError(str(path), f"not UTF-8 text (byte {exc.start})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ScanError(str(path), f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise ScanError(str(path), f"expected a JSON object, found {type(data).__name__}")
-    return data
+    return load_json(path, ScanError)
 
 
 def _config_hints(data: dict[str, Any], name: str, rel: str) -> list[LineageHint]:

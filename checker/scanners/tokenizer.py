@@ -8,11 +8,11 @@ that two models share, whatever their ids.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from checker.errors import ScanError
+from checker.yamlio import load_json
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,7 @@ def _read_text(path: Path) -> str:
 
 
 def _read_json(path: Path):
-    try:
-        return json.loads(_read_text(path))
-    except ValueError as exc:
-        raise ScanError(str(path), f"invalid JSON at line {getattr(exc, 'lineno', '?')}: {getattr(exc, 'msg', exc)}") from None
-    except OSError as exc:
-        raise ScanError(str(path), f"cannot read ({exc.strerror or exc})") from None
+    return load_json(path, ScanError, want_object=False)
 
 
 def _check_id(idx, tok, count: int, path: Path) -> int:
