@@ -143,11 +143,11 @@ def module_verdicts(facts: Facts, significance: float, references: tuple[str, ..
             best = min(significant, key=lambda m: m.log10_p)
             status = "derived"
             reason = (f"matches {best.reference}:{best.reference_module} ({best.statistic} {best.score:.3f}, z {best.z:.1f}, "
-                      f"p {_fmt_p(best.log10_p + correction)} after correction for {tests} tests)")
+                      f"p {format_p(best.log10_p + correction)} after correction for {tests} tests)")
         elif decisive:
             best = min(decisive, key=lambda m: m.log10_p)
             status = "independent"
-            reason = f"no reference module matches at p < {significance:g} after correction for {tests} tests (best p {_fmt_p(min(0.0, best.log10_p + correction))})"
+            reason = f"no reference module matches at p < {significance:g} after correction for {tests} tests (best p {format_p(min(0.0, best.log10_p + correction))})"
         elif any(m.decisive for m in matches):
             status, reason = "inconclusive", f"no comparison by the statistic the rule pack requires ({statistic})"
         elif matches:
@@ -164,10 +164,14 @@ def module_verdicts(facts: Facts, significance: float, references: tuple[str, ..
     return tuple(out)
 
 
-def _fmt_p(log10_p: float) -> str:
+def format_p(log10_p: float) -> str:
+    """The one way a p-value is written for people (messages, HTML, Markdown, terminal):
+    3 significant digits, scientific notation when small, and below float range an
+    upper bound (p = 10^-381.2 is "< 1e-381", never "< 1e-382" and never 0)."""
     if log10_p >= -3:
         return f"{10 ** log10_p:.3g}"
-    # An upper bound: p = 10^-381.2 is "< 1e-381", never "< 1e-382".
+    if log10_p >= -300:
+        return f"{10 ** log10_p:.1e}"
     return f"< 1e{math.ceil(log10_p)}" if log10_p > -1e6 else "< 1e-999999"
 
 

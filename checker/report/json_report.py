@@ -12,15 +12,11 @@ from checker.audit import AuditResult
 from checker.errors import ReportError
 from checker.exitcodes import VERDICT_EXIT
 from checker.metrics.interface import Match
-from checker.verdicts import Evidence, ModuleVerdict
+from checker.verdicts import Evidence, ModuleVerdict, p_from_log10
 from checker.yamlio import schema
 
 SCHEMA_VERSION = 1
-P_FLOOR = 1e-300
-
-
-def _p(log10_p: float) -> float:
-    return max(10.0 ** log10_p, P_FLOOR) if log10_p > -300 else P_FLOOR
+_p = p_from_log10  # floored at 1e-300; the exact log10 is written beside it
 
 
 def _num(x: float | None, digits: int = 6) -> float | None:

@@ -14,6 +14,7 @@ from functools import lru_cache
 import jinja2
 
 from checker.errors import ReportError
+from checker.verdicts import format_p
 from checker.resources import templates_dir
 
 STATUS_CLASS = {"pass": "ok", "independent": "ok", "fail": "bad", "derived": "bad", "identical": "bad",
@@ -21,15 +22,12 @@ STATUS_CLASS = {"pass": "ok", "independent": "ok", "fail": "bad", "derived": "ba
 
 
 def fmt_p(p: float | None, log10_p: float | None = None) -> str:
-    """A p-value for people: 3 significant digits, or a power of ten when tiny."""
+    """A report p-value (floored float, with its exact log10 where the report has one) for people."""
     if p is None:
         return "n/a"
-    if log10_p is not None and log10_p < -300:
-        # an upper bound: p = 10^-381.2 is "< 1e-381", never "< 1e-382"
-        return f"< 1e{math.ceil(log10_p)}" if log10_p > -1e6 else "< 1e-999999"
-    if p >= 1e-3:
-        return f"{p:.3g}"
-    return f"{p:.1e}"
+    if log10_p is None:
+        log10_p = math.log10(p) if p > 0 else -300.0
+    return format_p(log10_p)
 
 
 def fmt_num(x: float | None, digits: int = 3) -> str:
