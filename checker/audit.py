@@ -13,6 +13,8 @@ from pathlib import Path
 from checker import __version__
 from checker.errors import RulePackError, ScanError, WeightsError
 from checker.metrics.engine import compare
+from checker.metrics.interface import ModuleEvidence
+from checker.references.fingerprint import build_fingerprint
 from checker.modules import Module, split_modules
 from checker.references.registry import RegistryEntry, fetch_from_hub, is_hub_id, load_references
 from checker.rules import RulePack, Waiver
@@ -20,7 +22,7 @@ from checker.scanners.disclosure import INVENTORY_FILES, read_inventory
 from checker.scanners.licenses import scan_licenses
 from checker.scanners.lineage import declared_ancestors, scan_lineage
 from checker.yamlio import load_json
-from checker.scanners.tokenizer import compare_vocabularies, model_vocabulary
+from checker.scanners.tokenizer import TokenizerComparison, compare_vocabularies, model_vocabulary
 from checker.verdicts import (
     Architecture, CriterionResult, Facts, ModuleVerdict, apply_waivers, derived_fraction, evaluate_architecture,
     evaluate_derived_share, evaluate_disclosure, evaluate_license, evaluate_lineage, evaluate_tokenizer,
@@ -183,3 +185,29 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
         derived_param_fraction=derived_fraction(mvs), modules=mvs, criteria=tuple(results), facts=facts,
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+#: In ``compare``, B is fingerprinted on the fly with more rows than a registry entry keeps.
+COMPARE_ROWS = 512
+
+
+@dataclass(frozen=True)
+class PairComparison:
+    """The engine's full view of one pair of models (``fromscratch compare A B``)."""
+
+    a: str
+    b: str
+    evidence: tuple[ModuleEvidence, ...]
+    tokenizer: TokenizerComparison | None
+
+
+def compare_pair(a: str, b: str) -> PairComparison:
+    """Compare model A with model B as if B were the only registered reference (no verdicts)."""
+    ra, rb = open_checkpoint(a), open_checkpoint(b)
+    pa, pb = Path(a), Path(b)
+    va = model_vocabulary(pa if pa.is_dir() else pa.parent, ra)
+    vb = model_vocabulary(pb if pb.is_dir() else pb.parent, rb)
+    fp = build_fingerprint(rb, vb, str(b), k_rows=COMPARE_ROWS)
+    evidence = compare(ra, split_modules(ra.tensors()), va, [(str(b), fp)])
+    tok = compare_vocabularies(va, vb, str(b)) if va is not None and vb is not None else None
+    return PairComparison(str(a), str(b), evidence, tok)

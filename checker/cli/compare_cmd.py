@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 
 from checker.cli.display import console, esc
-from checker.report.compare_report import compare_models
+from checker.audit import compare_pair
+from checker.report.compare_report import build_compare_report
 from checker.report.json_report import dumps
 from checker.report.render import fmt_p
 
@@ -21,7 +22,7 @@ def compare(
     """Per module, the layer x layer similarity of A with B, the alignment found and the layer map."""
     if format not in ("table", "json"):
         raise typer.BadParameter("choose table or json", param_hint="--format")
-    result = compare_models(a, b)
+    result = build_compare_report(compare_pair(a, b))
     if format == "json":
         typer.echo(dumps(result), nl=False)
         return

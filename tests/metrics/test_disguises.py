@@ -109,11 +109,12 @@ def test_null_is_calibrated_on_really_trained_independent_models(zoo, null_model
 
 
 def test_compare_reports_the_recovered_alignment(zoo):
-    from checker.report.compare_report import compare_models
+    from checker.audit import compare_pair
+    from checker.report.compare_report import build_compare_report
 
     s = synth.drop_layers(synth.permute_hidden(synth.rescale(subject(zoo, zoo.ft_lm), c=3.7)))
     folder = synth.save_checkpoint(zoo.root / "disguised", s.state, s.vocab)
-    out = compare_models(str(folder), str(zoo.root / "foreign-vlm"))
+    out = build_compare_report(compare_pair(str(folder), str(zoo.root / "foreign-vlm")))
     model = next(m for m in out["modules"] if m["name"] == "model")
     rec = next(x for x in model["matches"] if x["reference_module"] == "model")["recovered_alignment"]
     assert rec["hidden"]["permuted"] and rec["hidden"]["dims_moved"] > 50 and rec["hidden"]["sign_flips"] > 10
