@@ -50,11 +50,17 @@ def render_all(report: dict, formats: tuple[str, ...]) -> dict[str, bytes]:
 
 
 def write_rendered(rendered: dict[str, bytes], folder: Path, stem: str = "report") -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # --out names a file, or a folder we may not create
+        raise ReportError(str(folder), f"cannot create the output folder ({exc.strerror or exc})") from None
     paths = []
     for fmt, data in rendered.items():
         p = folder / f"{stem}.{SUFFIX.get(fmt, fmt)}"
-        _atomic_write(p, data)
+        try:
+            _atomic_write(p, data)
+        except OSError as exc:
+            raise ReportError(str(p), f"cannot write ({exc.strerror or exc})") from None
         paths.append(p)
     return paths
 

@@ -213,3 +213,13 @@ def test_hub_submission_from_the_offline_cache_at_a_pinned_revision(zoo, models,
     report = json.loads((out / "report.json").read_text())
     assert report["submission"]["id"] == "our-lab/sovereign-lm" and report["submission"]["revision"] == sha
     assert report["submission"]["source_type"] == "huggingface" and code == 0
+
+
+def test_out_that_is_a_file_is_an_input_error(zoo, models, tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    base = ["audit", str(models["independent"]), "--registry", str(zoo.registry), "--format", "json", "--out"]
+    assert main(base + [str(taken)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(base + [str(taken / "sub")]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"fromscratch: {taken / 'sub'}: cannot create the output folder")
