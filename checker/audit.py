@@ -31,6 +31,7 @@ from checker.verdicts import (
 from checker.weights import open_checkpoint
 from checker.weights.common import sha256_file
 from checker.weights.interface import WeightFile
+from checker.weights.stream import CheckpointStream
 
 
 @dataclass(frozen=True)
@@ -126,10 +127,11 @@ def architecture_facts(folder: Path, modules: tuple[Module, ...], refs) -> Archi
 
 
 def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = None,
-          waivers: tuple[Waiver, ...] = ()) -> AuditResult:
+          waivers: tuple[Waiver, ...] = (), device: str = "cpu", progress=None) -> AuditResult:
     """Audit one submission against every registered reference under one rule pack.
 
-    ``waivers`` (from a side file) are applied together with the pack's own.
+    ``waivers`` (from a side file) are applied together with the pack's own. The
+    submission's files are read once: the same pass hashes them and feeds the engine.
     """
     folder, source_type, revision, sub_id = resolve_submission(spec)
     reader = _located(folder, lambda: open_checkpoint(folder))
@@ -144,7 +146,9 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     modules = split_modules(infos)
     folder_dir = folder if folder.is_dir() else folder.parent
     vocab = model_vocabulary(folder_dir, reader)
-    evidence = _located(folder, lambda: compare(reader, modules, vocab, [(e.id, fp) for e, fp in refs]))
+    stream = CheckpointStream(reader)
+    evidence = _located(folder, lambda: compare(reader, modules, vocab, [(e.id, fp) for e, fp in refs], device,
+                                                stream, progress))
     tokenizers = tuple(compare_vocabularies(vocab, fp.vocab, e.id) for e, fp in refs if vocab is not None and fp.vocab is not None)
     total = sum(i.numel for i in infos)
     hints = scan_lineage(folder_dir)
@@ -177,7 +181,7 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     order = {c.id: i for i, c in enumerate(pack.criteria)}
     results.sort(key=lambda r: order[r.id])
     results = apply_waivers(results, pack.waivers + tuple(waivers), today or dt.date.today())
-    weight_files = reader.files()
+    weight_files = stream.files
     info = SubmissionInfo(sub_id, str(folder), source_type, revision, submission_files(folder, weight_files), total,
                           tuple(f.path for f in weight_files))
     return AuditResult(
@@ -201,13 +205,13 @@ class PairComparison:
     tokenizer: TokenizerComparison | None
 
 
-def compare_pair(a: str, b: str) -> PairComparison:
+def compare_pair(a: str, b: str, device: str = "cpu") -> PairComparison:
     """Compare model A with model B as if B were the only registered reference (no verdicts)."""
     ra, rb = open_checkpoint(a), open_checkpoint(b)
     pa, pb = Path(a), Path(b)
     va = model_vocabulary(pa if pa.is_dir() else pa.parent, ra)
     vb = model_vocabulary(pb if pb.is_dir() else pb.parent, rb)
-    fp = build_fingerprint(rb, vb, str(b), k_rows=COMPARE_ROWS)
-    evidence = compare(ra, split_modules(ra.tensors()), va, [(str(b), fp)])
+    fp = build_fingerprint(rb, vb, str(b), k_rows=COMPARE_ROWS, device=device)
+    evidence = compare(ra, split_modules(ra.tensors()), va, [(str(b), fp)], device)
     tok = compare_vocabularies(va, vb, str(b)) if va is not None and vb is not None else None
     return PairComparison(str(a), str(b), evidence, tok)

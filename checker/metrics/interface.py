@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from checker.metrics.screen import ScreenScore
 from checker.modules import Module
 
 
@@ -52,8 +53,16 @@ class LayerCell:
     score: float
     z: float  # Stouffer over the role scores
     log10_p: float
-    roles: tuple[RoleScore, ...]
+    roles: tuple[RoleScore, ...]  # full tests (the screen chose this pair); empty when only screened
     weak: tuple[WeakScore, ...]
+    #: the layer screen of every role pair (hidden Gram sketches, Mantel z): shows where the
+    #: full test looked and why it did not look elsewhere
+    screen: tuple[ScreenScore, ...] = ()
+
+    @property
+    def screen_z(self) -> float:
+        """Stouffer z of the screened role pairs."""
+        return sum(s.z for s in self.screen) / len(self.screen) ** 0.5 if self.screen else 0.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,7 @@ class Match:
     alignment: AlignmentSummary
     cells: tuple[LayerCell, ...]
     decisive: bool  # False when only weak (norm/bias) evidence was available
+    cells_screened: int = 0  # layer pairs the screen compared (the full test ran on cells_tested of them)
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,18 @@ permutation is uniform.)
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.special import gammaln, log_ndtr, logsumexp
 
-N_PERMUTATIONS = 100
 N_ROTATIONS = 16
+#: Above this width the rotation null uses fewer, block-structured rotations and the
+#: assignment is solved in blocks (a dense 8k x 8k assignment costs minutes).
+LARGE_WIDTH = 1024
+N_ROTATIONS_LARGE = 4
 _EPS = 1e-12
 LN10 = math.log(10.0)
 
@@ -59,50 +63,91 @@ def _rownorm(m: np.ndarray) -> np.ndarray:
     return c / np.where(n > _EPS, n, 1.0)
 
 
-def split_columns(m: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random half split of ``m`` column positions: (search half, held-out half)."""
-    perm = np.random.default_rng(seed).permutation(m)
+def shape_seed(*dims: int) -> int:
+    """A seed that depends on shapes only: every random choice in the engine is a function of
+    the tensors' shapes (and so of their content), never of names, paths or registry ids, so
+    `compare`, `audit` and any registry id give the same figures for the same weights."""
+    return int(zlib.crc32(repr(tuple(int(d) for d in dims)).encode()) & 0x7FFFFFFF)
+
+
+def split_columns(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random half split of ``m`` column positions, fixed by ``m``: (search half, held-out half).
+
+    The split is a function of the width alone, so the screen (which must only see the
+    search half) and the full test agree on it for every tensor of that width.
+    """
+    perm = np.random.default_rng(shape_seed(m, 1)).permutation(m)
     return np.sort(perm[: m // 2]), np.sort(perm[m // 2:])
 
 
-def _null(a: np.ndarray, b: np.ndarray, sign: np.ndarray, seed: int) -> tuple[float, float]:
-    """Mean held-out correlation when a's held-out columns are shuffled (correspondence broken)."""
+def null_moments(an: np.ndarray, bn: np.ndarray, sign: np.ndarray) -> tuple[float, float]:
+    """Exact mean and sd of the mean held-out correlation under the column-shuffle null.
+
+    ``an`` and ``bn`` are row-centred, unit-norm rows over m held-out columns. When one
+    random permutation of the columns is applied to every row of ``an`` (the correspondence
+    of columns broken, each row's own values kept), each row correlation has mean 0 and
+    Cov(r_i, r_l) = (an_i . an_l)(bn_i . bn_l) / (m - 1), the classical moments of a
+    permutation statistic. The variance of their mean therefore needs two k x k Gram
+    matrices, not shuffles, and includes whatever dependence the rows have.
+    """
+    k, m = an.shape
+    if k == 0 or m < 2:
+        return 0.0, 1.0
+    ga = an @ an.T
+    gb = bn @ bn.T
+    var = float(np.sum(np.outer(sign, sign) * ga * gb)) / (k * k * (m - 1))
+    return 0.0, math.sqrt(max(var, 0.0))
+
+
+def permutation_check(a: np.ndarray, b: np.ndarray, sign: np.ndarray, draws: int, seed: int) -> np.ndarray:
+    """Monte Carlo draws of the same null (shuffled held-out columns), all in one batched
+    product: a check on :func:`null_moments` where its normal tail could be doubted."""
     rng = np.random.default_rng(seed)
-    bn = _rownorm(b)
-    vals = np.empty(N_PERMUTATIONS)
-    for t in range(N_PERMUTATIONS):
-        vals[t] = float(np.mean(np.sum(_rownorm(a[:, rng.permutation(a.shape[1])]) * bn, axis=1) * sign))
-    return float(vals.mean()), float(vals.std(ddof=1))
+    an, bn = _rownorm(a), _rownorm(b)
+    perms = np.stack([rng.permutation(a.shape[1]) for _ in range(draws)])  # draws x m
+    out = np.empty(draws)
+    for i in range(0, draws, 16):
+        chunk = an[:, perms[i:i + 16]]  # k x c x m
+        out[i:i + 16] = np.einsum("kcm,km,k->c", chunk, bn, sign) / a.shape[0]
+    return out
 
 
-def _held_out(score_rows: np.ndarray, a: np.ndarray, b: np.ndarray, sign: np.ndarray, seed: int) -> HeldOut:
+def _held_out(score_rows: np.ndarray, a: np.ndarray, b: np.ndarray, sign: np.ndarray) -> HeldOut:
     k, m = a.shape
     score = float(score_rows.mean())
-    mu, sd = _null(a, b, sign, seed)
-    # The analytic spread of a mean of k independent correlations over m values is a floor:
-    # a permutation estimate from N draws can come out too small by chance.
+    mu, sd = null_moments(_rownorm(a), _rownorm(b), sign)
+    # The spread of a mean of k independent correlations over m values is kept as a floor:
+    # rows that happen to be anti-correlated would otherwise narrow the null below it.
     sd = max(sd, 1.0 / math.sqrt(max(k * (m - 1), 1)))
     z = (score - mu) / sd
     return HeldOut(score, z, log10_sf(z), k, m, mu, sd)
 
 
-def match_rows(ref_rows: np.ndarray, sub: np.ndarray, seed: int) -> tuple[HeldOut, np.ndarray]:
+def match_rows(ref_rows: np.ndarray, sub: np.ndarray, search: np.ndarray | None = None,
+               held: np.ndarray | None = None) -> tuple[HeldOut, np.ndarray]:
     """Match each reference unit row to its best submission row, score on held-out columns.
 
     ``ref_rows`` (k x m) and ``sub`` (n x m) are column-standardised and already
     hidden-aligned. Rows may be permuted, pruned or sign-flipped in the
     submission; the search over all n submission rows absorbs that.
     Returns the held-out score and the submission row chosen for each reference row.
+    (The engine streams large tensors through :mod:`checker.metrics.rowmatch`, which
+    computes the same thing block by block.)
     """
     k, m = ref_rows.shape
-    search, held = split_columns(m, seed)
+    if search is None or held is None:
+        search, held = split_columns(m)
     c = _rownorm(ref_rows[:, search]) @ _rownorm(sub[:, search]).T  # k x n
     best = np.argmax(np.abs(c), axis=1)
     sign = np.sign(c[np.arange(k), best])
     sign[sign == 0] = 1.0
-    a, b = ref_rows[:, held], sub[best][:, held]
+    return held_out_score(ref_rows[:, held], sub[best][:, held], sign), best
+
+
+def held_out_score(a: np.ndarray, b: np.ndarray, sign: np.ndarray) -> HeldOut:
+    """Row-wise held-out correlations of matched rows (signs chosen on the search half)."""
     r = np.sum(_rownorm(a) * _rownorm(b), axis=1) * sign
-    return _held_out(r, a, b, sign, seed + 1), best
+    return _held_out(r, a, b, sign)
 
 
 @dataclass(frozen=True)
@@ -129,14 +174,67 @@ def identity_alignment(d: int) -> HiddenAlignment:
     return HiddenAlignment(idx, idx, np.ones(d), None)
 
 
-def _random_rotation(d: int, rng: np.random.Generator) -> np.ndarray:
-    q, r = np.linalg.qr(rng.standard_normal((d, d)))
-    return q * np.sign(np.diag(r))
+_BLOCK = 128
+
+
+def _random_rotation(r: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``r`` (t x d) times a random rotation of its columns.
+
+    Up to LARGE_WIDTH a Haar rotation (QR of a Gaussian matrix); above, two rounds of a
+    random permutation followed by random 128 x 128 block rotations, which mix every
+    dimension with every other at d * 128 cost per row instead of d * d (and no d x d QR).
+    """
+    d = r.shape[1]
+    if d <= LARGE_WIDTH:
+        q, rr = np.linalg.qr(rng.standard_normal((d, d)))
+        return r @ (q * np.sign(np.diag(rr)))
+    out = r
+    for _ in range(2):
+        out = out[:, rng.permutation(d)]
+        full = (d // _BLOCK) * _BLOCK
+        blocks = out[:, :full].reshape(out.shape[0], -1, _BLOCK)
+        qs = np.linalg.qr(rng.standard_normal((blocks.shape[1], _BLOCK, _BLOCK)))[0]
+        mixed = np.einsum("tbi,bij->tbj", blocks, qs).reshape(out.shape[0], full)
+        out = np.concatenate([mixed, out[:, full:]], axis=1) if full < d else mixed
+    return out
+
+
+def assign(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-weight matching of the rows of ``c`` to its columns (rows <= columns after a
+    transpose), exact up to LARGE_WIDTH rows.
+
+    Wider, in blocks: every row whose best column no other row wants keeps it (when all rows
+    agree this *is* the optimum: no matching beats every row's own maximum), and the rows in
+    conflict are matched by exact assignment in blocks of 1024 over the columns still free.
+    """
+    if c.shape[0] > c.shape[1]:
+        ci, ri = assign(c.T)
+        order = np.argsort(ri)
+        return ri[order], ci[order]
+    if c.shape[0] <= LARGE_WIDTH:
+        return linear_sum_assignment(-c)
+    best = np.argmax(c, axis=1)
+    counts = np.bincount(best, minlength=c.shape[1])
+    sole = counts[best] == 1
+    rows, cols = list(np.flatnonzero(sole)), list(best[sole])
+    free = np.ones(c.shape[1], dtype=bool)
+    free[best[sole]] = False
+    pending = np.flatnonzero(~sole)
+    for i in range(0, len(pending), LARGE_WIDTH):
+        blk = pending[i:i + LARGE_WIDTH]
+        avail = np.flatnonzero(free)
+        bi, bj = linear_sum_assignment(-c[np.ix_(blk, avail)])
+        rows += list(blk[bi])
+        cols += list(avail[bj])
+        free[avail[bj]] = False
+    rows_a, cols_a = np.array(rows, dtype=int), np.array(cols, dtype=int)
+    order = np.argsort(rows_a)
+    return rows_a[order], cols_a[order]
 
 
 def _assign_and_score(r: np.ndarray, s: np.ndarray, search: np.ndarray, held: np.ndarray):
     c = _rownorm(r[search].T) @ _rownorm(s[search].T).T  # d_r x d_s
-    ri, si = linear_sum_assignment(-np.abs(c))
+    ri, si = assign(np.abs(c))
     signs = np.sign(c[ri, si])
     signs[signs == 0] = 1.0
     a = r[held][:, ri].T  # dims x held-out anchors
@@ -144,7 +242,7 @@ def _assign_and_score(r: np.ndarray, s: np.ndarray, search: np.ndarray, held: np
     return ri, si, signs, np.sum(_rownorm(a) * _rownorm(b), axis=1) * signs
 
 
-def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, seed: int, rotations: int = N_ROTATIONS) -> HiddenAlignment:
+def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, rotations: int | None = None) -> HiddenAlignment:
     """Recover the hidden permutation and signs from anchor rows both models share.
 
     Anchors are rows whose meaning is fixed outside the model: the embeddings
@@ -159,27 +257,32 @@ def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, seed: int, rota
     hidden size 64 in our tiny models). Only a derivation shares the basis
     itself. The reference anchors are therefore rotated at random (same
     geometry, basis destroyed) and the whole search is rerun: the evidence is
-    how far the real score stands above those.
+    how far the real score stands above those. Above LARGE_WIDTH the null uses
+    N_ROTATIONS_LARGE block-structured rotations: it decides only whether an
+    alignment is adopted (z >= 8), and a derived model stands far above it.
     """
     t = ref_anchor.shape[0]
-    search, held = split_columns(t, seed)  # split the anchors (rows), not the dimensions
+    seed = shape_seed(t, ref_anchor.shape[1], sub_anchor.shape[1])
+    search, held = split_columns(t)  # split the anchors (rows), not the dimensions
     r = standardize_columns(ref_anchor)
     s = standardize_columns(sub_anchor)
     ri, si, signs, rr = _assign_and_score(r, s, search, held)
     rng = np.random.default_rng(seed + 7)
-    null = np.array([float(np.mean(_assign_and_score(standardize_columns(r @ _random_rotation(r.shape[1], rng)), s, search, held)[3]))
+    if rotations is None:
+        rotations = N_ROTATIONS if max(r.shape[1], s.shape[1]) <= LARGE_WIDTH else N_ROTATIONS_LARGE
+    null = np.array([float(np.mean(_assign_and_score(standardize_columns(_random_rotation(r, rng)), s, search, held)[3]))
                      for _ in range(rotations)])
     k, m = len(rr), len(held)
     score = float(rr.mean())
     sd = max(float(null.std(ddof=1)), 1.0 / math.sqrt(max(k * (m - 1), 1)))
     mu = float(null.mean())
     z = (score - mu) / sd
-    aligned = _anchor_rows(r[held][:, ri] * signs, s[held][:, si], seed + 11)
-    identity = _anchor_rows(r[held], s[held], seed + 13) if r.shape[1] == s.shape[1] else None
+    aligned = _anchor_rows(r[held][:, ri] * signs, s[held][:, si])
+    identity = _anchor_rows(r[held], s[held]) if r.shape[1] == s.shape[1] else None
     return HiddenAlignment(ri, si, signs, HeldOut(score, z, log10_sf(z), k, m, mu, sd), aligned, identity)
 
 
-def _anchor_rows(a: np.ndarray, b: np.ndarray, seed: int) -> HeldOut:
+def _anchor_rows(a: np.ndarray, b: np.ndarray) -> HeldOut:
     """Held-out anchors (tokens both vocabularies share, or pixel inputs) compared row by row
     over the hidden dimensions, against a null that shuffles the hidden columns.
 
@@ -191,8 +294,7 @@ def _anchor_rows(a: np.ndarray, b: np.ndarray, seed: int) -> HeldOut:
     the other anchors has an exact null instead: under independence the column order of
     the held-out rows carries no information.
     """
-    r = np.sum(_rownorm(a) * _rownorm(b), axis=1)
-    return _held_out(r, a, b, np.ones(len(r)), seed)
+    return held_out_score(a, b, np.ones(a.shape[0]))
 
 
 def vector_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

@@ -1,8 +1,10 @@
 """Reference fingerprints: what the provenance tests need, without the weights.
 
-For every 2-D weight a fingerprint keeps a seeded sample of unit rows (in the
-"units x hidden" orientation), the mean and standard deviation of every hidden
-column over all rows, and content digests in float32, bfloat16 and float16.
+For every 2-D weight a fingerprint keeps a sample of unit rows (in the
+"units x hidden" orientation, chosen by the tensor's shape), the mean and standard
+deviation of every hidden column over all rows, the hidden Gram sketch the layer
+screen compares (:mod:`checker.metrics.screen`), and content digests in float32,
+bfloat16 and float16.
 For token embeddings it keeps the rows of a sample of tokens together with
 their strings; for patch embeddings (whose other axis is fixed by the pixels)
 the whole matrix. Norm weights and biases are kept whole: they are small and
@@ -23,16 +25,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from checker import __version__
 from checker.errors import RegistryError
 from checker.modules import Module, TensorRole, split_modules
 from checker.scanners.tokenizer import Vocabulary
-from checker.weights.common import digest_tensor
+from checker.metrics.screen import GramSketch, screen_columns
+from checker.metrics.summary import native_storage_blocks, storage_digests, summarize, units_by_hidden_shape
 from checker.weights.interface import WeightsReader
+from checker.weights.stream import CheckpointStream, StreamedTensor
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
 K_ROWS = 128
 ANCHOR_TOKENS = 4096
 _SEED = 20251126
@@ -49,7 +54,7 @@ def tensor_digests(t: torch.Tensor) -> tuple[str, str, str]:
     digests agree: a copy saved in bf16 from a float32 original matches the
     original's bf16 digest.
     """
-    return digest_tensor(t), digest_tensor(t.to(torch.bfloat16)), digest_tensor(t.to(torch.float16))
+    return storage_digests(native_storage_blocks(t), tuple(t.shape))
 
 
 def as_units_by_hidden(t: torch.Tensor, units_axis: int) -> np.ndarray:
@@ -57,25 +62,87 @@ def as_units_by_hidden(t: torch.Tensor, units_axis: int) -> np.ndarray:
     m = t.reshape(t.shape[0], -1) if t.dim() > 2 else t
     if units_axis == 1 and m.dim() == 2:
         m = m.T
-    return np.ascontiguousarray(m.numpy(), dtype=np.float32)
+    return np.ascontiguousarray(m.to(torch.float32).numpy(), dtype=np.float32)
+
+
+class _Store:
+    """The fingerprint's arrays, read on demand from its safetensors file (memory-mapped):
+    a registry of large references costs memory only for the arrays a comparison touches."""
+
+    def __init__(self, path: Path):
+        self._handle = safe_open(str(path), framework="np")
+        self._keys = set(self._handle.keys())
+
+    def get(self, key: str) -> np.ndarray | None:
+        return self._handle.get_tensor(key) if key in self._keys else None
 
 
 @dataclass(frozen=True, eq=False)
 class TensorPrint:
-    """The stored evidence for one tensor of a reference."""
+    """The stored evidence for one tensor of a reference.
+
+    Arrays are given when the print is built and loaded lazily (as float32) when it
+    comes from a registry; the Gram sketch (the screen) is always in memory.
+    """
 
     role: TensorRole
     dtype: str
     digests: tuple[str, str, str]
     units: int = 0
     hidden: int = 0
-    rows: np.ndarray | None = None  # sampled unit rows (k x hidden), float32
-    row_index: np.ndarray | None = None
-    col_mean: np.ndarray | None = None
-    col_std: np.ndarray | None = None
-    vector: np.ndarray | None = None  # whole 1-D tensor (norm, bias)
-    anchor: np.ndarray | None = None  # anchor rows: tokens (or inputs) x hidden
+    gram: GramSketch | None = None
     anchor_tokens: tuple[str, ...] = ()  # token strings of anchor rows (token roles)
+    arrays: dict = field(default_factory=dict)  # name -> ndarray, when built in memory
+    store: _Store | None = None
+
+    def _array(self, name: str) -> np.ndarray | None:
+        if name in self.arrays:
+            return self.arrays[name]
+        if self.store is None:
+            return None
+        arr = self.store.get(f"{self.role.name}|{name}")
+        if arr is not None and name in ("rows", "anchor"):
+            arr = arr.astype(np.float32)
+        return arr
+
+    @property
+    def rows(self) -> np.ndarray | None:
+        """Sampled unit rows (k x hidden), float32."""
+        return self._array("rows")
+
+    @property
+    def row_index(self) -> np.ndarray | None:
+        return self._array("row_index")
+
+    @property
+    def col_mean(self) -> np.ndarray | None:
+        return self._array("col_mean")
+
+    @property
+    def col_std(self) -> np.ndarray | None:
+        return self._array("col_std")
+
+    @property
+    def vector(self) -> np.ndarray | None:
+        """The whole 1-D tensor (norm, bias)."""
+        return self._array("vector")
+
+    @property
+    def anchor(self) -> np.ndarray | None:
+        """Anchor rows: tokens (or inputs) x hidden."""
+        return self._array("anchor")
+
+    @property
+    def has_rows(self) -> bool:
+        return "rows" in self.arrays or (self.store is not None and f"{self.role.name}|rows" in self.store._keys)
+
+    @property
+    def has_anchor(self) -> bool:
+        return "anchor" in self.arrays or (self.store is not None and f"{self.role.name}|anchor" in self.store._keys)
+
+    @property
+    def has_vector(self) -> bool:
+        return "vector" in self.arrays or (self.store is not None and f"{self.role.name}|vector" in self.store._keys)
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,13 +157,15 @@ class Fingerprint:
     meta: dict = field(default_factory=dict)
 
     def nbytes(self) -> int:
-        """Bytes of the stored arrays (rows and anchors are stored as float16)."""
+        """Bytes of the stored arrays (rows, anchors and sketches are stored as float16)."""
         total = 0
         for tp in self.tensors:
             for name in _ARRAYS:
-                arr = getattr(tp, name)
+                arr = tp._array(name)
                 if arr is not None:
                     total += arr.size * _STORED_BYTES.get(name, arr.dtype.itemsize)
+            if tp.gram is not None:
+                total += tp.gram.upper.size * 2
         return total
 
 
@@ -114,74 +183,95 @@ def estimated_nbytes(roles, k_rows: int = K_ROWS, anchor_tokens: int = ANCHOR_TO
             hidden = r.numel // units
             k = min(units, anchor_tokens if r.role in TOKEN_ROLES else k_rows)
             total += k * hidden * 2 + k * 8 + (0 if r.role in TOKEN_ROLES else 2 * 4 * hidden)
+            if r.role not in TOKEN_ROLES:
+                g = len(screen_columns(hidden))
+                total += g * (g - 1)  # float16 upper triangle
     return total
 
 
-def _sample(n: int, k: int, key: str) -> np.ndarray:
+def _sample(n: int, k: int, *shape: int) -> np.ndarray:
+    """A sample of k of n rows, fixed by the tensor's shape (never by its name)."""
     if n <= k:
         return np.arange(n)
-    seed = int.from_bytes(hashlib.sha256(f"{_SEED}:{key}".encode()).digest()[:4], "little")
+    seed = int.from_bytes(hashlib.sha256(f"{_SEED}:{n}:{k}:{shape}".encode()).digest()[:4], "little")
     return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
 
 
-def print_tensor(reader: WeightsReader, role: TensorRole, dtype: str, vocab: Vocabulary | None,
-                 k_rows: int = K_ROWS, anchor_tokens: int = ANCHOR_TOKENS) -> TensorPrint:
-    """Fingerprint one tensor, reading it once (or in row blocks for token matrices)."""
-    if role.role in TOKEN_ROLES and len(role.shape) == 2 and hasattr(reader, "get_rows"):
-        return _print_token_matrix(reader, role, dtype, vocab, anchor_tokens)
-    t = reader.get(role.name)
-    digests = tensor_digests(t)
-    if t.dim() < 2:
-        return TensorPrint(role, dtype, digests, vector=t.numpy().astype(np.float32).ravel())
-    if role.role == "patch_embed" or role.role == "pos_embed":
+def print_streamed(st: StreamedTensor, role: TensorRole, vocab: Vocabulary | None, k_rows: int = K_ROWS,
+                   anchor_tokens: int = ANCHOR_TOKENS, device: str = "cpu") -> TensorPrint:
+    """Fingerprint one tensor of a pass, reading it once."""
+    dtype = st.info.dtype
+    if role.role in TOKEN_ROLES and len(role.shape) == 2:
+        return _print_token_matrix(st, role, dtype, vocab, anchor_tokens)
+    native = st.load()
+    digests = tensor_digests(native)
+    if native.dim() < 2:
+        return TensorPrint(role, dtype, digests, arrays={"vector": native.to(torch.float32).numpy().ravel()})
+    if role.role in ("patch_embed", "pos_embed"):
         # Rows are hidden units for a patch embedding, positions for a position table:
         # stored whole as "inputs x hidden" anchors, for aligning the hidden dimension.
-        m = t.reshape(t.shape[0], -1).numpy().astype(np.float32)
+        m = native.reshape(native.shape[0], -1).to(torch.float32).numpy()
         anchor = m.T.copy() if role.role == "patch_embed" else m
-        return TensorPrint(role, dtype, digests, units=anchor.shape[0], hidden=anchor.shape[1], anchor=anchor)
-    m = as_units_by_hidden(t, role.units_axis)
-    idx = _sample(m.shape[0], k_rows, role.name)
-    return TensorPrint(
-        role, dtype, digests, units=m.shape[0], hidden=m.shape[1], rows=m[idx].copy(), row_index=idx,
-        col_mean=m.mean(axis=0), col_std=m.std(axis=0),
-    )
+        return TensorPrint(role, dtype, digests, units=anchor.shape[0], hidden=anchor.shape[1], arrays={"anchor": anchor})
+    units, hidden = units_by_hidden_shape(tuple(native.shape), role.units_axis)
+    idx = _sample(units, k_rows, units, hidden)
+    cols = screen_columns(hidden)
+    summ = summarize(native, role.units_axis, {"screen": cols} if len(cols) >= 4 else {}, idx, device)
+    return TensorPrint(role, dtype, digests, units=units, hidden=hidden, gram=summ.grams.get("screen"),
+                       arrays={"rows": summ.rows, "row_index": idx, "col_mean": summ.col_mean, "col_std": summ.col_std})
 
 
-def _print_token_matrix(reader, role: TensorRole, dtype: str, vocab: Vocabulary | None, anchor_tokens: int) -> TensorPrint:
+def _print_token_matrix(st: StreamedTensor, role: TensorRole, dtype: str, vocab: Vocabulary | None,
+                        anchor_tokens: int) -> TensorPrint:
     """Token matrices can be the largest tensors: read them in row blocks."""
     n, d = role.shape
-    idx = _sample(n, anchor_tokens, role.name)
-    h32, hb, hh = hashlib.sha256(repr((n, d)).encode()), hashlib.sha256(repr((n, d)).encode()), hashlib.sha256(repr((n, d)).encode())
+    idx = _sample(n, anchor_tokens, n, d)
+    hs = [hashlib.sha256(repr((n, d)).encode()) for _ in range(3)]
     rows = []
-    for start in range(0, n, _BLOCK_ROWS):
-        block = reader.get_rows(role.name, start, min(n, start + _BLOCK_ROWS))
-        h32.update(block.contiguous().numpy().tobytes())
-        hb.update(block.to(torch.bfloat16).to(torch.float32).contiguous().numpy().tobytes())
-        hh.update(block.to(torch.float16).to(torch.float32).contiguous().numpy().tobytes())
+    start = 0
+    for block in st.blocks():
+        for h, b in zip(hs, (block, block.to(torch.bfloat16).to(torch.float32), block.to(torch.float16).to(torch.float32))):
+            h.update(b.contiguous().numpy().tobytes())
         sel = idx[(idx >= start) & (idx < start + block.shape[0])] - start
         rows.append(block[torch.as_tensor(sel, dtype=torch.long)].numpy().astype(np.float32))
+        start += block.shape[0]
     anchor = np.concatenate(rows, axis=0)
     tokens = tuple(vocab.tokens[i] if vocab is not None and i < len(vocab.tokens) else f"<id:{i}>" for i in idx)
-    return TensorPrint(role, dtype, (h32.hexdigest(), hb.hexdigest(), hh.hexdigest()), units=n, hidden=d,
-                       anchor=anchor, anchor_tokens=tokens, row_index=idx)
+    return TensorPrint(role, dtype, tuple(h.hexdigest() for h in hs), units=n, hidden=d,
+                       anchor_tokens=tokens, arrays={"anchor": anchor, "row_index": idx})
+
+
+def fingerprint_pass(reader: WeightsReader, vocab: Vocabulary | None, source: str, k_rows: int = K_ROWS,
+                     anchor_tokens: int = ANCHOR_TOKENS, device: str = "cpu",
+                     progress=None) -> tuple["Fingerprint", tuple]:
+    """Fingerprint a whole checkpoint in one read of its files, which also hashes them.
+    Returns the fingerprint and the weight files with their sha256."""
+    infos = reader.tensors()
+    modules = split_modules(infos)
+    roles = {tr.name: tr for m in modules for tr in m.tensors}
+    stream = CheckpointStream(reader)
+    prints = {}
+    for st in stream:
+        prints[st.info.name] = print_streamed(st, roles[st.info.name], vocab, k_rows, anchor_tokens, device)
+        if progress is not None:
+            progress(st.info.numel)
+    ordered = tuple(prints[tr.name] for m in modules for tr in m.tensors)
+    fp = Fingerprint(source, sum(i.numel for i in infos), ordered, modules, vocab,
+                     {"k_rows": k_rows, "anchor_tokens": anchor_tokens})
+    return fp, stream.files
 
 
 def build_fingerprint(reader: WeightsReader, vocab: Vocabulary | None, source: str,
-                      k_rows: int = K_ROWS, anchor_tokens: int = ANCHOR_TOKENS) -> Fingerprint:
+                      k_rows: int = K_ROWS, anchor_tokens: int = ANCHOR_TOKENS, device: str = "cpu") -> Fingerprint:
     """Fingerprint a whole checkpoint, one tensor at a time."""
-    infos = reader.tensors()
-    modules = split_modules(infos)
-    dtypes = {i.name: i.dtype for i in infos}
-    prints = tuple(print_tensor(reader, tr, dtypes[tr.name], vocab, k_rows, anchor_tokens)
-                   for m in modules for tr in m.tensors)
-    return Fingerprint(source, sum(i.numel for i in infos), prints, modules, vocab,
-                       {"k_rows": k_rows, "anchor_tokens": anchor_tokens})
+    return fingerprint_pass(reader, vocab, source, k_rows, anchor_tokens, device)[0]
 
 
 # -- storage: JSON metadata + safetensors arrays (no pickle anywhere) ---------------------
 
 _ARRAYS = ("rows", "row_index", "col_mean", "col_std", "vector", "anchor")
 _STORED_BYTES = {"rows": 2, "anchor": 2, "row_index": 8, "col_mean": 4, "col_std": 4, "vector": 4}
+_GRAM = "gram"
 
 
 def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
@@ -195,12 +285,15 @@ def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
             "role": r.role, "units_axis": r.units_axis, "decisive": r.decisive, "dtype": tp.dtype,
             "digests": list(tp.digests), "units": tp.units, "hidden": tp.hidden,
             "anchor_tokens": list(tp.anchor_tokens),
+            "gram": None if tp.gram is None else {"n": tp.gram.n, "s1": tp.gram.s1, "s2": tp.gram.s2, "s3": tp.gram.s3},
         })
         for a in _ARRAYS:
-            arr = getattr(tp, a)
+            arr = tp._array(a)
             if arr is not None:
                 store = arr.astype(np.float16) if a in ("rows", "anchor") else arr
                 arrays[f"{r.name}|{a}"] = np.ascontiguousarray(store)
+        if tp.gram is not None:
+            arrays[f"{r.name}|{_GRAM}"] = tp.gram.upper.astype(np.float16)
     meta = {
         "fingerprint_version": FINGERPRINT_VERSION, "tool": {"name": "fromscratch", "version": __version__},
         "source": fp.source, "parameters": fp.parameters, "settings": fp.meta,
@@ -216,7 +309,7 @@ def load_fingerprint(folder: Path) -> Fingerprint:
     meta_path, arr_path = folder / "fingerprint.json", folder / "fingerprint.safetensors"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        arrays = load_file(str(arr_path))
+        store = _Store(arr_path)
     except FileNotFoundError as exc:
         raise RegistryError(str(folder), f"fingerprint file missing: {Path(exc.filename).name}") from None
     except Exception as exc:
@@ -229,12 +322,15 @@ def load_fingerprint(folder: Path) -> Fingerprint:
     for e in meta["tensors"]:
         role = TensorRole(e["name"], tuple(e["shape"]), e["module"], e["kind"], e["layer"], e["role"], e["units_axis"], e["decisive"])
         roles.append(role)
-        got = {a: arrays.get(f"{e['name']}|{a}") for a in _ARRAYS}
-        for a in ("rows", "anchor"):
-            if got[a] is not None:
-                got[a] = got[a].astype(np.float32)
-        prints.append(TensorPrint(role, e["dtype"], tuple(e["digests"]), e["units"], e["hidden"],
-                                  anchor_tokens=tuple(e["anchor_tokens"]), **got))
+        g = e.get("gram")
+        gram = None
+        if g is not None:
+            upper = store.get(f"{e['name']}|{_GRAM}")
+            if upper is None:
+                raise RegistryError(str(arr_path), f"sketch of {e['name']!r} is missing; re-add the reference")
+            gram = GramSketch(upper, int(g["n"]), float(g["s1"]), float(g["s2"]), float(g["s3"]))
+        prints.append(TensorPrint(role, e["dtype"], tuple(e["digests"]), e["units"], e["hidden"], gram,
+                                  tuple(e["anchor_tokens"]), store=store))
     by_module: dict[str, list[TensorRole]] = {}
     for r in roles:
         by_module.setdefault(r.module, []).append(r)

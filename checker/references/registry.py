@@ -17,7 +17,7 @@ import jsonschema
 
 from checker import __version__
 from checker.errors import ReferenceFetchError, RegistryError
-from checker.references.fingerprint import FINGERPRINT_VERSION, Fingerprint, build_fingerprint, load_fingerprint, save_fingerprint
+from checker.references.fingerprint import FINGERPRINT_VERSION, Fingerprint, fingerprint_pass, load_fingerprint, save_fingerprint
 from checker.scanners.tokenizer import model_vocabulary
 from checker.weights.common import sha256_file
 from checker.weights import open_checkpoint
@@ -114,7 +114,8 @@ def card_license(folder: Path) -> tuple[str | None, str | None]:
 
 
 def add_reference(source: str, registry: Path, ref_id: str | None = None, license: str | None = None,
-                  revision: str | None = None, publisher: str | None = None, replace: bool = False) -> RegistryEntry:
+                  revision: str | None = None, publisher: str | None = None, replace: bool = False,
+                  device: str = "cpu", progress=None) -> RegistryEntry:
     """Register a local model folder or a Hugging Face repo as a reference."""
     if Path(source).exists():
         folder, source_type, rev = Path(source), "local", revision
@@ -135,8 +136,10 @@ def add_reference(source: str, registry: Path, ref_id: str | None = None, licens
     if license is None:
         license, lic_source = card_license(folder)
     reader = open_checkpoint(folder)
-    fp = build_fingerprint(reader, model_vocabulary(folder if folder.is_dir() else folder.parent, reader), ref_id)
-    files = tuple({"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in reader.files())
+    # One read of the weights both fingerprints and hashes them.
+    fp, weight_files = fingerprint_pass(reader, model_vocabulary(folder if folder.is_dir() else folder.parent, reader), ref_id,
+                                        device=device, progress=progress)
+    files = tuple({"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in weight_files)
     entry = {
         "id": ref_id, "source": str(Path(source).resolve()) if source_type == "local" else source,
         "source_type": source_type, "revision": rev, "license": license, "license_source": lic_source,

@@ -89,10 +89,12 @@ def null_models(zoo):
 
 
 def test_null_is_calibrated_on_really_trained_independent_models(zoo, null_models):
-    """Every pair of independently trained models: layer-cell p-values near uniform, no module flagged."""
+    """Every pair of independently trained models: the screen's p-values (every role pair of every
+    layer pair) are near uniform, the few pairs it sends to the full test are not significant, and
+    no module is flagged."""
     folders = [synth.save_checkpoint(zoo.root / f"null{i}", synth.state(m), zoo.vocab) for i, m in enumerate(null_models)]
     prints = [build_fingerprint(open_checkpoint(f), read_vocabulary(f), f"n{i}") for i, f in enumerate(folders)]
-    cells, modules = [], []
+    cells, screens, modules = [], [], []
     for i, f in enumerate(folders):
         reader = open_checkpoint(f)
         refs = [(f"n{j}", fp) for j, fp in enumerate(prints) if j != i]
@@ -100,11 +102,14 @@ def test_null_is_calibrated_on_really_trained_independent_models(zoo, null_model
             for m in ev.matches:
                 if m.decisive:
                     modules.append(m.log10_p)
-                    cells.extend(c.log10_p for c in m.cells if c.roles)
-    p = 10.0 ** np.array(cells)
+                    cells.extend(c.log10_p for c in m.cells if c.roles and c.sub_layer is not None)
+                    screens.extend(s.log10_p for c in m.cells for s in c.screen)
+    p = 10.0 ** np.array(screens)
     assert len(p) > 200
     assert np.mean(p < 0.01) <= 0.03
     assert 0.4 < np.mean(p) < 0.6
+    assert len(cells) <= 0.05 * len(p)  # the screen sends few unrelated pairs to the full test ...
+    assert all(lp > -4 for lp in cells)  # ... and those are not significant
     assert min(modules) > -4  # far from the 1e-6 level (before any correction across modules)
 
 
@@ -150,5 +155,6 @@ def test_duplicated_and_inserted_layers_are_mapped(zoo):
     mods = audited(zoo, "repeated", s)
     # both copies of reference layer 1 point to it; the fresh layer 4 is in no pair
     assert_derived(mods["model"], "model", {0: 0, 1: 1, 2: 1, 3: 2, 5: 3})
-    fresh = [c.log10_p for c in mods["model"].best.cells if c.sub_layer == 4 and c.roles]
-    assert len(fresh) == 4 and min(fresh) > -3  # not even close, before any correction
+    fresh = [c for c in mods["model"].best.cells if c.sub_layer == 4]
+    assert len(fresh) == 4 and not any(c.roles for c in fresh)  # the screen sent none to the full test
+    assert max(c.screen_z for c in fresh) < 3  # not even close

@@ -1,0 +1,233 @@
+"""One sequential pass over a checkpoint: every byte read once, hashed as it is read.
+
+The audit needs three things from each weight file: its sha256 (the report pins it),
+each tensor's values (fingerprints and comparisons), and nothing in memory beyond
+the tensor at hand. Safetensors files are read front to back with plain reads (no
+memory map: mapped pages would count against the process and stay resident), the
+file hash is updated with every chunk, and each tensor is handed over in file order
+either whole, in its stored dtype, or in float32 row blocks. Random row access
+(:meth:`CheckpointStream.rows`) uses positioned reads for the few tensors needed
+before the pass (token matrices whose anchor rows align the hidden dimension).
+
+Other formats (GGUF, PyTorch .bin) fall back to their reader tensor by tensor and
+hash their files separately.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from checker.errors import WeightsError
+from checker.weights.common import to_float32
+from checker.weights.interface import TensorInfo, WeightFile, WeightsReader
+from checker.weights.safetensors_reader import SafetensorsReader
+
+_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+}
+#: Bytes per read call and the default float32 block size handed to consumers.
+CHUNK_BYTES = 16 * 1024 * 1024
+BLOCK_ELEMENTS = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: TensorInfo
+    path: Path
+    begin: int  # absolute byte offsets in the file
+    end: int
+    dtype: torch.dtype
+
+
+class StreamedTensor:
+    """One tensor of the pass: read it whole (:meth:`load`) or in row blocks (:meth:`blocks`),
+    once; whatever is not consumed is read (and hashed) when the pass moves on."""
+
+    def __init__(self, entry: _Entry, read: Callable[[int], memoryview] | None, loader: Callable[[], torch.Tensor] | None = None):
+        self.info = entry.info
+        self._entry = entry
+        self._read = read
+        self._loader = loader
+        self._left = entry.end - entry.begin if read is not None else 0
+        self._used = False
+
+    def _take(self) -> None:
+        if self._used:
+            raise RuntimeError(f"{self.info.name}: a streamed tensor is read once")
+        self._used = True
+
+    def load(self) -> torch.Tensor:
+        """The whole tensor in its stored dtype (float for GGUF/.bin readers)."""
+        self._take()
+        if self._loader is not None:
+            return self._loader()
+        buf = self._read(self._left)
+        self._left = 0
+        return _view(buf, self._entry)
+
+    def blocks(self, max_elements: int = BLOCK_ELEMENTS) -> Iterator[torch.Tensor]:
+        """float32 blocks of whole rows (first axis), in order."""
+        self._take()
+        shape = self.info.shape
+        if self._loader is not None:
+            t = self._loader()
+            rows = max(1, max_elements // max(1, math.prod(shape[1:]))) if t.dim() else 1
+            for s in range(0, max(1, shape[0] if shape else 1), rows):
+                yield t[s:s + rows] if t.dim() else t
+            return
+        row_elems = max(1, math.prod(shape[1:])) if shape else 1
+        itemsize = torch.empty((), dtype=self._entry.dtype).element_size()
+        rows = max(1, max_elements // row_elems)
+        total = shape[0] if shape else 1
+        for s in range(0, total, rows):
+            n = min(rows, total - s)
+            buf = self._read(n * row_elems * itemsize)
+            self._left -= n * row_elems * itemsize
+            yield to_float32(_view(buf, self._entry, (n,) + tuple(shape[1:]) if shape else ()), self.info.file, self.info.name)
+
+
+def _view(buf, entry: _Entry, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    shape = entry.info.shape if shape is None else shape
+    if len(buf) == 0:
+        return torch.empty(shape, dtype=entry.dtype)
+    return torch.frombuffer(buf, dtype=entry.dtype).reshape(shape)
+
+
+def _parse_header(path: Path, rel: str) -> tuple[int, list[_Entry]]:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise WeightsError(rel, "not a readable safetensors file (truncated header)")
+            (n,) = struct.unpack("<Q", head)
+            if n > 100_000_000:
+                raise WeightsError(rel, "not a readable safetensors file (header too large)")
+            header = json.loads(fh.read(n))
+    except OSError as exc:
+        raise WeightsError(rel, f"cannot read ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise WeightsError(rel, f"not a readable safetensors file ({exc})") from None
+    start = 8 + n
+    entries = []
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _DTYPES.get(meta.get("dtype"))
+        if dtype is None:
+            raise WeightsError(rel, f"tensor {name!r} has unsupported dtype {meta.get('dtype')}")
+        b, e = meta["data_offsets"]
+        info = TensorInfo(name, tuple(int(d) for d in meta["shape"]), meta["dtype"], rel)
+        entries.append(_Entry(info, path, start + int(b), start + int(e), dtype))
+    entries.sort(key=lambda x: x.begin)
+    return start, entries
+
+
+class CheckpointStream:
+    """The pass over one checkpoint. Iterate once; then :attr:`files` holds the hashes."""
+
+    def __init__(self, reader: WeightsReader, only: set[str] | None = None):
+        self.reader = reader
+        self._files: tuple[WeightFile, ...] | None = None
+        self._bytes_read = 0
+        self._layout: dict[Path, tuple[int, list[_Entry]]] = {}
+        if isinstance(reader, SafetensorsReader):
+            for p in reader._files:
+                self._layout[p] = _parse_header(p, reader._rel(p))
+        self._entries = {e.info.name: e for _, es in self._layout.values() for e in es}
+
+    @property
+    def streaming(self) -> bool:
+        return bool(self._layout)
+
+    def total_bytes(self) -> int:
+        if self._layout:
+            return sum(p.stat().st_size for p in self._layout)
+        return sum(i.numel * 4 for i in self.reader.tensors())
+
+    @property
+    def files(self) -> tuple[WeightFile, ...]:
+        if self._files is None:
+            raise RuntimeError("the pass has not run yet")
+        return self._files
+
+    def rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` of a tensor as float32, by positioned reads (no pass needed)."""
+        e = self._entries.get(name)
+        if e is None:
+            t = self.reader.get_rows(name, start, stop) if hasattr(self.reader, "get_rows") else self.reader.get(name)[start:stop]
+            return t
+        row_bytes = (e.end - e.begin) // max(1, e.info.shape[0])
+        fd = os.open(e.path, os.O_RDONLY)
+        try:
+            buf = bytearray(row_bytes * (stop - start))
+            got = os.preadv(fd, [buf], e.begin + start * row_bytes)
+        finally:
+            os.close(fd)
+        if got != len(buf):
+            raise WeightsError(e.info.file, f"tensor {name!r} is truncated")
+        return to_float32(_view(buf, e, (stop - start,) + tuple(e.info.shape[1:])), e.info.file, name)
+
+    def __iter__(self) -> Iterator[StreamedTensor]:
+        if not self._layout:
+            yield from self._fallback()
+            return
+        records = []
+        for path, (_, entries) in self._layout.items():
+            rel = self.reader._rel(path)
+            h = hashlib.sha256()
+            size = path.stat().st_size
+            try:
+                fh = path.open("rb", buffering=0)
+            except OSError as exc:
+                raise WeightsError(rel, f"cannot read ({exc.strerror or exc})") from None
+            with fh:
+                pos = 0
+
+                def read(n: int) -> memoryview:
+                    nonlocal pos
+                    buf = bytearray(n)
+                    view = memoryview(buf)
+                    got = 0
+                    while got < n:
+                        k = fh.readinto(view[got:got + CHUNK_BYTES])
+                        if not k:
+                            raise WeightsError(rel, "file is truncated")
+                        got += k
+                    h.update(view)
+                    pos += n
+                    self._bytes_read += n
+                    return buf
+
+                def skip_to(offset: int) -> None:
+                    while pos < offset:
+                        read(min(CHUNK_BYTES, offset - pos))
+
+                for e in entries:
+                    skip_to(e.begin)
+                    st = StreamedTensor(e, read)
+                    yield st
+                    skip_to(e.end)
+                skip_to(size)
+            records.append(WeightFile(rel, h.hexdigest(), size))
+        self._files = tuple(records)
+
+    def _fallback(self) -> Iterator[StreamedTensor]:
+        for info in self.reader.tensors():
+            entry = _Entry(info, Path(info.file), 0, 0, torch.float32)
+            yield StreamedTensor(entry, None, loader=lambda n=info.name: self.reader.get(n))
+        self._files = self.reader.files()
+
+    @property
+    def bytes_read(self) -> int:
+        return self._bytes_read

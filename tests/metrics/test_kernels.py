@@ -1,0 +1,99 @@
+"""The scale kernels compute exactly what the plain statistics define."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from checker.metrics import stats
+from checker.metrics.rowmatch import Candidate, match_candidates
+from checker.metrics.screen import GramSketch, mantel, screen_columns
+from checker.metrics.summary import summarize
+from checker.weights import open_checkpoint
+from checker.weights.stream import CheckpointStream
+
+
+def test_exact_null_moments_match_shuffles():
+    """The analytic sd of the held-out score is the sd of the column-shuffle null, rows correlated."""
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((1, 64))
+    a = base + 0.5 * rng.standard_normal((20, 64))  # strongly correlated rows
+    b = base[:, ::-1] + 0.5 * rng.standard_normal((20, 64))
+    sign = np.ones(20)
+    sign[:3] = -1.0
+    mu, sd = stats.null_moments(stats._rownorm(a), stats._rownorm(b), sign)
+    draws = stats.permutation_check(a, b, sign, 4000, seed=2)
+    assert mu == 0.0 and abs(draws.mean()) < 0.1 * sd
+    assert sd == pytest.approx(draws.std(), rel=0.05)
+    assert sd > 2.0 / np.sqrt(20 * 63)  # dependence widens the null far beyond independent rows
+
+
+def test_mantel_moments_are_the_relabelling_null():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((200, 16))
+    y = x @ rng.standard_normal((16, 16)) * 0.2 + rng.standard_normal((200, 16))
+    a, b = GramSketch.of(np.corrcoef(x.T)), GramSketch.of(np.corrcoef(y.T))
+    s = mantel(a, b, "q", "q")
+    ma, mb = a.matrix(), b.matrix()
+    null = np.array([np.sum(ma * mb[p][:, p]) for p in (rng.permutation(16) for _ in range(20000))])
+    assert s.z == pytest.approx((np.sum(ma * mb) - null.mean()) / null.std(), abs=0.05)
+
+
+def test_screen_sees_only_the_search_half():
+    search, held = stats.split_columns(512)
+    cols = screen_columns(512)
+    assert len(cols) == 128 and set(cols) <= set(search) and not set(cols) & set(held)
+    assert np.array_equal(cols, screen_columns(512))  # a function of the width alone
+
+
+def test_summary_matches_numpy_in_both_orientations():
+    rng = np.random.default_rng(4)
+    w = torch.tensor(rng.standard_normal((300, 40)), dtype=torch.float32)
+    cols = np.array([1, 5, 7, 30])
+    for axis, units in ((0, w.numpy()), (1, w.numpy().T)):
+        s = summarize(w, axis, {"k": cols}, np.array([0, 3, 9]))
+        assert np.allclose(s.col_mean, units.mean(0), atol=1e-5) and np.allclose(s.col_std, units.std(0), atol=1e-5)
+        assert np.allclose(s.grams["k"].matrix(), GramSketch.of(np.corrcoef(units[:, cols].T)).matrix(), atol=1e-5)
+        assert np.array_equal(s.rows, units[[0, 3, 9]])
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_streamed_row_matching_equals_the_plain_statistic(axis):
+    """Block by block in torch (the CPU and GPU path) = stats.match_rows in numpy."""
+    rng = np.random.default_rng(5)
+    ref = rng.standard_normal((500, 48))
+    perm = rng.permutation(500)
+    sub = ref[perm] + 0.8 * rng.standard_normal((500, 48))
+    native = torch.tensor(sub if axis == 0 else sub.T.copy(), dtype=torch.float32)
+    mean, sd = sub.mean(0), sub.std(0)
+    rows = stats.standardize_columns(ref)[::5]
+    search, held = stats.split_columns(48)
+    ho, best = stats.match_rows(rows, stats.standardize_columns(sub), search, held)
+    got = match_candidates(native, axis, mean.astype(np.float32), sd.astype(np.float32), np.arange(48), search, held,
+                           [Candidate("c", rows)])[0]
+    assert np.array_equal(got.best, best)
+    assert got.held_out.z == pytest.approx(ho.z, rel=1e-4) and got.held_out.z > 10
+
+
+def test_one_pass_hashes_every_file_and_hands_over_every_tensor(tmp_path):
+    a = {"x": torch.randn(70, 33).to(torch.bfloat16), "y": torch.randn(5)}
+    b = {"z": torch.randn(3, 4, 5)}
+    save_file(a, str(tmp_path / "model-00001-of-00002.safetensors"))
+    save_file(b, str(tmp_path / "model-00002-of-00002.safetensors"))
+    stream = CheckpointStream(open_checkpoint(tmp_path))
+    seen = {}
+    for st in stream:
+        if st.info.name == "x":
+            seen["x"] = torch.cat(list(st.blocks(max_elements=100)))
+        elif st.info.name == "z":
+            seen["z"] = st.load()
+        # "y" is not consumed: the pass still reads (and hashes) it
+    assert torch.equal(seen["x"], a["x"].float()) and torch.equal(seen["z"], b["z"])
+    for f in stream.files:
+        assert f.sha256 == hashlib.sha256((tmp_path / f.path).read_bytes()).hexdigest()
+    assert stream.bytes_read == sum(f.bytes for f in stream.files)
+    assert torch.equal(stream.rows("x", 10, 13), a["x"][10:13].float())
