@@ -127,7 +127,8 @@ def architecture_facts(folder: Path, modules: tuple[Module, ...], refs) -> Archi
 
 
 def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = None,
-          waivers: tuple[Waiver, ...] = (), device: str = "cpu", progress=None) -> AuditResult:
+          waivers: tuple[Waiver, ...] = (), device: str = "cpu", progress=None,
+          ray_address: str | None = None, use_ray: bool = False) -> AuditResult:
     """Audit one submission against every registered reference under one rule pack.
 
     ``waivers`` (from a side file) are applied together with the pack's own. The
@@ -146,9 +147,15 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     modules = split_modules(infos)
     folder_dir = folder if folder.is_dir() else folder.parent
     vocab = model_vocabulary(folder_dir, reader)
-    stream = CheckpointStream(reader)
-    evidence = _located(folder, lambda: compare(reader, modules, vocab, [(e.id, fp) for e, fp in refs], device,
-                                                stream, progress))
+    if use_ray:  # one Ray task per reference (checker.distributed), at ray_address or on a local Ray; same evidence
+        from checker.distributed import compare_distributed
+        evidence, weight_files = _located(folder, lambda: compare_distributed(folder, registry, [e.id for e, _ in refs],
+                                                                              ray_address, device))
+    else:
+        stream = CheckpointStream(reader)
+        evidence = _located(folder, lambda: compare(reader, modules, vocab, [(e.id, fp) for e, fp in refs], device,
+                                                    stream, progress))
+        weight_files = stream.files
     tokenizers = tuple(compare_vocabularies(vocab, fp.vocab, e.id) for e, fp in refs if vocab is not None and fp.vocab is not None)
     total = sum(i.numel for i in infos)
     hints = scan_lineage(folder_dir)
@@ -181,7 +188,6 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     order = {c.id: i for i, c in enumerate(pack.criteria)}
     results.sort(key=lambda r: order[r.id])
     results = apply_waivers(results, pack.waivers + tuple(waivers), today or dt.date.today())
-    weight_files = stream.files
     info = SubmissionInfo(sub_id, str(folder), source_type, revision, submission_files(folder, weight_files), total,
                           tuple(f.path for f in weight_files))
     return AuditResult(

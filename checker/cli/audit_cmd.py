@@ -23,6 +23,12 @@ def audit(
     formats: Formats = "json,html,md",
     out: Out = Path("fromscratch-reports"),
     waivers: Annotated[Optional[Path], typer.Option("--waivers", help="YAML side file of waivers (owner, reason, expiry).", dir_okay=False)] = None,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", metavar="ADDRESS",
+        help="Compare with each reference in its own Ray task: 'local' starts a Ray on this machine's cores, "
+             "anything else is the address of a running cluster (auto, ray://head:10001). Same results as without; "
+             "needs 'pip install fromscratch\\[ray]', and on a cluster fromscratch on every node and the submission "
+             "and registry at the same paths.")] = None,
 ) -> None:
     """Audit submissions against every registered reference; exit 0 pass, 1 fail, 3 inconclusive."""
     fmts = parse_formats(formats)
@@ -31,7 +37,8 @@ def audit(
     # Everything is computed and rendered before anything is written: bad input leaves no partial report.
     prepared = []
     for spec in submissions:
-        result = run_audit(spec, registry, pack, waivers=extra)
+        result = run_audit(spec, registry, pack, waivers=extra,
+                           ray_address=None if ray in (None, "local") else ray, use_ray=ray is not None)
         report = build_report(result)
         prepared.append((report, render_all(report, fmts)))
     multiple = len(prepared) > 1
