@@ -167,7 +167,11 @@ def module_verdicts(facts: Facts, significance: float, references: tuple[str, ..
 def format_p(log10_p: float) -> str:
     """The one way a p-value is written for people (messages, HTML, Markdown, terminal):
     3 significant digits, scientific notation when small, and below float range an
-    upper bound (p = 10^-381.2 is "< 1e-381", never "< 1e-382" and never 0)."""
+    upper bound (p = 10^-381.2 is "< 1e-381", never "< 1e-382" and never 0).
+
+    log10 p is first rounded to the 3 decimals the JSON report keeps, so a figure
+    formatted from the engine's exact value and from the report read the same."""
+    log10_p = round(log10_p, 3)
     if log10_p >= -3:
         return f"{10 ** log10_p:.3g}"
     if log10_p >= -300:

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from checker.audit import audit as run_audit
-from checker.cli.display import console, verdict_table
-from checker.cli.options import Formats, Out, Registry, Rules
-from checker.exitcodes import VERDICT_EXIT, ExitCode
-from checker.report.json_report import build_report
-from checker.report.writer import parse_formats, render_all, write_index, write_rendered
+from checker.cli.batch import run_audits
+from checker.cli.options import Formats, Lang, Out, Registry, Rules
+from checker.exitcodes import VERDICT_EXIT
+from checker.report.i18n import check_lang
+from checker.report.writer import parse_formats
 from checker.rules import DEFAULT_PACK, load_pack, load_waivers
 
 
 def audit(
-    submissions: Annotated[list[str], typer.Argument(help="Model folders, weight files, or Hugging Face repo ids (owner/name[@revision]).")],
+    submissions: Annotated[list[str], typer.Argument(
+        help="What to audit, one or more: a model folder, a weights file (.safetensors, .gguf, .bin), "
+             "or a Hugging Face repo id pinned as owner/name@revision.")],
     registry: Registry,
     rules: Rules = DEFAULT_PACK,
     formats: Formats = "json,html,md",
     out: Out = Path("fromscratch-reports"),
-    waivers: Annotated[Optional[Path], typer.Option("--waivers", help="YAML side file of waivers (owner, reason, expiry).", dir_okay=False)] = None,
+    waivers: Annotated[Optional[Path], typer.Option("--waivers", metavar="FILE", help="YAML side file of waivers (owner, reason, expiry).", dir_okay=False)] = None,
+    lang: Lang = "en",
     ray: Annotated[Optional[str], typer.Option(
         "--ray", metavar="ADDRESS",
         help="Compare with each reference in its own Ray task: 'local' starts a Ray on this machine's cores, "
@@ -30,41 +34,33 @@ def audit(
              "needs 'pip install fromscratch\\[ray]', and on a cluster fromscratch on every node and the submission "
              "and registry at the same paths.")] = None,
 ) -> None:
-    """Audit submissions against every registered reference; exit 0 pass, 1 fail, 3 inconclusive."""
+    """Audit submissions against every registered reference and write their reports.
+
+    With several submissions, --out gets one folder per submission, index.html and index.csv ranking them, and a summary table is printed; a submission that cannot be read is listed as an error and the others still complete.
+
+    \b
+    Exit codes:
+      0  every criterion passed (every submission)
+      1  a criterion failed (in any submission)
+      2  usage or input error: nothing is written; in a batch, a submission that
+         could not be audited (unless another one failed, which gives 1)
+      3  inconclusive: something required could not be evaluated
+    """
     fmts = parse_formats(formats)
+    check_lang(lang)
     pack = load_pack(rules)
     extra = load_waivers(waivers, pack) if waivers is not None else ()
-    # Everything is computed and rendered before anything is written: bad input leaves no partial report.
-    prepared = []
-    for spec in submissions:
-        result = run_audit(spec, registry, pack, waivers=extra,
-                           ray_address=None if ray in (None, "local") else ray, use_ray=ray is not None)
-        report = build_report(result)
-        prepared.append((report, render_all(report, fmts)))
-    multiple = len(prepared) > 1
-    entries = []
-    used: set[str] = set()
-    for report, rendered in prepared:
-        slug = _slug(report["submission"]["id"])
-        while slug in used:  # two submissions named alike (a/model, b/model) never share a folder
-            slug += "-2"
-        used.add(slug)
-        folder = out / slug if multiple else out
-        verdict_table(report)  # before writing: a display problem must not leave a report behind
-        paths = write_rendered(rendered, folder)
-        console.print("reports: " + ", ".join(str(p) for p in paths), markup=False)
-        entries.append({"id": report["submission"]["id"], "verdict": report["verdict"],
-                        "derived_param_fraction": report["derived_param_fraction"],
-                        "href": f"{slug}/report.html" if multiple else "report.html"})
-    if multiple and "html" in fmts:
-        console.print(f"index: {write_index(entries, out)}", markup=False)
-    verdicts = {r["verdict"] for r, _ in prepared}
-    code = ExitCode.FAIL if "fail" in verdicts else ExitCode.INCONCLUSIVE if "inconclusive" in verdicts else ExitCode.PASS
+
+    def command_for(spec: str) -> str:
+        parts = ["fromscratch", "audit", spec, "--registry", str(registry), "--rules", rules]
+        parts += ["--waivers", str(waivers)] if waivers is not None else []
+        return shlex.join(parts + ["--format", ",".join(fmts), "--lang", lang])
+
+    def audit_one(spec: str):
+        return run_audit(spec, registry, pack, waivers=extra, ray_address=None if ray in (None, "local") else ray, use_ray=ray is not None)
+
+    code = run_audits(list(submissions), audit_one, fmts, out, lang, pack.id, command_for)
     raise typer.Exit(int(code))
-
-
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
 __all__ = ["audit", "VERDICT_EXIT"]

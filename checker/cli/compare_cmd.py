@@ -11,26 +11,30 @@ from checker.cli.display import console, esc
 from checker.audit import compare_pair
 from checker.report.compare_report import build_compare_report
 from checker.report.json_report import dumps
-from checker.report.render import fmt_p
+from checker.cli.options import Lang
+from checker.report.fmt import fmt_num, fmt_p, fmt_pct, fmt_scale, fmt_z
+from checker.report.i18n import check_lang, messages
 
 
 def compare(
-    a: Annotated[str, typer.Argument(help="The model to examine (folder).")],
-    b: Annotated[str, typer.Argument(help="The model to compare it with (folder).")],
-    format: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    a: Annotated[str, typer.Argument(help="The model to examine: a model folder or a weights file.")],
+    b: Annotated[str, typer.Argument(help="The model to compare it with: a model folder or a weights file.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="table (terminal) or json.")] = "table",
+    lang: Lang = "en",
 ) -> None:
-    """Per module, the layer x layer similarity of A with B, the alignment found and the layer map."""
+    """Per module, the layer x layer similarity of A with B, the alignment found and the layer map (exit 0; 2 on bad input)."""
     if format not in ("table", "json"):
         raise typer.BadParameter("choose table or json", param_hint="--format")
+    m = messages(check_lang(lang))
     result = build_compare_report(compare_pair(a, b))
     if format == "json":
         typer.echo(dumps(result), nl=False)
         return
-    for m in result["modules"]:
-        for x in m["matches"]:
-            console.print(f"[bold]{esc(m['name'])}[/] ({esc(m['kind'])}) vs {esc(x['reference_module'])} ({esc(x['reference_kind'])}): "
-                          f"{x['statistic']} {x['score']:.3f}, z {x['z_score']:.1f}, p {fmt_p(x['p_value'], x['log10_p_value'])}"
-                          f"{'' if x['decisive'] else ' (weak evidence only)'}")
+    for mod in result["modules"]:
+        for x in mod["matches"]:
+            console.print(f"[bold]{esc(mod['name'])}[/] ({esc(mod['kind'])}) vs {esc(x['reference_module'])} ({esc(x['reference_kind'])}): "
+                          f"{esc(m.label('stat', x['statistic']))} {fmt_num(x['score'])}, z {fmt_z(x['z_score'])}, p {fmt_p(x['p_value'], x['log10_p_value'])}"
+                          f"{'' if x['decisive'] else ' (' + m.t('w.weak_only') + ')'}")
             _alignment(x["recovered_alignment"])
             grid = x.get("layer_matrix")
             if grid and grid["sub_layers"] and grid["ref_layers"]:
@@ -39,7 +43,7 @@ def compare(
                 for rl in grid["ref_layers"]:
                     t.add_column(str(rl), justify="right")
                 for sl, row in zip(grid["sub_layers"], grid["z"]):
-                    t.add_row(str(sl), *["" if v is None else f"{v:.1f}" for v in row])
+                    t.add_row(str(sl), *["" if v is None else fmt_z(v) for v in row])
                 console.print(t)
 
 
@@ -62,6 +66,6 @@ def _alignment(rec: dict) -> None:
         t.add_column(col, justify="right")
     for layer in rec["layers"]:
         for r in layer["roles"]:
-            t.add_row(f"{layer['sub_layer']}→{layer['ref_layer']}", f"{r['role']}~{r['reference_role']}", f"{r['z']:.1f}",
-                      f"{r['scale']:.3g}", f"{r['scale_spread']:.2f}", f"{r['units_moved']:.0%}")
+            t.add_row(f"{layer['sub_layer']}→{layer['ref_layer']}", f"{r['role']}~{r['reference_role']}", fmt_z(r["z"]),
+                      fmt_scale(r["scale"]), fmt_num(r["scale_spread"], 2), fmt_pct(r["units_moved"], 0))
     console.print(t)

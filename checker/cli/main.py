@@ -7,6 +7,7 @@ for a traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import click
@@ -19,7 +20,8 @@ from checker.errors import CheckerError
 from checker.exitcodes import ExitCode
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Audit 'from scratch' claims about AI foundation models.")
+                  help="Audit 'from scratch' claims about AI foundation models. Exit codes: 0 pass, 1 a criterion failed, "
+                       "2 usage or input error, 3 inconclusive.")
 app.command("audit")(audit_cmd.audit)
 app.command("compare")(compare_cmd.compare)
 app.command("demo")(demo_cmd.demo)
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         if not exc.format_message():  # no arguments at all: the help was shown
             return int(ExitCode.USAGE)
         hint = f" (see 'fromscratch {exc.ctx.command_path.split(' ', 1)[1]} --help')" if exc.ctx and " " in exc.ctx.command_path else " (see 'fromscratch --help')"
-        err_console.print(f"fromscratch: {exc.format_message()}{hint}", markup=False, soft_wrap=True)
+        err_console.print(f"fromscratch: {_once(exc.format_message())}{hint}", markup=False, soft_wrap=True)
         return int(ExitCode.USAGE)
     except click.exceptions.Abort:
         err_console.print("fromscratch: aborted")
@@ -66,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
                           "(please report it; FROMSCRATCH_DEBUG=1 shows the traceback)", markup=False, soft_wrap=True)
         return int(ExitCode.USAGE)
     return 0
+
+
+def _once(message: str) -> str:
+    """Each sentence once: click and typer both append "Did you mean 'audit'?" to an unknown command."""
+    sentences = re.split(r"(?<=[.?!])\s+", message.strip())
+    return " ".join(dict.fromkeys(sentences))
 
 
 def entry() -> None:

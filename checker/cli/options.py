@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 
-Registry = Annotated[Path, typer.Option("--registry", "-r", help="Registry folder of reference models.", file_okay=False)]
-Rules = Annotated[str, typer.Option("--rules", help="Rule pack: a YAML file or the id of a shipped pack.")]
-Out = Annotated[Path, typer.Option("--out", "-o", help="Folder for the reports.", file_okay=False)]
-Formats = Annotated[str, typer.Option("--format", "-f", help="Comma-separated: json, html, md, pdf, cyclonedx.")]
+Registry = Annotated[Path, typer.Option("--registry", "-r", metavar="DIR", file_okay=False,
+                                         help="Registry folder of reference models (made by 'fromscratch registry add').")]
+Rules = Annotated[str, typer.Option("--rules", metavar="PACK", help="Rule pack: a YAML file or the id of a shipped pack "
+                                                                   "(see 'fromscratch rules list').")]
+Out = Annotated[Path, typer.Option("--out", "-o", metavar="DIR", file_okay=False,
+                                   help="Folder for the reports (created if missing; with several submissions, one sub-folder each "
+                                        "plus index.html and index.csv).")]
+Formats = Annotated[str, typer.Option("--format", "-f", metavar="FORMATS",
+                                      help="Comma-separated list of json, html, md, pdf, cyclonedx.")]
+Lang = Annotated[str, typer.Option("--lang", metavar="LANG", help="Language of the reports and tables: en or ko (Korean).")]

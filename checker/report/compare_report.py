@@ -3,19 +3,7 @@
 from __future__ import annotations
 
 from checker.audit import PairComparison
-from checker.metrics.interface import Match
-from checker.report.json_report import _group_skipped, _match, _num, recovered_alignment
-
-
-def _grid(m: Match) -> dict:
-    subs = sorted({c.sub_layer for c in m.cells if c.sub_layer is not None})
-    refs = sorted({c.ref_layer for c in m.cells if c.ref_layer is not None})
-    z = {(c.sub_layer, c.ref_layer): c for c in m.cells if c.roles}
-    return {
-        "sub_layers": subs, "ref_layers": refs,
-        "z": [[_num(z[(s, r)].z, 2) if (s, r) in z else None for r in refs] for s in subs],
-        "score": [[_num(z[(s, r)].score, 4) if (s, r) in z else None for r in refs] for s in subs],
-    }
+from checker.report.json_report import _group_skipped, _match, coverage, layer_matrix, recovered_alignment
 
 
 def build_compare_report(pair: PairComparison) -> dict:
@@ -23,14 +11,15 @@ def build_compare_report(pair: PairComparison) -> dict:
     for ev in pair.evidence:
         matches = []
         for m in ev.matches:
-            d = _match(m, 0.0, False, True)
+            d = _match(m, 0.0, False, True, ev.module)
             d.pop("p_value_corrected", None)
             d.pop("log10_p_value_corrected", None)
             d.pop("significant", None)
-            d["layer_matrix"] = _grid(m)
+            d["layer_matrix"] = layer_matrix(m)
             d["recovered_alignment"] = recovered_alignment(m)
             matches.append(d)
         modules.append({"name": ev.module.name, "kind": ev.module.kind, "parameters": ev.module.parameters,
+                        "coverage": round(coverage(ev.module, ev.matches), 6),
                         "matches": matches, "skipped": _group_skipped(ev.skipped)})
     t = pair.tokenizer
     tok = None if t is None else {"vocab_jaccard": t.vocab_jaccard, "same_id_fraction": t.same_id_fraction,

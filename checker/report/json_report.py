@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import importlib.metadata
 import json
 import math
+import os
+import platform
+import shlex
 
 import jsonschema
 
 from checker.audit import AuditResult
 from checker.errors import ReportError
 from checker.exitcodes import VERDICT_EXIT
-from checker.metrics.interface import Match
+from checker.metrics.interface import Match, ModuleEvidence
+from checker.modules import Module
 from checker.verdicts import Evidence, ModuleVerdict, p_from_log10
 from checker.yamlio import schema
 
@@ -27,7 +33,7 @@ def _num(x: float | None, digits: int = 6) -> float | None:
     return round(float(x), digits)
 
 
-def _match(m: Match, correction: float, significant: bool, full: bool) -> dict:
+def _match(m: Match, correction: float, significant: bool, full: bool, module: Module | None = None) -> dict:
     a = m.alignment
     out = {
         "reference": m.reference, "reference_module": m.reference_module, "reference_kind": m.reference_kind,
@@ -44,12 +50,60 @@ def _match(m: Match, correction: float, significant: bool, full: bool) -> dict:
     if full:
         out["alignment"]["permutation"] = list(a.permutation)
         out["recovered_alignment"] = recovered_alignment(m)
-        out["weak_evidence"] = [
-            {"sub_layer": c.sub_layer, "ref_layer": c.ref_layer, "role": w.role, "pearson": _num(w.pearson), "raw_cosine": _num(w.raw_cosine),
-             "decisive": False}
-            for c in m.cells for w in c.weak if (c.sub_layer, c.ref_layer) in set(m.layer_map) or c.sub_layer is None
-        ][:64]
+        out["layer_matrix"] = layer_matrix(m)
+        out["weak_evidence"] = weak_evidence(m, module)
     return out
+
+
+def layer_matrix(m: Match) -> dict:
+    """The layer x layer grid of one match: z and score per (submission layer, reference layer)."""
+    subs = sorted({c.sub_layer for c in m.cells if c.sub_layer is not None})
+    refs = sorted({c.ref_layer for c in m.cells if c.ref_layer is not None})
+    z = {(c.sub_layer, c.ref_layer): c for c in m.cells if c.roles}
+    return {
+        "sub_layers": subs, "ref_layers": refs,
+        "z": [[_num(z[(s, r)].z, 2) if (s, r) in z else None for r in refs] for s in subs],
+        "score": [[_num(z[(s, r)].score, 4) if (s, r) in z else None for r in refs] for s in subs],
+    }
+
+
+def weak_evidence(m: Match, module: Module | None) -> list[dict]:
+    """Norm-weight and bias comparisons on the mapped layer pairs (the diagonal when none is mapped),
+    each labelled by the submission tensor it compares; shown, never decisive.
+
+    The engine's weak scores carry a role and a layer pair; the tensor name is taken from the
+    module map (``tensor``) when one tensor of that role sits in that layer, else the candidates
+    are listed (``tensor_candidates``)."""
+    pairs = set(m.layer_map) or {(c.sub_layer, c.ref_layer) for c in m.cells if c.sub_layer == c.ref_layer}
+    names: dict = {}
+    for t in (module.tensors if module is not None else ()):
+        if not t.decisive:
+            names.setdefault((t.layer, t.role), []).append(t.name)
+    out = []
+    for c in m.cells:
+        if (c.sub_layer, c.ref_layer) not in pairs and c.sub_layer is not None:
+            continue
+        for w in c.weak:
+            named = getattr(w, "tensor", None)  # newer engines name the tensors themselves
+            cands = [named] if named else names.get((c.sub_layer, w.role), [])
+            row = {"sub_layer": c.sub_layer, "ref_layer": c.ref_layer, "role": w.role,
+                   "tensor": cands[0] if len(cands) == 1 else None,
+                   "pearson": _num(w.pearson), "raw_cosine": _num(w.raw_cosine), "decisive": False}
+            if len(cands) > 1:
+                row["tensor_candidates"] = cands
+            if getattr(w, "reference_tensor", None):
+                row["reference_tensor"] = w.reference_tensor
+            out.append(row)
+    return out[:64]
+
+
+def coverage(module: Module, matches: tuple[Match, ...]) -> float:
+    """Share of the module's parameters in tensors that a decisive statistic compared with a reference."""
+    compared = {(c.sub_layer, r.role) for m in matches if m.decisive for c in m.cells for r in c.roles}
+    done = sum(t.numel for t in module.tensors if t.decisive and (t.layer, t.role) in compared)
+    if any(m.identical_fraction >= 0.99 for m in matches):
+        done = module.parameters
+    return done / max(module.parameters, 1)
 
 
 def recovered_alignment(m: Match) -> dict:
@@ -81,14 +135,16 @@ def recovered_alignment(m: Match) -> dict:
     }
 
 
-def _module(mv: ModuleVerdict, correction: float) -> dict:
+def _module(mv: ModuleVerdict, correction: float, ev: ModuleEvidence | None) -> dict:
     sig = {id(m) for m in mv.significant}
+    module = ev.module if ev is not None else None
     return {
         "name": mv.name, "kind": mv.kind, "family": mv.family, "parameters": mv.parameters,
         "param_fraction": _num(mv.param_fraction, 8), "status": mv.status, "reason": mv.reason,
+        "coverage": None if module is None else _num(coverage(module, ev.matches), 6),
         "layers": len(mv.layers),
         "best_match": None if mv.best is None else {"reference": mv.best.reference, "reference_module": mv.best.reference_module},
-        "matches": [_match(m, correction, id(m) in sig, m is mv.best) for m in mv.matches],
+        "matches": [_match(m, correction, id(m) in sig, m is mv.best, module) for m in mv.matches],
         "baseline": _baseline(mv),
         "skipped": _group_skipped(mv.skipped),
     }
@@ -116,10 +172,14 @@ def _evidence(e: Evidence) -> dict:
     return {k: v for k, v in dataclasses.asdict(e).items() if v is not None}
 
 
-def build_report(result: AuditResult) -> dict:
-    """The report as a JSON-ready dict, validated against rules/schema/report.schema.json."""
+def build_report(result: AuditResult, command: str | None = None) -> dict:
+    """The report as a JSON-ready dict, validated against rules/schema/report.schema.json.
+
+    ``command`` is the command line that reproduces this audit (the CLI passes it)."""
     tests = sum(1 for mv in result.modules for m in mv.matches if m.decisive)
-    correction = math.log10(max(tests, 1))
+    evidence = {ev.module.name: ev for ev in result.facts.modules}
+    modules = [_module(mv, correction_for(tests), evidence.get(mv.name)) for mv in result.modules]
+    covered = sum(m["coverage"] * m["parameters"] for m in modules if m["coverage"] is not None)
     sub = result.submission
     toks = sorted(result.facts.tokenizers, key=lambda t: -t.vocab_jaccard)
     tokenizer = None
@@ -130,7 +190,7 @@ def build_report(result: AuditResult) -> dict:
     report = {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "fromscratch", "version": result.tool_version},
-        "created": result.created,
+        "created": created(result.created),
         "submission": {"id": sub.id, "path": sub.path, "source_type": sub.source_type, "revision": sub.revision,
                        "parameters": sub.parameters,
                        "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes, "audited": f.path in sub.audited}
@@ -143,7 +203,8 @@ def build_report(result: AuditResult) -> dict:
         "derived_param_fraction": _num(result.derived_param_fraction, 8),
         "significance": next((c.params.significance for c in result.pack.criteria if c.kind == "weights"), result.pack.significance),
         "tests": tests,
-        "modules": [_module(mv, correction) for mv in result.modules],
+        "coverage": _num(covered / max(sub.parameters, 1), 6),
+        "modules": modules,
         "criteria": [
             {"id": r.id, "title": r.title, "kind": r.kind, "severity": r.severity, "status": r.status, "message": r.message,
              "evidence": [_evidence(e) for e in r.evidence], "remediation": r.remediation or None,
@@ -158,9 +219,37 @@ def build_report(result: AuditResult) -> dict:
         "disclosure": _disclosure(result.facts.disclosure),
         "tokenizer": tokenizer,
         "architecture": _plain(result.facts.architecture),
+        "reproducibility": reproducibility(result, command),
     }
     validate_report(report)
     return report
+
+
+def correction_for(tests: int) -> float:
+    return math.log10(max(tests, 1))
+
+
+def created(stamp: str) -> str:
+    """The report's date; SOURCE_DATE_EPOCH (reproducible builds) overrides the clock, so two
+    runs on the same input give byte-identical reports."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.strip().isdigit():
+        return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).isoformat(timespec="seconds")
+    return stamp
+
+
+def reproducibility(result: AuditResult, command: str | None) -> dict:
+    """What an evaluator needs to re-run the audit: the command, the versions, the digests."""
+    versions = {"fromscratch": result.tool_version, "python": platform.python_version()}
+    for pkg in ("torch", "numpy", "scipy", "safetensors"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    sub = result.submission
+    spec = sub.id + (f"@{sub.revision}" if sub.revision else "") if sub.source_type == "huggingface" else sub.path
+    return {"command": command or f"fromscratch audit {shlex.quote(spec)} --registry REGISTRY --rules {shlex.quote(result.pack.id)}",
+            "versions": versions, "platform": platform.platform(terse=True)}
 
 
 def _lineage(result: AuditResult) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 from checker.errors import ReportError
 from checker.report.cyclonedx import build_bom
 from checker.report.json_report import dumps
+from checker.report.i18n import DEFAULT_LANG
 from checker.report.render import render_html, render_index, render_markdown, write_pdf
 
 FORMATS = ("json", "html", "md", "pdf", "cyclonedx")
@@ -31,29 +32,36 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def render_all(report: dict, formats: tuple[str, ...]) -> dict[str, bytes]:
-    """Render every requested format in memory first, so a failure leaves no partial report."""
+def render_all(report: dict, formats: tuple[str, ...], lang: str = DEFAULT_LANG) -> dict[str, bytes]:
+    """Render every requested format in memory first, so a failure leaves no partial report.
+
+    The PDF is the HTML's rendering with the JSON attached; both come from the same JSON."""
     out: dict[str, bytes] = {}
-    html = render_html(report) if ("html" in formats or "pdf" in formats) else None
+    html = render_html(report, lang) if ("html" in formats or "pdf" in formats) else None
+    canonical = dumps(report).encode()
     for f in formats:
         if f == "json":
-            out["json"] = dumps(report).encode()
+            out["json"] = canonical
         elif f == "html":
             out["html"] = html.encode()
         elif f == "md":
-            out["md"] = render_markdown(report).encode()
+            out["md"] = render_markdown(report, lang).encode()
         elif f == "cyclonedx":
             out["cyclonedx"] = build_bom(report).encode()
         elif f == "pdf":
-            out["pdf"] = write_pdf(html)
+            out["pdf"] = write_pdf(html, report, lang, canonical)
     return out
 
 
-def write_rendered(rendered: dict[str, bytes], folder: Path, stem: str = "report") -> list[Path]:
+def _mkdir(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # --out names a file, or a folder we may not create
         raise ReportError(str(folder), f"cannot create the output folder ({exc.strerror or exc})") from None
+
+
+def write_rendered(rendered: dict[str, bytes], folder: Path, stem: str = "report") -> list[Path]:
+    _mkdir(folder)
     paths = []
     for fmt, data in rendered.items():
         p = folder / f"{stem}.{SUFFIX.get(fmt, fmt)}"
@@ -65,7 +73,17 @@ def write_rendered(rendered: dict[str, bytes], folder: Path, stem: str = "report
     return paths
 
 
-def write_index(entries: list[dict], folder: Path) -> Path:
-    p = folder / "index.html"
-    _atomic_write(p, render_index(entries).encode())
-    return p
+def write_index(entries: list[dict], folder: Path, lang: str = DEFAULT_LANG, pack: str = "", date: str = "") -> list[Path]:
+    """index.html and index.csv of a batch (see ``checker.report.batch``)."""
+    from checker.report.batch import index_csv
+
+    _mkdir(folder)
+    paths = []
+    for name, data in (("index.html", render_index(entries, lang, pack, date).encode()), ("index.csv", index_csv(entries).encode())):
+        p = folder / name
+        try:
+            _atomic_write(p, data)
+        except OSError as exc:
+            raise ReportError(str(p), f"cannot write ({exc.strerror or exc})") from None
+        paths.append(p)
+    return paths

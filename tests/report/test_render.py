@@ -44,8 +44,8 @@ def test_markdown_cannot_be_injected(zoo, tmp_path):
 
 def test_markdown_lists_modules_and_criteria(report):
     md = render_markdown(report)
-    assert "| visual | vision\\_encoder |" in md and "**derived**" in md
-    assert "| W1 |" in md and "**fail**" in md
+    assert "| visual | vision encoder |" in md and "**derived**" in md
+    assert "| W1 |" in md and "**FAIL**" in md
 
 
 def test_p_values_are_never_printed_as_zero():
