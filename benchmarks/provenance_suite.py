@@ -72,7 +72,7 @@ class Outcome:
     norm_cos: float  # median raw cosine of norm weights with the reference
     norm_pearson: float
     null_module: tuple[float, ...]  # independent cases: log10 p of every module-pair comparison
-    null_cells: tuple[tuple[bool, float], ...]  # (anchor cell?, log10 p) of every cell in those comparisons
+    null_cells: tuple[tuple[str, float], ...]  # (anchor | layer | screen, log10 p) of every cell in those comparisons
 
 
 def world(root: Path, steps: int, seeds: int, quick: bool):
@@ -195,7 +195,8 @@ def _collect_null(matches, modules: list, cells: list) -> None:
     for m in matches:
         if m.decisive:
             modules.append(m.log10_p)
-            cells.extend((c.sub_layer is None, c.log10_p) for c in m.cells if c.roles)
+            cells.extend(("anchor" if c.sub_layer is None else "layer", c.log10_p) for c in m.cells if c.roles)
+            cells.extend(("screen", sc.log10_p) for c in m.cells for sc in c.screen)
 
 
 def null_pairs(folders: list[Path]) -> Outcome:
@@ -221,7 +222,7 @@ def combine(base: synth.Subject, parts: tuple[Disguise, ...], cache: dict) -> sy
     return s
 
 
-STATS = ("heldout_row_pearson", "shared_token_pearson", "content digest")
+STATS = ("heldout_row_pearson", "shared_token_pearson", "hidden_gram_mantel", "content digest")
 
 
 def print_table(outcomes: list[Outcome]) -> None:
@@ -266,12 +267,16 @@ def print_summary(outcomes: list[Outcome]) -> None:
 
 def print_null(outcomes: list[Outcome]) -> None:
     mod = np.array([p for o in outcomes for p in o.null_module])
-    anchor = np.array([p for o in outcomes for a, p in o.null_cells if a])
-    layer = np.array([p for o in outcomes for a, p in o.null_cells if not a])
+    anchor = np.array([p for o in outcomes for a, p in o.null_cells if a == "anchor"])
+    layer = np.array([p for o in outcomes for a, p in o.null_cells if a == "layer"])
+    screen = np.array([p for o in outcomes for a, p in o.null_cells if a == "screen"])
     print("\nNull calibration (every module x reference-module comparison of an unrelated model pair: "
           "independent submissions x registered references, and independent submissions pairwise):")
-    for label, arr in (("module level (Bonferroni over layer pairs)", mod), ("  layer cells (uncorrected)", layer),
-                       ("  token / patch anchors", anchor)):
+    for label, arr in (("module level (Bonferroni over layer pairs)", mod), ("  layer screen, every role pair", screen),
+                       ("  layer cells sent to the full test", layer), ("  token / patch anchors", anchor)):
+        if len(arr) == 0:
+            print(f"  {label:44} n=    0")
+            continue
         p = 10.0 ** arr
         ks = sps.kstest(p, "uniform")
         print(f"  {label:44} n={len(p):5d}  p<0.01: {np.mean(p < 0.01):.2%}  p<0.05: {np.mean(p < 0.05):.2%}  "

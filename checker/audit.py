@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from checker import __version__
-from checker.errors import RulePackError, ScanError, WeightsError
+from checker.errors import CheckerError, RulePackError, ScanError, WeightsError
 from checker.metrics.engine import compare
 from checker.metrics.interface import ModuleEvidence
 from checker.references.fingerprint import build_fingerprint
@@ -32,6 +32,7 @@ from checker.weights import open_checkpoint
 from checker.weights.common import sha256_file
 from checker.weights.interface import WeightFile
 from checker.weights.stream import CheckpointStream
+from checker.cache import EvidenceCache
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,41 @@ def architecture_facts(folder: Path, modules: tuple[Module, ...], refs) -> Archi
                         tuple(str(a) for a in archs) if isinstance(archs, list) else (), same)
 
 
+def submission_elements(spec: str) -> int:
+    """Elements in a local checkpoint (for a progress bar; 0 when it cannot be told cheaply)."""
+    try:
+        return sum(i.numel for i in open_checkpoint(spec).tensors()) if Path(spec).exists() else 0
+    except CheckerError:
+        return 0
+
+
+def gather_evidence(reader, modules, vocab, refs, device: str = "cpu", progress=None,
+                    cache: EvidenceCache | None = None) -> tuple[tuple[ModuleEvidence, ...], tuple[WeightFile, ...]]:
+    """The engine's evidence and the weight files' hashes, from one pass over the weights, or
+    from the cache when the same weights were compared with the same reference fingerprints."""
+    ref_keys = [(e.id, dict(e.fingerprint_sha256)) for e, _ in refs]
+    paths = [reader.root / f for f in _weight_paths(reader)]
+    if cache is not None:
+        files = cache.known_files(reader.root, paths)
+        if files is not None:
+            hit = cache.load_evidence(cache.evidence_key(files, ref_keys))
+            if hit is not None:
+                return hit, files
+    stream = CheckpointStream(reader)
+    evidence = compare(reader, modules, vocab, [(e.id, fp) for e, fp in refs], device, stream, progress)
+    if cache is not None:
+        cache.remember_files(reader.root, stream.files)
+        cache.store_evidence(cache.evidence_key(stream.files, ref_keys), evidence)
+    return evidence, stream.files
+
+
+def _weight_paths(reader) -> list[str]:
+    return sorted({i.file for i in reader.tensors()})
+
+
 def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = None,
           waivers: tuple[Waiver, ...] = (), device: str = "cpu", progress=None,
-          ray_address: str | None = None, use_ray: bool = False) -> AuditResult:
+          cache: EvidenceCache | None = None, ray_address: str | None = None, use_ray: bool = False) -> AuditResult:
     """Audit one submission against every registered reference under one rule pack.
 
     ``waivers`` (from a side file) are applied together with the pack's own. The
@@ -152,10 +185,7 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
         evidence, weight_files = _located(folder, lambda: compare_distributed(folder, registry, [e.id for e, _ in refs],
                                                                               ray_address, device))
     else:
-        stream = CheckpointStream(reader)
-        evidence = _located(folder, lambda: compare(reader, modules, vocab, [(e.id, fp) for e, fp in refs], device,
-                                                    stream, progress))
-        weight_files = stream.files
+        evidence, weight_files = _located(folder, lambda: gather_evidence(reader, modules, vocab, refs, device, progress, cache))
     tokenizers = tuple(compare_vocabularies(vocab, fp.vocab, e.id) for e, fp in refs if vocab is not None and fp.vocab is not None)
     total = sum(i.numel for i in infos)
     hints = scan_lineage(folder_dir)

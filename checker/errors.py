@@ -59,3 +59,7 @@ class ScanError(CheckerError):
 
 class ReportError(CheckerError):
     """A report could not be produced or does not match its schema."""
+
+
+class UsageError(CheckerError):
+    """An option the environment cannot honour (a device that is absent, an extra not installed)."""

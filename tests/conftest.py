@@ -11,6 +11,12 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing is ever downloaded at test time
 
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """The CLI's evidence cache lives in a per-session temporary folder, never in the home folder."""
+    monkeypatch.setenv("FROMSCRATCH_CACHE", str(tmp_path_factory.getbasetemp() / "fromscratch-cache"))
+
 from checker import synth  # noqa: E402
 from checker.references.registry import add_reference  # noqa: E402
 

@@ -8,9 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from checker.audit import audit as run_audit
+from checker.audit import audit as run_audit, submission_elements
+from checker.cache import EvidenceCache, default_dir
+from checker.cli.progress import bar
+from checker.hardware import resolve_device
 from checker.cli.batch import run_audits
-from checker.cli.options import Formats, Lang, Out, Registry, Rules
+from checker.cli.options import Formats, Lang, Out, Registry, Rules, Device, NoCache
 from checker.exitcodes import VERDICT_EXIT
 from checker.report.i18n import check_lang
 from checker.report.writer import parse_formats
@@ -27,6 +30,8 @@ def audit(
     out: Out = Path("fromscratch-reports"),
     waivers: Annotated[Optional[Path], typer.Option("--waivers", metavar="FILE", help="YAML side file of waivers (owner, reason, expiry).", dir_okay=False)] = None,
     lang: Lang = "en",
+    device: Device = "auto",
+    no_cache: NoCache = False,
     ray: Annotated[Optional[str], typer.Option(
         "--ray", metavar="ADDRESS",
         help="Compare with each reference in its own Ray task: 'local' starts a Ray on this machine's cores, "
@@ -56,8 +61,13 @@ def audit(
         parts += ["--waivers", str(waivers)] if waivers is not None else []
         return shlex.join(parts + ["--format", ",".join(fmts), "--lang", lang])
 
+    dev = resolve_device(device)
+    cache = None if no_cache else EvidenceCache(default_dir())
+
     def audit_one(spec: str):
-        return run_audit(spec, registry, pack, waivers=extra, ray_address=None if ray in (None, "local") else ray, use_ray=ray is not None)
+        with bar(f"audit {spec}", submission_elements(spec)) as progress:
+            return run_audit(spec, registry, pack, waivers=extra, device=dev, progress=progress, cache=cache,
+                             ray_address=None if ray in (None, "local") else ray, use_ray=ray is not None)
 
     code = run_audits(list(submissions), audit_one, fmts, out, lang, pack.id, command_for)
     raise typer.Exit(int(code))

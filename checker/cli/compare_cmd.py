@@ -9,9 +9,10 @@ from rich.table import Table
 
 from checker.cli.display import console, esc
 from checker.audit import compare_pair
+from checker.hardware import resolve_device
 from checker.report.compare_report import build_compare_report
 from checker.report.json_report import dumps
-from checker.cli.options import Lang
+from checker.cli.options import Device, Lang
 from checker.report.fmt import fmt_num, fmt_p, fmt_pct, fmt_scale, fmt_z
 from checker.report.i18n import check_lang, messages
 
@@ -21,12 +22,13 @@ def compare(
     b: Annotated[str, typer.Argument(help="The model to compare it with: a model folder or a weights file.")],
     format: Annotated[str, typer.Option("--format", "-f", help="table (terminal) or json.")] = "table",
     lang: Lang = "en",
+    device: Device = "auto",
 ) -> None:
     """Per module, the layer x layer similarity of A with B, the alignment found and the layer map (exit 0; 2 on bad input)."""
     if format not in ("table", "json"):
         raise typer.BadParameter("choose table or json", param_hint="--format")
     m = messages(check_lang(lang))
-    result = build_compare_report(compare_pair(a, b))
+    result = build_compare_report(compare_pair(a, b, resolve_device(device)))
     if format == "json":
         typer.echo(dumps(result), nl=False)
         return

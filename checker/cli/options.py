@@ -17,3 +17,8 @@ Out = Annotated[Path, typer.Option("--out", "-o", metavar="DIR", file_okay=False
 Formats = Annotated[str, typer.Option("--format", "-f", metavar="FORMATS",
                                       help="Comma-separated list of json, html, md, pdf, cyclonedx.")]
 Lang = Annotated[str, typer.Option("--lang", metavar="LANG", help="Language of the reports and tables: en or ko (Korean).")]
+Device = Annotated[str, typer.Option("--device", metavar="DEVICE",
+                                     help="Where the matrix work runs: auto (the GPU when torch sees one), cpu or cuda. "
+                                          "Verdicts are the same on both.")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the evidence cache "
+                                                          "(default: $FROMSCRATCH_CACHE or ~/.cache/fromscratch).")]

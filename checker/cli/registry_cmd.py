@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from checker.cli.display import console, esc
-from checker.cli.options import Registry
+from checker.cli.options import Registry, Device
 from checker.errors import RegistryError
+from checker.audit import submission_elements
+from checker.cli.progress import bar
+from checker.hardware import resolve_device
 from checker.references.registry import add_reference, list_entries
 from checker.scanners.licenses import catalogue
 
@@ -28,11 +32,14 @@ def add(
     revision: Annotated[Optional[str], typer.Option("--revision", help="Hub revision to pin (default: main, resolved to a commit).")] = None,
     publisher: Annotated[Optional[str], typer.Option("--publisher", help="Who publishes the reference.")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Rebuild an existing entry.")] = False,
+    device: Device = "auto",
 ) -> None:
-    """Register a reference model and store its fingerprint."""
+    """Register a reference model and store its fingerprint (one read of its weights)."""
     if license is not None:
         check_license_id(license)
-    e = add_reference(source, registry, ref_id, license, revision, publisher, replace)
+    dev = resolve_device(device)
+    with bar(f"fingerprint {source}", submission_elements(source) if Path(source).exists() else 0) as progress:
+        e = add_reference(source, registry, ref_id, license, revision, publisher, replace, dev, progress)
     console.print(f"registered {e.id}: {e.parameters:,} parameters, license {e.license or 'not recorded'}, "
                   f"revision {e.revision or 'local folder'}, {len(e.files)} weight file(s) -> {e.folder}", markup=False)
 

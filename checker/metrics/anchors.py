@@ -23,6 +23,10 @@ from checker.scanners.tokenizer import Vocabulary
 #: agree far beyond chance.
 ANCHOR_MIN_Z = 8.0
 MIN_ANCHORS = 16
+#: Below this anchor-geometry similarity (stats.geometry_r) no hidden permutation is searched
+#: between equal widths: a copy, permuted, rotated or fine-tuned, keeps r near 1; independently
+#: trained models sit far lower. The identity comparison, with its exact null, still runs.
+GEOMETRY_MIN_R = 0.6
 
 
 class RowSource:
@@ -106,6 +110,11 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                     ref_rows, sub_rows = ref_anchor[:n], sub_rows[:n]
                 if ref_rows.shape[0] < MIN_ANCHORS:
                     continue
+                if ref_rows.shape[1] == sub_rows.shape[1]:
+                    r = stats.geometry_r(ref_rows, sub_rows)
+                    if r < GEOMETRY_MIN_R:
+                        out.append(Anchor(tr, rp, stats.identity_only(ref_rows, sub_rows, r), ref_rows.shape[0]))
+                        continue
                 al = stats.align_hidden(ref_rows, sub_rows)
                 out.append(Anchor(tr, rp, al, ref_rows.shape[0]))
     return out

@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from checker.hardware import one_pool
 from checker.metrics import stats
 from checker.metrics.aggregate import aggregate
 from checker.metrics.anchors import (
@@ -88,7 +89,11 @@ def compare(reader: WeightsReader, sub_modules: Sequence[Module], sub_vocab: Voc
     ``stream`` is the pass to use (its ``files`` hold the file hashes afterwards);
     ``progress`` is called with the number of elements of each tensor done.
     """
-    stream = stream or CheckpointStream(reader)
+    with one_pool():
+        return _compare(reader, sub_modules, sub_vocab, references, device, stream or CheckpointStream(reader), progress)
+
+
+def _compare(reader, sub_modules, sub_vocab, references, device, stream, progress) -> tuple[ModuleEvidence, ...]:
     acc = _Accumulator()
     ref_modules = {rid: {m.name: m for m in fp.modules} for rid, fp in references}
     rows = RowSource(stream)

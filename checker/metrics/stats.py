@@ -23,10 +23,15 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import gammaln, log_ndtr, logsumexp
 
 N_ROTATIONS = 16
-#: Above this width the rotation null uses fewer, block-structured rotations and the
-#: assignment is solved in blocks (a dense 8k x 8k assignment costs minutes).
-LARGE_WIDTH = 1024
+#: Above this width the assignment is solved in blocks (an exact 8k x 8k assignment costs
+#: minutes) and the rotation null uses fewer rotations.
+LARGE_WIDTH = 2048
 N_ROTATIONS_LARGE = 4
+#: Above this width a null rotation is block-structured instead of a Haar rotation
+#: (no d x d QR, d * 128 work per row).
+HAAR_MAX = 256
+#: The assignment search uses at most this many anchors; the rest are held out.
+SEARCH_ANCHORS = 1024
 _EPS = 1e-12
 LN10 = math.log(10.0)
 
@@ -162,6 +167,7 @@ class HiddenAlignment:
     #: only), each against a hidden-column permutation null: the decisive token statistic
     aligned_rows: HeldOut | None = None
     identity_rows: HeldOut | None = None
+    searched: bool = True  # False: the anchor geometries were unrelated, no permutation was searched
 
     @property
     def is_identity(self) -> bool:
@@ -180,21 +186,21 @@ _BLOCK = 128
 def _random_rotation(r: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``r`` (t x d) times a random rotation of its columns.
 
-    Up to LARGE_WIDTH a Haar rotation (QR of a Gaussian matrix); above, two rounds of a
+    Up to HAAR_MAX a Haar rotation (QR of a Gaussian matrix); above, two rounds of a
     random permutation followed by random 128 x 128 block rotations, which mix every
     dimension with every other at d * 128 cost per row instead of d * d (and no d x d QR).
     """
     d = r.shape[1]
-    if d <= LARGE_WIDTH:
+    if d <= HAAR_MAX:
         q, rr = np.linalg.qr(rng.standard_normal((d, d)))
         return r @ (q * np.sign(np.diag(rr)))
     out = r
     for _ in range(2):
         out = out[:, rng.permutation(d)]
         full = (d // _BLOCK) * _BLOCK
-        blocks = out[:, :full].reshape(out.shape[0], -1, _BLOCK)
-        qs = np.linalg.qr(rng.standard_normal((blocks.shape[1], _BLOCK, _BLOCK)))[0]
-        mixed = np.einsum("tbi,bij->tbj", blocks, qs).reshape(out.shape[0], full)
+        blocks = out[:, :full].reshape(out.shape[0], -1, _BLOCK).transpose(1, 0, 2)  # b x t x 128
+        qs = np.linalg.qr(rng.standard_normal((blocks.shape[0], _BLOCK, _BLOCK)))[0]
+        mixed = np.matmul(blocks, qs).transpose(1, 0, 2).reshape(out.shape[0], full)
         out = np.concatenate([mixed, out[:, full:]], axis=1) if full < d else mixed
     return out
 
@@ -242,6 +248,44 @@ def _assign_and_score(r: np.ndarray, s: np.ndarray, search: np.ndarray, held: np
     return ri, si, signs, np.sum(_rownorm(a) * _rownorm(b), axis=1) * signs
 
 
+def anchor_split(t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Anchors (rows) for the search and held out for scoring: half and half, the search half
+    capped at SEARCH_ANCHORS (the cost of the search grows with it; the evidence with the rest)."""
+    search, held = split_columns(t)
+    if len(search) > SEARCH_ANCHORS:
+        held = np.sort(np.concatenate([held, search[SEARCH_ANCHORS:]]))
+        search = search[:SEARCH_ANCHORS]
+    return search, held
+
+
+def geometry_r(ref_anchor: np.ndarray, sub_anchor: np.ndarray, n: int = 512) -> float:
+    """How alike the two anchor geometries are, whatever either hidden basis: the Mantel
+    correlation of the anchors' cosine Gram matrices (n anchors of the search half).
+
+    Unchanged by any rotation or permutation of the hidden dimension, so a disguised copy
+    keeps r ~ 1; independently trained models on similar data share some geometry
+    (r ~ 0.1-0.5 in our benchmark). It has no exact null and decides nothing: it only
+    spares the permutation search where the geometries are unrelated.
+    """
+    from checker.metrics.screen import GramSketch, mantel_many
+
+    search, _ = anchor_split(ref_anchor.shape[0])
+    pick = search[:n]
+    a = _rownorm(standardize_columns(ref_anchor)[pick])
+    b = _rownorm(standardize_columns(sub_anchor)[pick])
+    return mantel_many(GramSketch.of(b @ b.T), [GramSketch.of(a @ a.T)])[0][0]
+
+
+def identity_only(ref_anchor: np.ndarray, sub_anchor: np.ndarray, r: float) -> HiddenAlignment:
+    """The alignment when no permutation is searched (equal widths, unrelated geometry):
+    identity, with the held-out anchors compared under it as the decisive evidence."""
+    d = ref_anchor.shape[1]
+    _, held = anchor_split(ref_anchor.shape[0])
+    ident = _anchor_rows(standardize_columns(ref_anchor)[held], standardize_columns(sub_anchor)[held])
+    idx = np.arange(d)
+    return HiddenAlignment(idx, idx, np.ones(d), HeldOut(r, 0.0, 0.0, 0, 0, 0.0, 1.0), ident, ident, searched=False)
+
+
 def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, rotations: int | None = None) -> HiddenAlignment:
     """Recover the hidden permutation and signs from anchor rows both models share.
 
@@ -258,18 +302,20 @@ def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, rotations: int 
     itself. The reference anchors are therefore rotated at random (same
     geometry, basis destroyed) and the whole search is rerun: the evidence is
     how far the real score stands above those. Above LARGE_WIDTH the null uses
-    N_ROTATIONS_LARGE block-structured rotations: it decides only whether an
-    alignment is adopted (z >= 8), and a derived model stands far above it.
+    N_ROTATIONS_LARGE rotations: it decides only whether an alignment is adopted
+    (z >= 8), and a derived model stands far above it. The search uses at most
+    SEARCH_ANCHORS anchors; every other anchor is held out.
     """
     t = ref_anchor.shape[0]
     seed = shape_seed(t, ref_anchor.shape[1], sub_anchor.shape[1])
-    search, held = split_columns(t)  # split the anchors (rows), not the dimensions
+    search, held = anchor_split(t)
     r = standardize_columns(ref_anchor)
     s = standardize_columns(sub_anchor)
     ri, si, signs, rr = _assign_and_score(r, s, search, held)
     rng = np.random.default_rng(seed + 7)
     if rotations is None:
-        rotations = N_ROTATIONS if max(r.shape[1], s.shape[1]) <= LARGE_WIDTH else N_ROTATIONS_LARGE
+        width = max(r.shape[1], s.shape[1])
+        rotations = N_ROTATIONS if width <= HAAR_MAX else 8 if width <= LARGE_WIDTH else N_ROTATIONS_LARGE
     null = np.array([float(np.mean(_assign_and_score(standardize_columns(_random_rotation(r, rng)), s, search, held)[3]))
                      for _ in range(rotations)])
     k, m = len(rr), len(held)

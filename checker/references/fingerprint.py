@@ -32,6 +32,7 @@ from checker import __version__
 from checker.errors import RegistryError
 from checker.modules import Module, TensorRole, split_modules
 from checker.scanners.tokenizer import Vocabulary
+from checker.hardware import one_pool
 from checker.metrics.screen import GramSketch, screen_columns
 from checker.metrics.summary import native_storage_blocks, storage_digests, summarize, units_by_hidden_shape
 from checker.weights.interface import WeightsReader
@@ -251,10 +252,11 @@ def fingerprint_pass(reader: WeightsReader, vocab: Vocabulary | None, source: st
     roles = {tr.name: tr for m in modules for tr in m.tensors}
     stream = CheckpointStream(reader)
     prints = {}
-    for st in stream:
-        prints[st.info.name] = print_streamed(st, roles[st.info.name], vocab, k_rows, anchor_tokens, device)
-        if progress is not None:
-            progress(st.info.numel)
+    with one_pool():
+        for st in stream:
+            prints[st.info.name] = print_streamed(st, roles[st.info.name], vocab, k_rows, anchor_tokens, device)
+            if progress is not None:
+                progress(st.info.numel)
     ordered = tuple(prints[tr.name] for m in modules for tr in m.tensors)
     fp = Fingerprint(source, sum(i.numel for i in infos), ordered, modules, vocab,
                      {"k_rows": k_rows, "anchor_tokens": anchor_tokens})
