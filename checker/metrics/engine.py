@@ -29,6 +29,7 @@ import numpy as np
 from checker.hardware import one_pool
 from checker.metrics import stats
 from checker.metrics.aggregate import aggregate
+from checker.metrics.digests import Digester
 from checker.metrics.anchors import (
     ANCHOR_MIN_Z, Anchor, RowSource, alignment_summary, anchor_evidence, choose_alignment, find_anchors,
 )
@@ -47,6 +48,8 @@ __all__ = ["ANCHOR_MIN_Z", "compare", "roles_compatible", "LAYER_MAP_ALPHA"]
 from checker.metrics.aggregate import LAYER_MAP_ALPHA  # noqa: E402  (re-exported)
 
 _ATTN_IN = frozenset({"q", "k", "v", "qkv"})
+#: Anchor evidence from which a token matrix is also checked for a byte-identical copy.
+DIGEST_Z = 3.0
 
 
 def roles_compatible(a: str, b: str) -> bool:
@@ -118,25 +121,31 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
     aligns: dict = {}
     by_name = {tr.name: (m, tr) for m in sub_modules for tr in m.tensors}
     stacks: dict = {}
+    # Token matrices whose anchors already look related get a content digest (an exact copy of
+    # an embedding); the others are only hashed with their file.
+    suspect_tokens = {a.sub.name for anchors in anchors_by_ref.values() for a in anchors
+                      if anchor_evidence(a.alignment).z >= DIGEST_Z}
     for st in stream:
         m, tr = by_name[st.info.name]
         if tr.role in TOKEN_ROLES and len(tr.shape) == 2:
-            # Token matrices were used as anchors; here they are only hashed, block by block.
-            digests = _block_digests(st)
-            _identical(acc, m, tr, digests, references, ref_digests)
+            if tr.name in suspect_tokens:
+                dg = Digester(tr.shape, st.stored_dtype)
+                for b in st.blocks():
+                    dg.update(b)
+                _identical(acc, m, tr, {dg.hexdigest()}, references, ref_digests)
         else:
             native = st.load()
-            # A constant tensor (a norm left at its initial ones, a zero bias) is identical in every
-            # model that has its shape: its digest says nothing about provenance.
-            flat = native.reshape(-1)
-            constant = native.numel() <= 1 or not bool((flat != flat[0]).any())
-            _identical(acc, m, tr, set() if constant else set(tensor_digests(native)), references, ref_digests)
-            if tr.role in ANCHOR_ROLES:
-                pass
-            elif native.dim() < 2:
+            flagged = True
+            if tr.role not in ANCHOR_ROLES and native.dim() >= 2 and tr.decisive:
+                flagged = _compare_matrix(native, m, tr, references, ref_modules, anchors_by_ref, aligns, stacks, acc, device)
+            elif native.dim() < 2 and tr.role not in ANCHOR_ROLES:
                 _weak(native.float().numpy().ravel(), tr, m, references, ref_modules, acc)
-            elif tr.decisive:
-                _compare_matrix(native, m, tr, references, ref_modules, anchors_by_ref, aligns, stacks, acc, device)
+            # A copy shares its Gram sketch, so a matrix the screen did not flag cannot be identical to
+            # any reference tensor: only flagged (or unscreenable) tensors are digested. A constant
+            # tensor (a norm left at ones, a zero bias) is identical in every model of its shape: its
+            # digest says nothing about provenance.
+            if flagged and not _constant(native):
+                _identical(acc, m, tr, set(tensor_digests(native)), references, ref_digests)
             del native
         if progress is not None:
             progress(st.info.numel)
@@ -161,20 +170,9 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
     return tuple(out)
 
 
-def _block_digests(st) -> set[str]:
-    import hashlib
-
-    import torch
-    hs = [hashlib.sha256(repr(tuple(st.info.shape)).encode()) for _ in range(3)]
-    first, constant = None, True
-    for b in st.blocks():
-        for h, x in zip(hs, (b, b.to(torch.bfloat16).to(torch.float32), b.to(torch.float16).to(torch.float32))):
-            h.update(x.contiguous().numpy().tobytes())
-        flat = b.reshape(-1)
-        if flat.numel():
-            first = flat[0] if first is None else first
-            constant = constant and not bool((flat != first).any())
-    return set() if constant else {h.hexdigest() for h in hs}
+def _constant(t) -> bool:
+    flat = t.reshape(-1)
+    return flat.numel() <= 1 or not bool((flat != flat[0]).any())
 
 
 def _identical(acc, m, tr, digests: set, references, ref_digests) -> None:
@@ -212,11 +210,13 @@ def _targets(m, tr, hidden, references, ref_modules, anchors_by_ref, aligns, acc
     return out
 
 
-def _compare_matrix(native, m, tr, references, ref_modules, anchors_by_ref, aligns, stacks, acc, device) -> None:
+def _compare_matrix(native, m, tr, references, ref_modules, anchors_by_ref, aligns, stacks, acc, device) -> bool:
+    """Screen one matrix against every compatible reference tensor and run the full test where the
+    screen points. Returns whether anything was sent to the full test (or could not be screened)."""
     units, hidden = units_by_hidden_shape(tuple(native.shape), tr.units_axis)
     targets = _targets(m, tr, hidden, references, ref_modules, anchors_by_ref, aligns, acc)
     if not targets:
-        return
+        return True
     colsets = {}
     for t in targets:
         colsets.setdefault(t.sub_cols.tobytes(), t.sub_cols)
@@ -265,6 +265,7 @@ def _compare_matrix(native, m, tr, references, ref_modules, anchors_by_ref, alig
             moved = float(np.mean(res.best != row_index)) if row_index is not None else 0.0
             acc.roles[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(
                 RoleScore(tr.role, t.rp.role.role, ho.score, ho.z, ho.log10_p, scale, spread, moved))
+    return bool(chosen)
 
 
 def _candidates(scored: list) -> list[_Target]:

@@ -98,9 +98,12 @@ def null_moments(an: np.ndarray, bn: np.ndarray, sign: np.ndarray) -> tuple[floa
     k, m = an.shape
     if k == 0 or m < 2:
         return 0.0, 1.0
-    ga = an @ an.T
-    gb = bn @ bn.T
-    var = float(np.sum(np.outer(sign, sign) * ga * gb)) / (k * k * (m - 1))
+    if k <= m:  # sum_il s_i s_l (a_i.a_l)(b_i.b_l), through two k x k Gram matrices ...
+        sa = an * sign[:, None]
+        total = float(np.sum((sa @ sa.T) * (bn @ bn.T)))
+    else:  # ... or, the same number, ||A^T diag(s) B||_F^2 through one m x m product
+        total = float(np.sum(np.square((an * sign[:, None]).T @ bn)))
+    var = total / (k * k * (m - 1))
     return 0.0, math.sqrt(max(var, 0.0))
 
 

@@ -10,7 +10,6 @@ accumulated in float64 so CPU and GPU agree to far below any threshold.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -38,28 +37,6 @@ def units_by_hidden_shape(native_shape: tuple[int, ...], units_axis: int) -> tup
     units = native_shape[0]
     hidden = int(np.prod(native_shape[1:])) if len(native_shape) > 1 else 1
     return (hidden, units) if units_axis == 1 and len(native_shape) == 2 else (units, hidden)
-
-
-def storage_digests(blocks: Iterator[torch.Tensor], shape: tuple[int, ...]) -> tuple[str, str, str]:
-    """Digests of the float32 values and their bfloat16 and float16 roundings, block by block
-    in storage order (equal to hashing the whole tensor: see ``tensor_digests``)."""
-    hs = [hashlib.sha256(repr(tuple(shape)).encode()) for _ in range(3)]
-    for b in blocks:
-        b = b.contiguous()
-        hs[0].update(b.numpy().tobytes())
-        hs[1].update(b.to(torch.bfloat16).to(torch.float32).numpy().tobytes())
-        hs[2].update(b.to(torch.float16).to(torch.float32).numpy().tobytes())
-    return tuple(h.hexdigest() for h in hs)  # type: ignore[return-value]
-
-
-def native_storage_blocks(native: torch.Tensor, max_elements: int = BLOCK_ELEMENTS) -> Iterator[torch.Tensor]:
-    row = max(1, native[0].numel()) if native.dim() else 1
-    step = max(1, max_elements // row)
-    if native.dim() == 0:
-        yield native.to(torch.float32)
-        return
-    for s in range(0, native.shape[0], step):
-        yield native[s:s + step].to(torch.float32)
 
 
 @dataclass(frozen=True, eq=False)

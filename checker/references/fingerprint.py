@@ -34,11 +34,12 @@ from checker.modules import Module, TensorRole, split_modules
 from checker.scanners.tokenizer import Vocabulary
 from checker.hardware import one_pool
 from checker.metrics.screen import GramSketch, screen_columns
-from checker.metrics.summary import native_storage_blocks, storage_digests, summarize, units_by_hidden_shape
+from checker.metrics.digests import Digester, reference_digests
+from checker.metrics.summary import summarize, units_by_hidden_shape
 from checker.weights.interface import WeightsReader
 from checker.weights.stream import CheckpointStream, StreamedTensor
 
-FINGERPRINT_VERSION = 2
+FINGERPRINT_VERSION = 3
 K_ROWS = 128
 ANCHOR_TOKENS = 4096
 _SEED = 20251126
@@ -48,14 +49,11 @@ VECTOR_ROLES = frozenset({"norm", "bias"})
 _BLOCK_ROWS = 8192
 
 
-def tensor_digests(t: torch.Tensor) -> tuple[str, str, str]:
-    """Digests of the float32 values and of their bfloat16 and float16 roundings.
-
-    Two tensors are identical "after dtype normalisation" when any of their
-    digests agree: a copy saved in bf16 from a float32 original matches the
-    original's bf16 digest.
-    """
-    return storage_digests(native_storage_blocks(t), tuple(t.shape))
+def tensor_digests(t: torch.Tensor) -> tuple[str, ...]:
+    """Canonical digests of the values and of their bf16 and fp16 roundings
+    (:mod:`checker.metrics.digests`): two tensors are identical "after dtype normalisation"
+    when any of their digests agree."""
+    return reference_digests(t)
 
 
 def as_units_by_hidden(t: torch.Tensor, units_axis: int) -> np.ndarray:
@@ -88,7 +86,7 @@ class TensorPrint:
 
     role: TensorRole
     dtype: str
-    digests: tuple[str, str, str]
+    digests: tuple[str, ...]
     units: int = 0
     hidden: int = 0
     gram: GramSketch | None = None
@@ -227,18 +225,21 @@ def _print_token_matrix(st: StreamedTensor, role: TensorRole, dtype: str, vocab:
     """Token matrices can be the largest tensors: read them in row blocks."""
     n, d = role.shape
     idx = _sample(n, anchor_tokens, n, d)
-    hs = [hashlib.sha256(repr((n, d)).encode()) for _ in range(3)]
+    stored = st.stored_dtype
+    ds = [Digester((n, d), stored)] + ([Digester((n, d), torch.bfloat16), Digester((n, d), torch.float16)]
+                                       if stored not in (torch.bfloat16, torch.float16) else [])
     rows = []
     start = 0
     for block in st.blocks():
-        for h, b in zip(hs, (block, block.to(torch.bfloat16).to(torch.float32), block.to(torch.float16).to(torch.float32))):
-            h.update(b.contiguous().numpy().tobytes())
+        ds[0].update(block)
+        for dg, dt in zip(ds[1:], (torch.bfloat16, torch.float16)):
+            dg.update(block.to(dt))
         sel = idx[(idx >= start) & (idx < start + block.shape[0])] - start
         rows.append(block[torch.as_tensor(sel, dtype=torch.long)].numpy().astype(np.float32))
         start += block.shape[0]
     anchor = np.concatenate(rows, axis=0)
     tokens = tuple(vocab.tokens[i] if vocab is not None and i < len(vocab.tokens) else f"<id:{i}>" for i in idx)
-    return TensorPrint(role, dtype, tuple(h.hexdigest() for h in hs), units=n, hidden=d,
+    return TensorPrint(role, dtype, tuple(dict.fromkeys(dg.hexdigest() for dg in ds)), units=n, hidden=d,
                        anchor_tokens=tokens, arrays={"anchor": anchor, "row_index": idx})
 
 

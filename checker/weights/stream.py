@@ -20,6 +20,8 @@ import json
 import math
 import os
 import struct
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -38,6 +40,7 @@ _DTYPES = {
 }
 #: Bytes per read call and the default float32 block size handed to consumers.
 CHUNK_BYTES = 16 * 1024 * 1024
+HASH_BACKLOG = 256 * 1024 * 1024
 BLOCK_ELEMENTS = 8 * 1024 * 1024
 
 
@@ -62,6 +65,11 @@ class StreamedTensor:
         self._left = entry.end - entry.begin if read is not None else 0
         self._used = False
 
+    @property
+    def stored_dtype(self) -> torch.dtype:
+        """The dtype on disk (float32 for readers that only give float32)."""
+        return self._entry.dtype
+
     def _take(self) -> None:
         if self._used:
             raise RuntimeError(f"{self.info.name}: a streamed tensor is read once")
@@ -74,7 +82,11 @@ class StreamedTensor:
             return self._loader()
         buf = self._read(self._left)
         self._left = 0
-        return _view(buf, self._entry)
+        t = _view(buf, self._entry)
+        if t.dtype.is_floating_point and not bool(torch.isfinite(t).all()):
+            # A statistic over NaN is NaN: refuse rather than report a meaningless score.
+            raise WeightsError(self.info.file, f"tensor {self.info.name!r} holds NaN or infinite values")
+        return t
 
     def blocks(self, max_elements: int = BLOCK_ELEMENTS) -> Iterator[torch.Tensor]:
         """float32 blocks of whole rows (first axis), in order."""
@@ -183,44 +195,61 @@ class CheckpointStream:
             yield from self._fallback()
             return
         records = []
-        for path, (_, entries) in self._layout.items():
-            rel = self.reader._rel(path)
-            h = hashlib.sha256()
-            size = path.stat().st_size
-            try:
-                fh = path.open("rb", buffering=0)
-            except OSError as exc:
-                raise WeightsError(rel, f"cannot read ({exc.strerror or exc})") from None
-            with fh:
-                pos = 0
-
-                def read(n: int) -> memoryview:
-                    nonlocal pos
-                    buf = bytearray(n)
-                    view = memoryview(buf)
-                    got = 0
-                    while got < n:
-                        k = fh.readinto(view[got:got + CHUNK_BYTES])
-                        if not k:
-                            raise WeightsError(rel, "file is truncated")
-                        got += k
-                    h.update(view)
-                    pos += n
-                    self._bytes_read += n
-                    return buf
-
-                def skip_to(offset: int) -> None:
-                    while pos < offset:
-                        read(min(CHUNK_BYTES, offset - pos))
-
-                for e in entries:
-                    skip_to(e.begin)
-                    st = StreamedTensor(e, read)
-                    yield st
-                    skip_to(e.end)
-                skip_to(size)
-            records.append(WeightFile(rel, h.hexdigest(), size))
+        # The file hash runs on its own thread (hashlib releases the GIL) while the engine works
+        # on the bytes already read; at most HASH_BACKLOG bytes wait to be hashed.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+        try:
+            for path, (_, entries) in self._layout.items():
+                records.append((yield from self._file(path, entries, pool)))
+        finally:
+            pool.shutdown(wait=True)
         self._files = tuple(records)
+
+    def _file(self, path: Path, entries: list[_Entry], pool: ThreadPoolExecutor):
+        rel = self.reader._rel(path)
+        h = hashlib.sha256()
+        size = path.stat().st_size
+        pending: deque = deque()
+        backlog = 0
+        try:
+            fh = path.open("rb", buffering=0)
+        except OSError as exc:
+            raise WeightsError(rel, f"cannot read ({exc.strerror or exc})") from None
+        with fh:
+            pos = 0
+
+            def read(n: int) -> bytearray:
+                nonlocal pos, backlog
+                buf = bytearray(n)
+                view = memoryview(buf)
+                got = 0
+                while got < n:
+                    k = fh.readinto(view[got:got + CHUNK_BYTES])
+                    if not k:
+                        raise WeightsError(rel, "file is truncated")
+                    got += k
+                pending.append((pool.submit(h.update, buf), n))
+                backlog += n
+                while backlog > HASH_BACKLOG and len(pending) > 1:
+                    fut, k = pending.popleft()
+                    fut.result()
+                    backlog -= k
+                pos += n
+                self._bytes_read += n
+                return buf
+
+            def skip_to(offset: int) -> None:
+                while pos < offset:
+                    read(min(CHUNK_BYTES, offset - pos))
+
+            for e in entries:
+                skip_to(e.begin)
+                yield StreamedTensor(e, read)
+                skip_to(e.end)
+            skip_to(size)
+        for fut, _ in pending:
+            fut.result()
+        return WeightFile(rel, h.hexdigest(), size)
 
     def _fallback(self) -> Iterator[StreamedTensor]:
         for info in self.reader.tensors():

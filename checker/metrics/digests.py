@@ -1,0 +1,73 @@
+"""Content digests that survive a change of storage dtype.
+
+A tensor's *canonical* digest hashes its values in the narrowest float format that holds
+them exactly (bfloat16, else float16, else float32), with its shape: a bf16 model saved
+again in float32 keeps its digest, and a bf16 checkpoint is hashed straight from its
+stored bytes, at the cost of the file hash and no conversion. A reference also records
+the canonical digests of its bf16 and fp16 roundings, so a copy released at lower
+precision than the original matches too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable
+
+import torch
+
+_ORDER = (torch.bfloat16, torch.float16, torch.float32)
+_TAG = {torch.bfloat16: b"bf16", torch.float16: b"f16", torch.float32: b"f32"}
+
+
+class Digester:
+    """Canonical digest of a tensor fed block by block (blocks in storage order)."""
+
+    def __init__(self, shape: tuple[int, ...], stored: torch.dtype):
+        self._shape = repr(tuple(shape)).encode()
+        if stored == torch.bfloat16:
+            self._candidates = [torch.bfloat16]  # always bf16-exact: hash the stored bytes
+        elif stored == torch.float16:
+            self._candidates = [torch.bfloat16, torch.float16]
+        else:
+            self._candidates = list(_ORDER)
+        self._h = {d: hashlib.sha256(self._shape + _TAG[d]) for d in self._candidates}
+        self._exact = {d: True for d in self._candidates}
+
+    def update(self, block: torch.Tensor) -> None:
+        """A block in any float dtype (values are what count)."""
+        b = block.contiguous()
+        for d in self._candidates:
+            if not self._exact[d]:
+                continue
+            if b.dtype == d:
+                cast = b
+            else:
+                cast = b.to(d)
+                if d != torch.float32 and not bool(torch.equal(cast.to(b.dtype), b)):
+                    self._exact[d] = False
+                    continue
+            self._h[d].update(memoryview(cast.reshape(-1).view(torch.uint8).numpy()))
+
+    def hexdigest(self) -> str:
+        for d in self._candidates:
+            if self._exact[d]:
+                return self._h[d].hexdigest()
+        raise AssertionError("float32 is always exact")
+
+
+def canonical_digest(blocks: Iterable[torch.Tensor], shape: tuple[int, ...], stored: torch.dtype) -> str:
+    d = Digester(shape, stored)
+    for b in blocks:
+        d.update(b)
+    return d.hexdigest()
+
+
+def reference_digests(native: torch.Tensor) -> tuple[str, ...]:
+    """The canonical digest and those of the bf16 and fp16 roundings (distinct, in that order)."""
+    t = native if native.dtype.is_floating_point else native.to(torch.float32)
+    out = [canonical_digest([t], tuple(t.shape), t.dtype)]
+    for d in (torch.bfloat16, torch.float16):
+        if t.dtype != d:
+            r = t.to(d)
+            out.append(canonical_digest([r], tuple(t.shape), d))
+    return tuple(dict.fromkeys(out))
