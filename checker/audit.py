@@ -227,10 +227,6 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     )
 
 
-#: In ``compare``, B is fingerprinted on the fly with more rows than a registry entry keeps.
-COMPARE_ROWS = 512
-
-
 @dataclass(frozen=True)
 class PairComparison:
     """The engine's full view of one pair of models (``fromscratch compare A B``)."""
@@ -247,7 +243,9 @@ def compare_pair(a: str, b: str, device: str = "cpu") -> PairComparison:
     pa, pb = Path(a), Path(b)
     va = model_vocabulary(pa if pa.is_dir() else pa.parent, ra)
     vb = model_vocabulary(pb if pb.is_dir() else pb.parent, rb)
-    fp = build_fingerprint(rb, vb, str(b), k_rows=COMPARE_ROWS, device=device)
+    # B is fingerprinted exactly as `registry add` would: the same rows, the same splits (fixed by
+    # the tensors' shapes), so `compare` and `audit` give the same figures for the same pair.
+    fp = build_fingerprint(rb, vb, str(b), device=device)
     evidence = compare(ra, split_modules(ra.tensors()), va, [(str(b), fp)], device)
     tok = compare_vocabularies(va, vb, str(b)) if va is not None and vb is not None else None
     return PairComparison(str(a), str(b), evidence, tok)

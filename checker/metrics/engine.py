@@ -294,4 +294,4 @@ def _weak(vec, tr, m, references, ref_modules, acc) -> None:
             if ref_vec is None or ref_vec.shape != vec.shape:
                 continue
             pear, cos = stats.vector_stats(vec, ref_vec)
-            acc.weak[(m.name, rid, rmod.name)][(tr.layer, rp.role.layer)].append(WeakScore(tr.role, pear, cos))
+            acc.weak[(m.name, rid, rmod.name)][(tr.layer, rp.role.layer)].append(WeakScore(tr.role, pear, cos, tr.name, rp.role.name))

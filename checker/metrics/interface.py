@@ -42,6 +42,8 @@ class WeakScore:
     role: str
     pearson: float
     raw_cosine: float
+    tensor: str = ""  # the submission tensor
+    reference_tensor: str = ""
 
 
 @dataclass(frozen=True)

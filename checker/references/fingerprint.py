@@ -188,6 +188,12 @@ def estimated_nbytes(roles, k_rows: int = K_ROWS, anchor_tokens: int = ANCHOR_TO
     return total
 
 
+def _as_stored(a: np.ndarray | None) -> np.ndarray | None:
+    """Rows and anchors are stored as float16: a fingerprint used in memory (``compare``) holds
+    exactly the values a registered one is read back with, so both give the same figures."""
+    return None if a is None else a.astype(np.float16).astype(np.float32)
+
+
 def _sample(n: int, k: int, *shape: int) -> np.ndarray:
     """A sample of k of n rows, fixed by the tensor's shape (never by its name)."""
     if n <= k:
@@ -211,13 +217,13 @@ def print_streamed(st: StreamedTensor, role: TensorRole, vocab: Vocabulary | Non
         # stored whole as "inputs x hidden" anchors, for aligning the hidden dimension.
         m = native.reshape(native.shape[0], -1).to(torch.float32).numpy()
         anchor = m.T.copy() if role.role == "patch_embed" else m
-        return TensorPrint(role, dtype, digests, units=anchor.shape[0], hidden=anchor.shape[1], arrays={"anchor": anchor})
+        return TensorPrint(role, dtype, digests, units=anchor.shape[0], hidden=anchor.shape[1], arrays={"anchor": _as_stored(anchor)})
     units, hidden = units_by_hidden_shape(tuple(native.shape), role.units_axis)
     idx = _sample(units, k_rows, units, hidden)
     cols = screen_columns(hidden)
     summ = summarize(native, role.units_axis, {"screen": cols} if len(cols) >= 4 else {}, idx, device)
     return TensorPrint(role, dtype, digests, units=units, hidden=hidden, gram=summ.grams.get("screen"),
-                       arrays={"rows": summ.rows, "row_index": idx, "col_mean": summ.col_mean, "col_std": summ.col_std})
+                       arrays={"rows": _as_stored(summ.rows), "row_index": idx, "col_mean": summ.col_mean, "col_std": summ.col_std})
 
 
 def _print_token_matrix(st: StreamedTensor, role: TensorRole, dtype: str, vocab: Vocabulary | None,
@@ -240,7 +246,7 @@ def _print_token_matrix(st: StreamedTensor, role: TensorRole, dtype: str, vocab:
     anchor = np.concatenate(rows, axis=0)
     tokens = tuple(vocab.tokens[i] if vocab is not None and i < len(vocab.tokens) else f"<id:{i}>" for i in idx)
     return TensorPrint(role, dtype, tuple(dict.fromkeys(dg.hexdigest() for dg in ds)), units=n, hidden=d,
-                       anchor_tokens=tokens, arrays={"anchor": anchor, "row_index": idx})
+                       anchor_tokens=tokens, arrays={"anchor": _as_stored(anchor), "row_index": idx})
 
 
 def fingerprint_pass(reader: WeightsReader, vocab: Vocabulary | None, source: str, k_rows: int = K_ROWS,
