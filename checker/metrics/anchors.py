@@ -111,9 +111,16 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                 if ref_rows.shape[0] < MIN_ANCHORS:
                     continue
                 if ref_rows.shape[1] == sub_rows.shape[1]:
-                    r = stats.geometry_r(ref_rows, sub_rows)
-                    if r < GEOMETRY_MIN_R:
-                        out.append(Anchor(tr, rp, stats.identity_only(ref_rows, sub_rows, r), ref_rows.shape[0]))
+                    # Equal widths: no permutation is searched when the held-out anchors already
+                    # confirm the identity (an unpermuted copy), or when the anchor geometries are
+                    # unrelated (the identity comparison, with its exact null, decides).
+                    ident = stats.identity_rows(ref_rows, sub_rows)
+                    d = ref_rows.shape[1]
+                    if ident.z >= ANCHOR_MIN_Z:
+                        out.append(Anchor(tr, rp, stats.identity_only(ident, d, ident), ref_rows.shape[0]))
+                        continue
+                    if stats.geometry_r(ref_rows, sub_rows) < GEOMETRY_MIN_R:
+                        out.append(Anchor(tr, rp, stats.identity_only(ident, d), ref_rows.shape[0]))
                         continue
                 al = stats.align_hidden(ref_rows, sub_rows)
                 out.append(Anchor(tr, rp, al, ref_rows.shape[0]))

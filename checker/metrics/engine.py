@@ -29,7 +29,7 @@ import numpy as np
 from checker.hardware import one_pool
 from checker.metrics import stats
 from checker.metrics.aggregate import aggregate
-from checker.metrics.digests import Digester
+from checker.metrics.digests import Digester, reference_digests
 from checker.metrics.anchors import (
     ANCHOR_MIN_Z, Anchor, RowSource, alignment_summary, anchor_evidence, choose_alignment, find_anchors,
 )
@@ -38,10 +38,10 @@ from checker.metrics.rowmatch import Candidate, match_candidates
 from checker.metrics.screen import MAX_CANDIDATES, MIN_SCREEN_DIMS, SCREEN_Z, GramSketch, ScreenScore, mantel_many, screen_columns
 from checker.metrics.summary import summarize, units_by_hidden_shape
 from checker.modules import Module, compatible
-from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint, tensor_digests
+from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
 from checker.weights.interface import WeightsReader
-from checker.weights.stream import CheckpointStream
+from checker.weights.stream import CheckpointStream, all_finite, require_finite
 
 __all__ = ["ANCHOR_MIN_Z", "compare", "roles_compatible", "LAYER_MAP_ALPHA"]
 
@@ -74,14 +74,22 @@ class _Target:
 
 
 class _Accumulator:
-    """Evidence gathered per (submission module, reference, reference module) and layer pair."""
+    """Evidence gathered per (submission module, reference, reference module) and layer pair,
+    and what the pass reuses from tensor to tensor."""
 
-    def __init__(self):
+    def __init__(self, references, anchors_by_ref, device: str):
         self.roles = defaultdict(lambda: defaultdict(list))
         self.weak = defaultdict(lambda: defaultdict(list))
         self.screen = defaultdict(lambda: defaultdict(list))
         self.identical = defaultdict(set)
         self.skipped = defaultdict(list)
+        self.references = references
+        self.ref_modules = {rid: {m.name: m for m in fp.modules} for rid, fp in references}
+        self.anchors_by_ref = anchors_by_ref
+        self.device = device
+        self.aligns: dict = {}  # (sub module, ref, ref module, widths) -> (alignment, anchor)
+        self.colsets: dict = {}  # (alignment, ref width) -> sketch columns
+        self.stacks: dict = {}  # reference sketches stacked for one product
 
 
 def compare(reader: WeightsReader, sub_modules: Sequence[Module], sub_vocab: Vocabulary | None,
@@ -97,10 +105,9 @@ def compare(reader: WeightsReader, sub_modules: Sequence[Module], sub_vocab: Voc
 
 
 def _compare(reader, sub_modules, sub_vocab, references, device, stream, progress) -> tuple[ModuleEvidence, ...]:
-    acc = _Accumulator()
-    ref_modules = {rid: {m.name: m for m in fp.modules} for rid, fp in references}
-    rows = RowSource(stream)
     anchors_by_ref: dict[str, list[Anchor]] = {}
+    acc = _Accumulator(references, anchors_by_ref, device)
+    rows = RowSource(stream)
     anchor_for: dict = {}  # (sub module, ref id, ref module) -> the anchor that decided a token module
     for rid, fp in references:
         ref_skips: list[Skipped] = []
@@ -118,9 +125,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
     for rid, fp in references:
         for tp in fp.tensors:
             ref_digests[rid][tp.role.module].update(tp.digests)
-    aligns: dict = {}
     by_name = {tr.name: (m, tr) for m in sub_modules for tr in m.tensors}
-    stacks: dict = {}
     # Token matrices whose anchors already look related get a content digest (an exact copy of
     # an embedding); the others are only hashed with their file.
     suspect_tokens = {a.sub.name for anchors in anchors_by_ref.values() for a in anchors
@@ -137,15 +142,17 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
             native = st.load()
             flagged = True
             if tr.role not in ANCHOR_ROLES and native.dim() >= 2 and tr.decisive:
-                flagged = _compare_matrix(native, m, tr, references, ref_modules, anchors_by_ref, aligns, stacks, acc, device)
-            elif native.dim() < 2 and tr.role not in ANCHOR_ROLES:
-                _weak(native.float().numpy().ravel(), tr, m, references, ref_modules, acc)
+                flagged = _compare_matrix(native, m, tr, acc, st.info)
+            else:
+                require_finite(all_finite(native), st.info)
+                if native.dim() < 2 and tr.role not in ANCHOR_ROLES:
+                    _weak(native.float().numpy().ravel(), tr, m, acc)
             # A copy shares its Gram sketch, so a matrix the screen did not flag cannot be identical to
             # any reference tensor: only flagged (or unscreenable) tensors are digested. A constant
             # tensor (a norm left at ones, a zero bias) is identical in every model of its shape: its
             # digest says nothing about provenance.
             if flagged and not _constant(native):
-                _identical(acc, m, tr, set(tensor_digests(native)), references, ref_digests)
+                _identical(acc, m, tr, set(reference_digests(native, roundings=False)), references, ref_digests)
             del native
         if progress is not None:
             progress(st.info.numel)
@@ -158,8 +165,8 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 key = (m.name, rid, rmod.name)
                 if key not in acc.roles and key not in acc.identical and key not in acc.weak and key not in acc.screen:
                     continue
-                al_key = next((k for k in aligns if k[:3] == key and aligns[k][1] is not None), None)
-                al, anchor = aligns[al_key] if al_key else (None, None)
+                al_key = next((k for k in acc.aligns if k[:3] == key and acc.aligns[k][1] is not None), None)
+                al, anchor = acc.aligns[al_key] if al_key else (None, None)
                 a = anchor_for.get(key)
                 if al_key is None and a is not None and anchor_evidence(a.alignment) is not a.alignment.identity_rows:
                     al, anchor = a.alignment, a
@@ -184,18 +191,19 @@ def _identical(acc, m, tr, digests: set, references, ref_digests) -> None:
                 acc.identical[(m.name, rid, rmod)].add(tr.name)
 
 
-def _targets(m, tr, hidden, references, ref_modules, anchors_by_ref, aligns, acc) -> list[_Target]:
+def _targets(m, tr, hidden, acc: _Accumulator) -> list[_Target]:
     out = []
-    for rid, fp in references:
+    aligns, colsets = acc.aligns, acc.colsets
+    for rid, fp in acc.references:
         for rp in fp.tensors:
             if not rp.has_rows or not roles_compatible(tr.role, rp.role.role):
                 continue
-            rmod = ref_modules[rid][rp.role.module]
+            rmod = acc.ref_modules[rid][rp.role.module]
             if not compatible(m.kind, rmod.kind):
                 continue
             akey = (m.name, rid, rmod.name, hidden, rp.hidden)
             if akey not in aligns:
-                aligns[akey] = choose_alignment(anchors_by_ref[rid], m.name, rmod.name, hidden, rp.hidden)
+                aligns[akey] = choose_alignment(acc.anchors_by_ref[rid], m.name, rmod.name, hidden, rp.hidden)
             al, _ = aligns[akey]
             if al is None:
                 acc.skipped[m.name].append(Skipped(f"{tr.name} ~ {rid}:{rp.role.name}",
@@ -203,24 +211,29 @@ def _targets(m, tr, hidden, references, ref_modules, anchors_by_ref, aligns, acc
                 continue
             if len(al.ref_index) < 8:
                 continue
-            s_ref = screen_columns(rp.hidden)
-            pos = np.flatnonzero(np.isin(al.ref_index, s_ref))
-            pos = pos[np.argsort(al.ref_index[pos])]
-            out.append(_Target(rid, rmod, rp, al, al.sub_index[pos], np.searchsorted(s_ref, al.ref_index[pos]), al.signs[pos]))
+            ckey = (id(al), rp.hidden)
+            if ckey not in colsets:
+                s_ref = screen_columns(rp.hidden)
+                pos = np.flatnonzero(np.isin(al.ref_index, s_ref))
+                pos = pos[np.argsort(al.ref_index[pos])]
+                colsets[ckey] = (al.sub_index[pos], np.searchsorted(s_ref, al.ref_index[pos]), al.signs[pos])
+            out.append(_Target(rid, rmod, rp, al, *colsets[ckey]))
     return out
 
 
-def _compare_matrix(native, m, tr, references, ref_modules, anchors_by_ref, aligns, stacks, acc, device) -> bool:
+def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
     """Screen one matrix against every compatible reference tensor and run the full test where the
     screen points. Returns whether anything was sent to the full test (or could not be screened)."""
     units, hidden = units_by_hidden_shape(tuple(native.shape), tr.units_axis)
-    targets = _targets(m, tr, hidden, references, ref_modules, anchors_by_ref, aligns, acc)
+    targets = _targets(m, tr, hidden, acc)
     if not targets:
+        require_finite(all_finite(native), info)
         return True
     colsets = {}
     for t in targets:
         colsets.setdefault(t.sub_cols.tobytes(), t.sub_cols)
-    summ = summarize(native, tr.units_axis, colsets, None, device)
+    summ = summarize(native, tr.units_axis, colsets, None, acc.device)
+    require_finite(summ.finite, info)
     # Screen every target; group those sharing sketch columns so one product scores them.
     groups: dict = defaultdict(list)
     for t in targets:
@@ -237,9 +250,9 @@ def _compare_matrix(native, m, tr, references, ref_modules, anchors_by_ref, alig
         refs = [t.rp.gram.restrict(t.ref_idx) for t in ts]
         full = len(t0.ref_idx) == t0.rp.gram.n and bool(np.all(t0.ref_idx == np.arange(t0.rp.gram.n)))
         skey = (t0.rid, tr.role, tuple(id(t.rp) for t in ts)) if full else None
-        stacked = stacks.get(skey) if skey else None
+        stacked = acc.stacks.get(skey) if skey else None
         if skey and stacked is None:
-            stacked = stacks[skey] = np.stack([g.upper for g in refs]).astype(np.float32)
+            stacked = acc.stacks[skey] = np.stack([g.upper for g in refs]).astype(np.float32)
         for t, (r, z, lp) in zip(ts, mantel_many(sub, refs, stacked)):
             s = ScreenScore(tr.role, t.rp.role.role, round(r, 6), z, lp, sub.n)
             acc.screen[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(s)
@@ -258,7 +271,8 @@ def _compare_matrix(native, m, tr, references, ref_modules, anchors_by_ref, alig
             rp = t.rp
             ref_std = stats.standardize_columns(rp.rows, rp.col_mean, rp.col_std)[:, al.ref_index] * al.signs
             cands.append(Candidate(t, ref_std))
-        for res in match_candidates(native, tr.units_axis, summ.col_mean, summ.col_std, al.sub_index, search, held, cands, device):
+        for res in match_candidates(native, tr.units_axis, summ.col_mean, summ.col_std, al.sub_index, search, held, cands,
+                                    acc.device):
             t, ho = res.key, res.held_out
             scale, spread = stats.scale_ratio(summ.col_std[al.sub_index], t.rp.col_std[al.ref_index])
             row_index = t.rp.row_index
@@ -282,12 +296,12 @@ def _candidates(scored: list) -> list[_Target]:
     return out
 
 
-def _weak(vec, tr, m, references, ref_modules, acc) -> None:
-    for rid, fp in references:
+def _weak(vec, tr, m, acc: _Accumulator) -> None:
+    for rid, fp in acc.references:
         for rp in fp.tensors:
             if rp.role.role != tr.role or tuple(rp.role.shape) != tuple(tr.shape) or not rp.has_vector:
                 continue
-            rmod = ref_modules[rid][rp.role.module]
+            rmod = acc.ref_modules[rid][rp.role.module]
             if not compatible(m.kind, rmod.kind) or (tr.layer is None) != (rp.role.layer is None):
                 continue
             ref_vec = rp.vector

@@ -23,7 +23,6 @@ whichever pairs the screen selects.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -30,8 +30,11 @@ N_ROTATIONS_LARGE = 4
 #: Above this width a null rotation is block-structured instead of a Haar rotation
 #: (no d x d QR, d * 128 work per row).
 HAAR_MAX = 256
-#: The assignment search uses at most this many anchors; the rest are held out.
+#: The assignment search uses at most this many anchors, and at most HELD_ANCHORS of the
+#: others score it (a mean of 1,024 row correlations already puts a copy at z > 30; the exact
+#: null costs held^2 x width).
 SEARCH_ANCHORS = 1024
+HELD_ANCHORS = 1024
 _EPS = 1e-12
 LN10 = math.log(10.0)
 
@@ -252,13 +255,9 @@ def _assign_and_score(r: np.ndarray, s: np.ndarray, search: np.ndarray, held: np
 
 
 def anchor_split(t: int) -> tuple[np.ndarray, np.ndarray]:
-    """Anchors (rows) for the search and held out for scoring: half and half, the search half
-    capped at SEARCH_ANCHORS (the cost of the search grows with it; the evidence with the rest)."""
+    """Anchors (rows) for the search and held out for scoring: disjoint halves, each capped."""
     search, held = split_columns(t)
-    if len(search) > SEARCH_ANCHORS:
-        held = np.sort(np.concatenate([held, search[SEARCH_ANCHORS:]]))
-        search = search[:SEARCH_ANCHORS]
-    return search, held
+    return search[:SEARCH_ANCHORS], held[:HELD_ANCHORS]
 
 
 def geometry_r(ref_anchor: np.ndarray, sub_anchor: np.ndarray, n: int = 512) -> float:
@@ -279,14 +278,19 @@ def geometry_r(ref_anchor: np.ndarray, sub_anchor: np.ndarray, n: int = 512) -> 
     return mantel_many(GramSketch.of(b @ b.T), [GramSketch.of(a @ a.T)])[0][0]
 
 
-def identity_only(ref_anchor: np.ndarray, sub_anchor: np.ndarray, r: float) -> HiddenAlignment:
-    """The alignment when no permutation is searched (equal widths, unrelated geometry):
-    identity, with the held-out anchors compared under it as the decisive evidence."""
-    d = ref_anchor.shape[1]
+def identity_rows(ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> HeldOut:
+    """Held-out anchors compared under the identity alignment (equal widths), exact null."""
     _, held = anchor_split(ref_anchor.shape[0])
-    ident = _anchor_rows(standardize_columns(ref_anchor)[held], standardize_columns(sub_anchor)[held])
+    return _anchor_rows(standardize_columns(ref_anchor)[held], standardize_columns(sub_anchor)[held])
+
+
+def identity_only(ident: HeldOut, d: int, evidence: HeldOut | None = None) -> HiddenAlignment:
+    """The identity alignment, with no permutation searched: either the held-out anchors already
+    confirm it (``evidence`` is then ``ident`` itself, z >= the adoption level), or the anchor
+    geometries are unrelated (``evidence`` records r with z = 0: never adopted)."""
     idx = np.arange(d)
-    return HiddenAlignment(idx, idx, np.ones(d), HeldOut(r, 0.0, 0.0, 0, 0, 0.0, 1.0), ident, ident, searched=False)
+    return HiddenAlignment(idx, idx, np.ones(d), evidence or HeldOut(0.0, 0.0, 0.0, 0, 0, 0.0, 1.0), ident, ident,
+                           searched=False)
 
 
 def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, rotations: int | None = None) -> HiddenAlignment:

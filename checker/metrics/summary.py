@@ -48,6 +48,7 @@ class MatrixSummary:
     col_mean: np.ndarray  # float32, hidden
     col_std: np.ndarray  # float32, hidden (population sd, as numpy's std)
     grams: dict = field(default_factory=dict)  # key -> GramSketch over those columns
+    finite: bool = True  # every value finite (NaN and infinities propagate into the moments)
     rows: np.ndarray | None = None  # sampled unit rows, float32
     row_index: np.ndarray | None = None
 
@@ -60,21 +61,23 @@ def summarize(native: torch.Tensor, units_axis: int, colsets: dict, sample: np.n
     col_sq = torch.zeros(hidden, dtype=torch.float64)
     cols = {k: torch.as_tensor(np.asarray(v, dtype=np.int64), device=device) for k, v in colsets.items()}
     cross = {k: torch.zeros((len(v), len(v)), dtype=torch.float64) for k, v in colsets.items()}
+    full = {k: len(v) == hidden and bool(np.all(np.asarray(v) == np.arange(hidden))) for k, v in colsets.items()}
     picked = []
     for start, b in unit_blocks(native, units_axis, device=device):
         col_sum += b.sum(dim=0, dtype=torch.float64).cpu()
-        col_sq += (b.double() ** 2).sum(dim=0).cpu()
+        col_sq += (b * b).sum(dim=0, dtype=torch.float64).cpu()
         for k, c in cols.items():
-            x = b.index_select(1, c)
+            x = b if full[k] else b.index_select(1, c)
             cross[k] += (x.T @ x).double().cpu()
         if sample is not None:
             sel = sample[(sample >= start) & (sample < start + b.shape[0])] - start
             if len(sel):
                 picked.append(b[torch.as_tensor(sel, device=device)].cpu().numpy())
+    finite = bool(torch.isfinite(col_sq).all())
     mean = (col_sum / max(units, 1)).numpy()
     var = np.clip((col_sq / max(units, 1)).numpy() - mean ** 2, 0.0, None)
     grams = {k: GramSketch.of(correlation_from_moments(units, col_sum.numpy()[np.asarray(colsets[k])], cross[k].numpy()))
              for k in colsets}
     rows = np.concatenate(picked, axis=0).astype(np.float32) if picked else None
-    return MatrixSummary(units, hidden, mean.astype(np.float32), np.sqrt(var).astype(np.float32), grams, rows,
+    return MatrixSummary(units, hidden, mean.astype(np.float32), np.sqrt(var).astype(np.float32), grams, finite, rows,
                          None if sample is None else np.asarray(sample))

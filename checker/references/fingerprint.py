@@ -37,7 +37,7 @@ from checker.metrics.screen import GramSketch, screen_columns
 from checker.metrics.digests import Digester, reference_digests
 from checker.metrics.summary import summarize, units_by_hidden_shape
 from checker.weights.interface import WeightsReader
-from checker.weights.stream import CheckpointStream, StreamedTensor
+from checker.weights.stream import CheckpointStream, StreamedTensor, all_finite, require_finite
 
 FINGERPRINT_VERSION = 3
 K_ROWS = 128
@@ -209,6 +209,8 @@ def print_streamed(st: StreamedTensor, role: TensorRole, vocab: Vocabulary | Non
     if role.role in TOKEN_ROLES and len(role.shape) == 2:
         return _print_token_matrix(st, role, dtype, vocab, anchor_tokens)
     native = st.load()
+    if native.dim() < 2 or role.role in ("patch_embed", "pos_embed"):
+        require_finite(all_finite(native), st.info)
     digests = tensor_digests(native)
     if native.dim() < 2:
         return TensorPrint(role, dtype, digests, arrays={"vector": native.to(torch.float32).numpy().ravel()})
@@ -222,6 +224,7 @@ def print_streamed(st: StreamedTensor, role: TensorRole, vocab: Vocabulary | Non
     idx = _sample(units, k_rows, units, hidden)
     cols = screen_columns(hidden)
     summ = summarize(native, role.units_axis, {"screen": cols} if len(cols) >= 4 else {}, idx, device)
+    require_finite(summ.finite, st.info)
     return TensorPrint(role, dtype, digests, units=units, hidden=hidden, gram=summ.grams.get("screen"),
                        arrays={"rows": _as_stored(summ.rows), "row_index": idx, "col_mean": summ.col_mean, "col_std": summ.col_std})
 

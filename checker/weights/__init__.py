@@ -33,7 +33,7 @@ def open_checkpoint(path: Path | str) -> WeightsReader:
             return GGUFCheckpoint(path)
         raise WeightsError(str(path), "unsupported weights file (expected .safetensors, .gguf or .bin)")
     reader = _folder_reader(path)
-    audited = {(reader.root / f.path).resolve() for f in reader.files()}
+    audited = {(reader.root / f).resolve() for f in {i.file for i in reader.tensors()}}  # no hashing here
     others = sorted(str(p.relative_to(path)) for p in weight_files(path) if p.resolve() not in audited)
     if others:
         # Fail closed: a second weight set in the folder would be hashed into the report

@@ -76,17 +76,14 @@ class StreamedTensor:
         self._used = True
 
     def load(self) -> torch.Tensor:
-        """The whole tensor in its stored dtype (float for GGUF/.bin readers)."""
+        """The whole tensor in its stored dtype (float for GGUF/.bin readers). Not checked for NaN
+        here: the consumer checks what it summarises (:func:`require_finite`), once."""
         self._take()
         if self._loader is not None:
             return self._loader()
         buf = self._read(self._left)
         self._left = 0
-        t = _view(buf, self._entry)
-        if t.dtype.is_floating_point and not bool(torch.isfinite(t).all()):
-            # A statistic over NaN is NaN: refuse rather than report a meaningless score.
-            raise WeightsError(self.info.file, f"tensor {self.info.name!r} holds NaN or infinite values")
-        return t
+        return _view(buf, self._entry)
 
     def blocks(self, max_elements: int = BLOCK_ELEMENTS) -> Iterator[torch.Tensor]:
         """float32 blocks of whole rows (first axis), in order."""
@@ -107,6 +104,16 @@ class StreamedTensor:
             buf = self._read(n * row_elems * itemsize)
             self._left -= n * row_elems * itemsize
             yield to_float32(_view(buf, self._entry, (n,) + tuple(shape[1:]) if shape else ()), self.info.file, self.info.name)
+
+
+def require_finite(ok: bool, info: TensorInfo) -> None:
+    """A statistic over NaN is NaN: refuse rather than report a meaningless score."""
+    if not ok:
+        raise WeightsError(info.file, f"tensor {info.name!r} holds NaN or infinite values")
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    return not t.dtype.is_floating_point or bool(torch.isfinite(t).all())
 
 
 def _view(buf, entry: _Entry, shape: tuple[int, ...] | None = None) -> torch.Tensor:

@@ -97,3 +97,25 @@ def test_one_pass_hashes_every_file_and_hands_over_every_tensor(tmp_path):
         assert f.sha256 == hashlib.sha256((tmp_path / f.path).read_bytes()).hexdigest()
     assert stream.bytes_read == sum(f.bytes for f in stream.files)
     assert torch.equal(stream.rows("x", 10, 13), a["x"][10:13].float())
+
+
+@pytest.mark.parametrize("name", ["model.layers.0.mlp.up_proj.weight", "model.layers.0.input_layernorm.weight",
+                                  "model.embed_tokens.weight"])
+def test_a_nan_anywhere_stops_the_audit_and_registration(zoo, tmp_path, name):
+    """The pass checks each value once (through the column moments for matrices): a NaN in a
+    matrix, a norm or a token matrix is a one-line input error, never a NaN score."""
+    from checker import synth
+    from checker.audit import audit
+    from checker.errors import WeightsError
+    from checker.references.registry import add_reference
+    from checker.rules import load_pack
+
+    state = synth.state(zoo.ind_lm)
+    t = state[name].clone()
+    t.view(-1)[3] = float("inf") if "norm" in name else float("nan")
+    state[name] = t
+    folder = synth.save_checkpoint(tmp_path / "nan", state, zoo.vocab)
+    with pytest.raises(WeightsError, match=f"tensor '{name}' holds NaN or infinite values"):
+        audit(str(folder), zoo.registry, load_pack())
+    with pytest.raises(WeightsError, match="holds NaN or infinite values"):
+        add_reference(str(folder), tmp_path / "reg", "nan-ref", license="apache-2.0")
