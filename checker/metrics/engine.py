@@ -36,7 +36,7 @@ from checker.metrics.anchors import (
 from checker.metrics.interface import ModuleEvidence, RoleScore, Skipped, WeakScore
 from checker.metrics.rowmatch import Candidate, match_candidates
 from checker.metrics.screen import MAX_CANDIDATES, MIN_SCREEN_DIMS, SCREEN_Z, GramSketch, ScreenScore, mantel_many, screen_columns
-from checker.metrics.summary import summarize, units_by_hidden_shape
+from checker.metrics.summary import column_moments, gram_sketch, units_by_hidden_shape
 from checker.modules import Module, compatible
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
@@ -225,15 +225,15 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
     """Screen one matrix against every compatible reference tensor and run the full test where the
     screen points. Returns whether anything was sent to the full test (or could not be screened)."""
     units, hidden = units_by_hidden_shape(tuple(native.shape), tr.units_axis)
+    require_finite(all_finite(native), info)
     targets = _targets(m, tr, hidden, acc)
     if not targets:
-        require_finite(all_finite(native), info)
         return True
-    colsets = {}
-    for t in targets:
-        colsets.setdefault(t.sub_cols.tobytes(), t.sub_cols)
-    summ = summarize(native, tr.units_axis, colsets, None, acc.device)
-    require_finite(summ.finite, info)
+    grams = {}
+    for t in targets:  # one sketch per distinct column set (one for every reference aligned by identity)
+        key = t.sub_cols.tobytes()
+        if key not in grams and len(t.sub_cols) >= 4:
+            grams[key] = gram_sketch(native, tr.units_axis, t.sub_cols, acc.device)
     # Screen every target; group those sharing sketch columns so one product scores them.
     groups: dict = defaultdict(list)
     for t in targets:
@@ -244,7 +244,7 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
         if t0.rp.gram is None or len(t0.sub_cols) < MIN_SCREEN_DIMS:
             scored += [(t, None) for t in ts]  # too narrow to screen: every pair gets the full test
             continue
-        sub = summ.grams[ckey]
+        sub = grams[ckey]
         if np.any(t0.signs < 0):
             sub = GramSketch.of(sub.matrix() * np.outer(t0.signs, t0.signs))
         refs = [t.rp.gram.restrict(t.ref_idx) for t in ts]
@@ -258,6 +258,9 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
             acc.screen[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(s)
             scored.append((t, s))
     chosen = _candidates(scored)
+    if not chosen:
+        return False
+    col_mean, col_std, _ = column_moments(native, tr.units_axis, acc.device)  # the full test standardises
     by_al: dict = defaultdict(list)
     for t in chosen:
         by_al[id(t.al)].append(t)
@@ -271,15 +274,15 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
             rp = t.rp
             ref_std = stats.standardize_columns(rp.rows, rp.col_mean, rp.col_std)[:, al.ref_index] * al.signs
             cands.append(Candidate(t, ref_std))
-        for res in match_candidates(native, tr.units_axis, summ.col_mean, summ.col_std, al.sub_index, search, held, cands,
+        for res in match_candidates(native, tr.units_axis, col_mean, col_std, al.sub_index, search, held, cands,
                                     acc.device):
             t, ho = res.key, res.held_out
-            scale, spread = stats.scale_ratio(summ.col_std[al.sub_index], t.rp.col_std[al.ref_index])
+            scale, spread = stats.scale_ratio(col_std[al.sub_index], t.rp.col_std[al.ref_index])
             row_index = t.rp.row_index
             moved = float(np.mean(res.best != row_index)) if row_index is not None else 0.0
             acc.roles[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(
                 RoleScore(tr.role, t.rp.role.role, ho.score, ho.z, ho.log10_p, scale, spread, moved))
-    return bool(chosen)
+    return True
 
 
 def _candidates(scored: list) -> list[_Target]:

@@ -81,15 +81,6 @@ class GramSketch:
         return GramSketch.of(self.matrix()[np.ix_(idx, idx)])
 
 
-def correlation_from_moments(n: int, col_sum: np.ndarray, cross: np.ndarray) -> np.ndarray:
-    """Correlation matrix of columns from their sums and cross-products over n rows."""
-    mean = col_sum / n
-    cov = cross / n - np.outer(mean, mean)
-    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    sd = np.where(sd > 1e-12, sd, 1.0)
-    return cov / np.outer(sd, sd)
-
-
 @dataclass(frozen=True)
 class ScreenScore:
     """The screen of one submission tensor against one reference tensor."""

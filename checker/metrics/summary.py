@@ -16,7 +16,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from checker.metrics.screen import GramSketch, correlation_from_moments
+from checker.metrics.screen import GramSketch
 
 BLOCK_ELEMENTS = 8 * 1024 * 1024
 
@@ -53,31 +53,59 @@ class MatrixSummary:
     row_index: np.ndarray | None = None
 
 
+def column_moments(native: torch.Tensor, units_axis: int, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, bool]:
+    """(mean, population sd, all finite) of every hidden column over all units, in blocks."""
+    units, hidden = units_by_hidden_shape(tuple(native.shape), units_axis)
+    col_sum = torch.zeros(hidden, dtype=torch.float64)
+    col_sq = torch.zeros(hidden, dtype=torch.float64)
+    shift = None  # moments about the first block's column means: no cancellation in E[x^2] - E[x]^2
+    for _, b in unit_blocks(native, units_axis, device=device):
+        if shift is None:
+            shift = b.mean(dim=0)
+        centred = b - shift
+        col_sum += centred.sum(dim=0).double().cpu()  # float32 within a block (pairwise), float64 across
+        col_sq += (centred * centred).sum(dim=0).double().cpu()
+    finite = bool(torch.isfinite(col_sq).all()) and bool(torch.isfinite(col_sum).all())
+    shifted = (col_sum / max(units, 1)).numpy()
+    var = np.clip((col_sq / max(units, 1)).numpy() - shifted ** 2, 0.0, None)
+    mean = shifted + (shift.double().cpu().numpy() if shift is not None else 0.0)
+    return mean.astype(np.float32), np.sqrt(var).astype(np.float32), finite
+
+
+def gather_columns(native: torch.Tensor, units_axis: int, cols: np.ndarray, device: str = "cpu") -> torch.Tensor:
+    """Hidden columns ``cols`` of the units x hidden view, all units, as float32 (units x len(cols)).
+    Gathered in the stored dtype first, so only these columns are ever converted."""
+    m = native.reshape(native.shape[0], -1) if native.dim() > 2 else native
+    idx = torch.as_tensor(np.asarray(cols, dtype=np.int64))
+    if units_axis == 1 and m.dim() == 2:
+        return m.index_select(0, idx).to(device=device, dtype=torch.float32).T  # hidden rows are contiguous
+    return m.index_select(1, idx).to(device=device, dtype=torch.float32)
+
+
+def gram_sketch(native: torch.Tensor, units_axis: int, cols: np.ndarray, device: str = "cpu") -> GramSketch:
+    """The correlation matrix of hidden columns ``cols`` over all units (see checker.metrics.screen)."""
+    x = gather_columns(native, units_axis, cols, device).double()
+    x = x - x.mean(dim=0)
+    cross = (x.T @ x).cpu().numpy()
+    sd = np.sqrt(np.clip(np.diag(cross), 0.0, None))
+    sd = np.where(sd > 1e-12, sd, 1.0)
+    return GramSketch.of(cross / np.outer(sd, sd))
+
+
+def all_values_finite(native: torch.Tensor) -> bool:
+    return not native.dtype.is_floating_point or bool(torch.isfinite(native).all())
+
+
 def summarize(native: torch.Tensor, units_axis: int, colsets: dict, sample: np.ndarray | None = None,
               device: str = "cpu") -> MatrixSummary:
     """Column moments, Gram sketches over each column set in ``colsets`` and the sampled rows."""
     units, hidden = units_by_hidden_shape(tuple(native.shape), units_axis)
-    col_sum = torch.zeros(hidden, dtype=torch.float64)
-    col_sq = torch.zeros(hidden, dtype=torch.float64)
-    cols = {k: torch.as_tensor(np.asarray(v, dtype=np.int64), device=device) for k, v in colsets.items()}
-    cross = {k: torch.zeros((len(v), len(v)), dtype=torch.float64) for k, v in colsets.items()}
-    full = {k: len(v) == hidden and bool(np.all(np.asarray(v) == np.arange(hidden))) for k, v in colsets.items()}
-    picked = []
-    for start, b in unit_blocks(native, units_axis, device=device):
-        col_sum += b.sum(dim=0, dtype=torch.float64).cpu()
-        col_sq += (b * b).sum(dim=0, dtype=torch.float64).cpu()
-        for k, c in cols.items():
-            x = b if full[k] else b.index_select(1, c)
-            cross[k] += (x.T @ x).double().cpu()
-        if sample is not None:
-            sel = sample[(sample >= start) & (sample < start + b.shape[0])] - start
-            if len(sel):
-                picked.append(b[torch.as_tensor(sel, device=device)].cpu().numpy())
-    finite = bool(torch.isfinite(col_sq).all())
-    mean = (col_sum / max(units, 1)).numpy()
-    var = np.clip((col_sq / max(units, 1)).numpy() - mean ** 2, 0.0, None)
-    grams = {k: GramSketch.of(correlation_from_moments(units, col_sum.numpy()[np.asarray(colsets[k])], cross[k].numpy()))
-             for k in colsets}
-    rows = np.concatenate(picked, axis=0).astype(np.float32) if picked else None
-    return MatrixSummary(units, hidden, mean.astype(np.float32), np.sqrt(var).astype(np.float32), grams, finite, rows,
-                         None if sample is None else np.asarray(sample))
+    mean, sd, finite = column_moments(native, units_axis, device)
+    grams = {k: gram_sketch(native, units_axis, v, device) for k, v in colsets.items()}
+    rows = None
+    if sample is not None and len(sample):
+        m = native.reshape(native.shape[0], -1) if native.dim() > 2 else native
+        ti = torch.as_tensor(np.asarray(sample, dtype=np.int64))
+        picked = m.index_select(1, ti).T if units_axis == 1 and m.dim() == 2 else m.index_select(0, ti)
+        rows = picked.to(torch.float32).numpy().astype(np.float32)
+    return MatrixSummary(units, hidden, mean, sd, grams, finite, rows, None if sample is None else np.asarray(sample))
