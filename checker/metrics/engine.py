@@ -41,7 +41,7 @@ from checker.modules import Module, compatible
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
 from checker.weights.interface import WeightsReader
-from checker.weights.stream import CheckpointStream, all_finite, require_finite
+from checker.weights.stream import CheckpointStream, all_finite, require_finite, value_range
 
 __all__ = ["ANCHOR_MIN_Z", "compare", "roles_compatible", "LAYER_MAP_ALPHA"]
 
@@ -178,8 +178,8 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
 
 
 def _constant(t) -> bool:
-    flat = t.reshape(-1)
-    return flat.numel() <= 1 or not bool((flat != flat[0]).any())
+    lo, hi = value_range(t)
+    return t.numel() <= 1 or lo == hi
 
 
 def _identical(acc, m, tr, digests: set, references, ref_digests) -> None:

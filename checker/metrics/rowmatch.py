@@ -64,8 +64,9 @@ def match_candidates(native: torch.Tensor, units_axis: int, col_mean: np.ndarray
     best_abs = torch.full((k,), -1.0, device=device)
     best_val = torch.zeros(k, device=device)
     best_idx = torch.zeros(k, dtype=torch.int64, device=device)
+    identity = len(sub_index) == col_mean.shape[0] and bool(np.all(sub_index == np.arange(len(sub_index))))
     for start, b in unit_blocks(native, units_axis, device=device):
-        x = (b.index_select(1, idx_t) - mean) / sd_t
+        x = ((b if identity else b.index_select(1, idx_t)) - mean) / sd_t
         c = r @ _rownorm_t(x.index_select(1, search_t)).T  # k x block
         a, j = c.abs().max(dim=1)
         better = a > best_abs

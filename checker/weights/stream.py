@@ -112,8 +112,19 @@ def require_finite(ok: bool, info: TensorInfo) -> None:
         raise WeightsError(info.file, f"tensor {info.name!r} holds NaN or infinite values")
 
 
+def value_range(t: torch.Tensor) -> tuple[float, float]:
+    """(min, max) in one vectorised pass on the stored dtype; NaN propagates into both."""
+    if t.numel() == 0:
+        return 0.0, 0.0
+    lo, hi = torch.aminmax(t.reshape(-1)) if t.dtype != torch.bool else torch.aminmax(t.reshape(-1).to(torch.uint8))
+    return float(lo), float(hi)
+
+
 def all_finite(t: torch.Tensor) -> bool:
-    return not t.dtype.is_floating_point or bool(torch.isfinite(t).all())
+    if not t.dtype.is_floating_point:
+        return True
+    lo, hi = value_range(t)
+    return math.isfinite(lo) and math.isfinite(hi)
 
 
 def _view(buf, entry: _Entry, shape: tuple[int, ...] | None = None) -> torch.Tensor:
