@@ -27,6 +27,8 @@ MIN_ANCHORS = 16
 #: between equal widths: a copy, permuted, rotated or fine-tuned, keeps r near 1; independently
 #: trained models sit far lower. The identity comparison, with its exact null, still runs.
 GEOMETRY_MIN_R = 0.6
+#: Held-out anchors scoring the identity when the geometries are unrelated.
+UNRELATED_HELD = 256
 
 
 class RowSource:
@@ -53,6 +55,12 @@ class RowSource:
     def whole(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         return self._stream.rows(name, 0, shape[0]).reshape(shape[0], -1).numpy().astype(np.float32)
 
+    def vocab_ids(self, vocab: Vocabulary) -> dict[str, int]:
+        """Token string -> id, built once per vocabulary (not once per reference)."""
+        if getattr(self, "_ids_for", None) is not vocab:
+            self._ids_for, self._ids = vocab, vocab.ids()
+        return self._ids
+
     def clear(self) -> None:
         self._rows.clear()
 
@@ -70,7 +78,7 @@ def _sub_token_rows(rows: RowSource, sub: TensorRole, sub_vocab: Vocabulary | No
     """Rows of the submission's token matrix for the reference's anchor tokens that both share."""
     n = sub.shape[0]
     if sub_vocab is not None and ref_vocab is not None:
-        ids = sub_vocab.ids()
+        ids = rows.vocab_ids(sub_vocab)
         pairs = [(i, ids[tok]) for i, tok in enumerate(ref.anchor_tokens) if tok in ids and ids[tok] < n]
     else:  # no tokenizer on one side: assume the ids agree
         pairs = [(i, int(rid)) for i, rid in enumerate(ref.row_index) if rid < n]
@@ -114,13 +122,16 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                     # Equal widths: no permutation is searched when the held-out anchors already
                     # confirm the identity (an unpermuted copy), or when the anchor geometries are
                     # unrelated (the identity comparison, with its exact null, decides).
-                    ident = stats.identity_rows(ref_rows, sub_rows)
                     d = ref_rows.shape[1]
+                    if stats.geometry_r(ref_rows, sub_rows) < GEOMETRY_MIN_R:
+                        # Unrelated geometry (every unrelated reference): a smaller held-out set
+                        # keeps each extra reference cheap; its null is exact whatever its size.
+                        ident = stats.identity_rows(ref_rows, sub_rows, UNRELATED_HELD)
+                        out.append(Anchor(tr, rp, stats.identity_only(ident, d), ref_rows.shape[0]))
+                        continue
+                    ident = stats.identity_rows(ref_rows, sub_rows)
                     if ident.z >= ANCHOR_MIN_Z:
                         out.append(Anchor(tr, rp, stats.identity_only(ident, d, ident), ref_rows.shape[0]))
-                        continue
-                    if stats.geometry_r(ref_rows, sub_rows) < GEOMETRY_MIN_R:
-                        out.append(Anchor(tr, rp, stats.identity_only(ident, d), ref_rows.shape[0]))
                         continue
                 al = stats.align_hidden(ref_rows, sub_rows)
                 out.append(Anchor(tr, rp, al, ref_rows.shape[0]))

@@ -273,15 +273,19 @@ def geometry_r(ref_anchor: np.ndarray, sub_anchor: np.ndarray, n: int = 512) -> 
 
     search, _ = anchor_split(ref_anchor.shape[0])
     pick = search[:n]
-    a = _rownorm(standardize_columns(ref_anchor)[pick])
-    b = _rownorm(standardize_columns(sub_anchor)[pick])
+    a = _rownorm(standardize_columns(ref_anchor[pick]))
+    b = _rownorm(standardize_columns(sub_anchor[pick]))
     return mantel_many(GramSketch.of(b @ b.T), [GramSketch.of(a @ a.T)])[0][0]
 
 
-def identity_rows(ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> HeldOut:
-    """Held-out anchors compared under the identity alignment (equal widths), exact null."""
+def identity_rows(ref_anchor: np.ndarray, sub_anchor: np.ndarray, held_max: int = HELD_ANCHORS) -> HeldOut:
+    """Held-out anchors (at most ``held_max``) compared under the identity alignment (equal
+    widths), exact null."""
     _, held = anchor_split(ref_anchor.shape[0])
-    return _anchor_rows(standardize_columns(ref_anchor)[held], standardize_columns(sub_anchor)[held])
+    held = held[:held_max]
+    # Columns standardised over the held-out anchors themselves: a per-column affine map commutes
+    # with the column shuffle of the null, and only these rows are touched.
+    return _anchor_rows(standardize_columns(ref_anchor[held]), standardize_columns(sub_anchor[held]))
 
 
 def identity_only(ident: HeldOut, d: int, evidence: HeldOut | None = None) -> HiddenAlignment:
