@@ -91,7 +91,7 @@ def _sub_token_rows(rows: RowSource, sub: TensorRole, sub_vocab: Vocabulary | No
 def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skipped) -> list[Anchor]:
     """Every (submission anchor, reference anchor) pair of the same family, aligned."""
     out = []
-    ref_anchors = [tp for tp in ref.tensors if tp.has_anchor]
+    ref_anchors = [tp for tp in ref.tensors if tp.has("anchor")]
     for m in sub_modules:
         for tr in m.tensors:
             if tr.role not in ANCHOR_ROLES or len(tr.shape) < 2:

@@ -196,7 +196,7 @@ def _targets(m, tr, hidden, acc: _Accumulator) -> list[_Target]:
     aligns, colsets = acc.aligns, acc.colsets
     for rid, fp in acc.references:
         for rp in fp.tensors:
-            if not rp.has_rows or not roles_compatible(tr.role, rp.role.role):
+            if not rp.has("rows") or not roles_compatible(tr.role, rp.role.role):
                 continue
             rmod = acc.ref_modules[rid][rp.role.module]
             if not compatible(m.kind, rmod.kind):
@@ -302,7 +302,7 @@ def _candidates(scored: list) -> list[_Target]:
 def _weak(vec, tr, m, acc: _Accumulator) -> None:
     for rid, fp in acc.references:
         for rp in fp.tensors:
-            if rp.role.role != tr.role or tuple(rp.role.shape) != tuple(tr.shape) or not rp.has_vector:
+            if rp.role.role != tr.role or tuple(rp.role.shape) != tuple(tr.shape) or not rp.has("vector"):
                 continue
             rmod = acc.ref_modules[rid][rp.role.module]
             if not compatible(m.kind, rmod.kind) or (tr.layer is None) != (rp.role.layer is None):

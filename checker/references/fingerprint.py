@@ -76,6 +76,16 @@ class _Store:
         return self._handle.get_tensor(key) if key in self._keys else None
 
 
+class _Lazy:
+    """A TensorPrint array: given at build time, or read from the registry on access."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else obj._array(self.name)
+
+
 @dataclass(frozen=True, eq=False)
 class TensorPrint:
     """The stored evidence for one tensor of a reference.
@@ -104,44 +114,18 @@ class TensorPrint:
             arr = arr.astype(np.float32)
         return arr
 
-    @property
-    def rows(self) -> np.ndarray | None:
-        """Sampled unit rows (k x hidden), float32."""
-        return self._array("rows")
+    #: sampled unit rows (k x hidden), their indices, the column moments, the whole 1-D tensor
+    #: (norm, bias) and anchor rows (tokens or inputs x hidden): float32, loaded on access
+    rows = _Lazy()
+    row_index = _Lazy()
+    col_mean = _Lazy()
+    col_std = _Lazy()
+    vector = _Lazy()
+    anchor = _Lazy()
 
-    @property
-    def row_index(self) -> np.ndarray | None:
-        return self._array("row_index")
-
-    @property
-    def col_mean(self) -> np.ndarray | None:
-        return self._array("col_mean")
-
-    @property
-    def col_std(self) -> np.ndarray | None:
-        return self._array("col_std")
-
-    @property
-    def vector(self) -> np.ndarray | None:
-        """The whole 1-D tensor (norm, bias)."""
-        return self._array("vector")
-
-    @property
-    def anchor(self) -> np.ndarray | None:
-        """Anchor rows: tokens (or inputs) x hidden."""
-        return self._array("anchor")
-
-    @property
-    def has_rows(self) -> bool:
-        return "rows" in self.arrays or (self.store is not None and f"{self.role.name}|rows" in self.store._keys)
-
-    @property
-    def has_anchor(self) -> bool:
-        return "anchor" in self.arrays or (self.store is not None and f"{self.role.name}|anchor" in self.store._keys)
-
-    @property
-    def has_vector(self) -> bool:
-        return "vector" in self.arrays or (self.store is not None and f"{self.role.name}|vector" in self.store._keys)
+    def has(self, name: str) -> bool:
+        """Whether the array is there, without loading it."""
+        return name in self.arrays or (self.store is not None and f"{self.role.name}|{name}" in self.store._keys)
 
 
 @dataclass(frozen=True, eq=False)
