@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape as esc
 from rich.table import Table
 
-from checker.report.context import best_match, humanize
+from checker.report.context import best_match, sentence
 from checker.report.fmt import fmt_layer_map, fmt_p, fmt_pct, fmt_z
 from checker.report.i18n import Messages, messages
 
@@ -64,7 +64,7 @@ def verdict_table(report: dict, lang: str = "en", out: Console | None = None) ->
             if mod["status"] in ("derived", "identical") and best["layer_map"]:
                 maps.append(f"  {esc(mod['name'])} {m.t('term.layers')}: {fmt_layer_map(best['layer_map'])}")
         else:
-            t.add_row(esc(mod["name"]), _s(mod["status"], m), fmt_pct(mod["param_fraction"]), esc(humanize(mod["reason"], m)), "", "")
+            t.add_row(esc(mod["name"]), _s(mod["status"], m), fmt_pct(mod["param_fraction"]), esc(sentence(mod, "reason", m)[0]), "", "")
     out.print(t)
     for line in maps:
         out.print(line)
@@ -74,7 +74,7 @@ def verdict_table(report: dict, lang: str = "en", out: Console | None = None) ->
     _text_col(c, m.t("crit.finding"), ratio=1)
     for cr in report["criteria"]:
         waived = f" ({esc(m.t('crit.waived'))})" if cr.get("waiver") and cr["waiver"]["active"] else ""
-        c.add_row(esc(cr["id"]), _s(cr["status"], m) + waived, esc(humanize(cr["message"], m)))
+        c.add_row(esc(cr["id"]), _s(cr["status"], m) + waived, esc(sentence(cr, "message", m)[0]))
     out.print(c)
     out.print(m.t("term.verdict", verdict=_s(report["verdict"], m), share=fmt_pct(report["derived_param_fraction"])))
 

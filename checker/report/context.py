@@ -43,9 +43,9 @@ def best_match(module: dict) -> dict | None:
     return next((x for x in module["matches"] if x["reference"] == b["reference"] and x["reference_module"] == b["reference_module"]), None)
 
 
-def _module_view(mod: dict, m: Messages) -> dict:
+def _module_view(mod: dict, m: Messages, reason: str) -> dict:
     best = best_match(mod)
-    view = {**mod, "reason": humanize(mod["reason"], m), "anchor": anchor("mod", mod["name"]), "best": best, "kind_label": label(m, "kind", mod["kind"]),
+    view = {**mod, "reason": reason, "anchor": anchor("mod", mod["name"]), "best": best, "kind_label": label(m, "kind", mod["kind"]),
             "status_label": m.status(mod["status"]), "figures": None}
     if best is None:
         return view
@@ -101,10 +101,10 @@ def _summary(r: dict, modules: list[dict], m: Messages) -> dict:
             "failed": ", ".join(c["id"] for c in failed)}
 
 
-def _criteria(r: dict, modules: list[dict], m: Messages) -> list[dict]:
+def _criteria(r: dict, modules: list[dict], m: Messages, said: list[dict]) -> list[dict]:
     names = {mod["name"]: mod["anchor"] for mod in modules}
     out = []
-    for c in r["criteria"]:
+    for c, text in zip(r["criteria"], said):
         links = []
         for e in c["evidence"]:
             mod = e.get("module")
@@ -112,14 +112,16 @@ def _criteria(r: dict, modules: list[dict], m: Messages) -> list[dict]:
                 links.append((mod, names[mod]))
         section = {"weights": "sec-weights", "derived_share": "sec-weights", "license": "sec-licenses", "lineage": "sec-lineage",
                    "disclosure": "sec-disclosure", "tokenizer": "sec-tokenizer", "architecture": "sec-cover"}.get(c["kind"], "sec-criteria")
-        out.append({**c, "message": humanize(c["message"], m), "evidence": [{**e, "text": humanize(e["text"], m)} for e in c["evidence"]],
+        # A finding the catalogue cannot write (free text, not the tool's) keeps a lead in the report's language.
+        lead = m.t(f"finding.{c['status']}") if m.lang != "en" and not text["keyed"] else ""
+        out.append({**c, "message": text["message"], "evidence": [{**e, "text": t} for e, t in zip(c["evidence"], text["evidence"])],
                     "anchor": anchor("crit", c["id"]), "status_label": m.status(c["status"]),
                     "severity_label": label(m, "severity", c["severity"]), "kind_label": label(m, "ckind", c["kind"]),
-                    "lead": m.t(f"finding.{c['status']}") if m.lang != "en" else "", "links": links, "section": section})
+                    "lead": lead, "links": links, "section": section})
     return out
 
 
-def _not_evaluated(r: dict, modules: list[dict], m: Messages) -> list[dict]:
+def _not_evaluated(criteria: list[dict], modules: list[dict], m: Messages) -> list[dict]:
     rows = []
     for mod in modules:
         if mod["status"] in ("inconclusive", "review"):
@@ -129,26 +131,57 @@ def _not_evaluated(r: dict, modules: list[dict], m: Messages) -> list[dict]:
                          "reason": s["reason"], "anchor": mod["anchor"]})
         if mod.get("coverage") is not None and mod["coverage"] < 0.999 and mod["status"] not in ("inconclusive",):
             rows.append({"what": mod["name"], "reason": m.t("notev.coverage", coverage=fmt_pct(mod["coverage"], 1)), "anchor": mod["anchor"]})
-    for c in r["criteria"]:
+    for c in criteria:
         if c["status"] in ("inconclusive", "not_applicable"):
-            rows.append({"what": c["id"], "reason": c["message"], "anchor": anchor("crit", c["id"])})
+            rows.append({"what": c["id"], "reason": c["message"], "anchor": c["anchor"]})
     return rows
 
 
-def to_context(report: dict, lang: str = "en") -> dict:
-    """What every template sees: the report itself (never modified), the catalogue ``m``, and derived views."""
-    r = copy.deepcopy(report)
+def sentence(obj: dict, field: str, m: Messages) -> tuple[str, bool]:
+    """``obj[field]`` (a finding, a reason, an evidence line) in ``m``'s language: written from the
+    catalogue when the report gives its key (``field_key``, ``field_args``), else the text as it is
+    (free text that is not the tool's own). Returns the text and whether the catalogue wrote it."""
+    key = obj.get(f"{field}_key")
+    if key:
+        return humanize(m.say({"key": key, "args": obj.get(f"{field}_args") or {}}), m), True
+    return humanize(obj[field], m), False
+
+
+def deep_map(value, fn):
+    """Every string of a JSON value through ``fn`` (dict keys excepted)."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: deep_map(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [deep_map(v, fn) for v in value]
+    return value
+
+
+def to_context(report: dict, lang: str = "en", escape=None) -> dict:
+    """What every template sees: the report itself (never modified), the catalogue ``m``, and derived views.
+
+    ``escape`` (Markdown) applies to every string of the report and to the sentences written from
+    the catalogue, which are written from the unescaped arguments first."""
     m = messages(lang)
-    modules = [_module_view(mod, m) for mod in r["modules"]]
+    esc = escape or (lambda text: text)
+    r = deep_map(copy.deepcopy(report), esc) if escape else copy.deepcopy(report)
+    reasons = [esc(sentence(mod, "reason", m)[0]) for mod in report["modules"]]
+    said = []
+    for c in report["criteria"]:
+        text, keyed = sentence(c, "message", m)
+        said.append({"message": esc(text), "keyed": keyed, "evidence": [esc(sentence(e, "text", m)[0]) for e in c["evidence"]]})
+    modules = [_module_view(mod, m, reason) for mod, reason in zip(r["modules"], reasons)]
     weights_modules = [mod for mod in modules if mod["best"] is not None]
+    criteria = _criteria(r, modules, m, said)
     counts: dict[str, int] = {}
     for c in r["criteria"]:
         counts[c["status"]] = counts.get(c["status"], 0) + 1
     return {
         "r": r, "m": m, "lang": lang, "modules": modules, "evidence_modules": weights_modules,
-        "criteria": _criteria(r, modules, m), "criteria_counts": counts, "summary": _summary(r, modules, m),
+        "criteria": criteria, "criteria_counts": counts, "summary": _summary(r, modules, m),
         "flagged": [mod for mod in modules if mod["status"] in FLAGGED],
-        "not_evaluated": _not_evaluated(r, modules, m),
+        "not_evaluated": _not_evaluated(criteria, modules, m),
         "glossary": [(m.t(f"gloss.{k}.term"), m.t(f"gloss.{k}.text")) for k in GLOSSARY],
         "verdict_label": m.status(r["verdict"]),
     }

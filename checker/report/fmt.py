@@ -55,4 +55,21 @@ def fmt_layer_map(layer_map: dict | None) -> str:
     return ", ".join(f"{k}→{v}" for k, v in layer_map.items())
 
 
+def fmt_g(x: float | None, digits: int | None = None) -> str:
+    """A rule-pack figure (a significance level 0.01, a chance level 3.1e-05): general format, shortest form."""
+    return NA if x is None else (f"{x:g}" if digits is None else f"{x:.{digits}g}")
+
+
+def fmt_raw(x: float | None) -> str:
+    """A figure already rounded where it was measured (a tokenizer's merges agreement), as stored."""
+    return NA if x is None else str(x)
+
+
+#: The format specs a catalogue sentence may give a number (``{share:pct1}``); a p-value argument is its log10.
+SPECS = {
+    "p": lambda x: fmt_p(None, x), "pct0": lambda x: fmt_pct(x, 0), "pct1": lambda x: fmt_pct(x, 1), "pct2": fmt_pct,
+    "num2": lambda x: fmt_num(x, 2), "num3": fmt_num, "z": fmt_z, "int": fmt_int, "g": fmt_g, "g2": lambda x: fmt_g(x, 2),
+    "raw": fmt_raw,
+}
+
 FILTERS = {"p": fmt_p, "num": fmt_num, "z": fmt_z, "pct": fmt_pct, "int": fmt_int, "scale": fmt_scale}

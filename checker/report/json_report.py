@@ -18,7 +18,7 @@ from checker.errors import ReportError
 from checker.exitcodes import VERDICT_EXIT
 from checker.metrics.interface import Match, ModuleEvidence
 from checker.modules import Module
-from checker.verdicts import Evidence, ModuleVerdict, p_from_log10
+from checker.verdicts import Evidence, ModuleVerdict, Msg, p_from_log10
 from checker.yamlio import schema
 
 SCHEMA_VERSION = 1
@@ -141,6 +141,7 @@ def _module(mv: ModuleVerdict, correction: float, ev: ModuleEvidence | None) -> 
     return {
         "name": mv.name, "kind": mv.kind, "family": mv.family, "parameters": mv.parameters,
         "param_fraction": _num(mv.param_fraction, 8), "status": mv.status, "reason": mv.reason,
+        **_said("reason", mv.reason_key, mv.reason_args),
         "coverage": None if module is None else _num(coverage(module, ev.matches), 6),
         "layers": len(mv.layers),
         "best_match": None if mv.best is None else {"reference": mv.best.reference, "reference_module": mv.best.reference_module},
@@ -169,7 +170,18 @@ def _group_skipped(skipped) -> list[dict]:
 
 
 def _evidence(e: Evidence) -> dict:
-    return {k: v for k, v in dataclasses.asdict(e).items() if v is not None}
+    out = {k: v for k, v in dataclasses.asdict(e).items() if v is not None and k not in ("text_key", "text_args")}
+    return {**out, **_said("text", e.text_key, e.text_args)}
+
+
+def _said(field: str, key: str, args) -> dict:
+    """A sentence's catalogue key and arguments beside its English text (``message`` ->
+    ``message_key``, ``message_args``), so that any tool can write it in another language;
+    absent for free text that is not the tool's own."""
+    if not key:
+        return {}
+    text = Msg(key, args).as_json()
+    return {f"{field}_key": text["key"], f"{field}_args": text["args"]}
 
 
 def build_report(result: AuditResult, command: str | None = None) -> dict:
@@ -207,6 +219,7 @@ def build_report(result: AuditResult, command: str | None = None) -> dict:
         "modules": modules,
         "criteria": [
             {"id": r.id, "title": r.title, "kind": r.kind, "severity": r.severity, "status": r.status, "message": r.message,
+             **_said("message", r.message_key, r.message_args),
              "evidence": [_evidence(e) for e in r.evidence], "remediation": r.remediation or None,
              "waiver": None if r.waiver is None else {"owner": r.waiver.owner, "reason": r.waiver.reason,
                                                       "expires": r.waiver.expires.isoformat(), "status_before_waiver": r.waived_status,

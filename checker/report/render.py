@@ -38,20 +38,10 @@ def md_escape(value: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
 
 
-def _deep(value, fn):
-    if isinstance(value, str):
-        return fn(value)
-    if isinstance(value, dict):
-        return {k: _deep(v, fn) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep(v, fn) for v in value]
-    return value
-
-
 @lru_cache(maxsize=2)
 def environment(markdown: bool = False) -> jinja2.Environment:
     """HTML: autoescape on. Markdown: HTML escaping would garble it, so every string of the
-    report is Markdown-escaped before rendering instead (see ``render_markdown``)."""
+    report, and every sentence written from the catalogue, is Markdown-escaped instead (see ``render_markdown``)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=False if markdown else jinja2.select_autoescape(enabled_extensions=("html", "html.j2", "j2"), default=True),
@@ -67,7 +57,7 @@ def render_html(report: dict, lang: str = DEFAULT_LANG) -> str:
 
 
 def render_markdown(report: dict, lang: str = DEFAULT_LANG) -> str:
-    return environment(markdown=True).get_template("report.md.j2").render(**to_context(_deep(report, md_escape), lang))
+    return environment(markdown=True).get_template("report.md.j2").render(**to_context(report, lang, escape=md_escape))
 
 
 def render_index(entries: list[dict], lang: str = DEFAULT_LANG, pack: str = "", date: str = "") -> str:

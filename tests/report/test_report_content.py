@@ -3,21 +3,24 @@ figure, both languages, and submission text shown literally."""
 
 from __future__ import annotations
 
+import copy
 import io
 import re
-from html import escape
+import string
+from html import escape, unescape
 
 import pytest
 from rich.console import Console
 
 from checker.audit import audit
 from checker.cli.display import verdict_table
-from checker.report.context import to_context
+from checker.errors import ReportError
+from checker.report.context import humanize, to_context
 from checker.report.fmt import fmt_p
 from checker.report.i18n import LANGS, messages
-from checker.report.json_report import build_report
+from checker.report.json_report import build_report, validate_report
 from checker.report.messages import en, ko
-from checker.report.render import render_html, render_markdown
+from checker.report.render import md_escape, render_html, render_markdown
 from checker.rules import load_pack
 
 HOSTILE_CARD = "<script>alert(1)</script> {{ 7*7 }} {% if 1 %}jinja{% endif %}"
@@ -34,10 +37,14 @@ SECTIONS = ("sec-cover", "sec-summary", "sec-criteria", "sec-weights", "sec-line
             "sec-waivers", "sec-notev", "sec-repro", "sec-limits")
 
 
+def _placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
 def test_catalogues_have_the_same_keys_and_placeholders():
     assert set(en.MESSAGES) == set(ko.MESSAGES)
     for key, text in en.MESSAGES.items():
-        assert set(re.findall(r"{(\w+)}", text)) == set(re.findall(r"{(\w+)}", ko.MESSAGES[key])), key
+        assert _placeholders(text) == _placeholders(ko.MESSAGES[key]), key
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -116,3 +123,87 @@ def test_reproducibility_lists_command_and_versions(report):
     rep = report["reproducibility"]
     assert rep["command"].startswith("fromscratch audit") and {"fromscratch", "python", "torch", "numpy"} <= set(rep["versions"])
     assert rep["command"] in render_html(report, "en")
+
+
+def _visible(html: str) -> str:
+    return unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+def _english_fragments() -> list[str]:
+    """The fixed words of every verdict sentence in English: runs of three words or more between placeholders."""
+    out = []
+    for key, text in en.MESSAGES.items():
+        if key.startswith("v."):
+            for literal, *_ in string.Formatter().parse(text):
+                out += [f.strip() for f in re.split(r"[;:()\[\]]", literal) if len(f.split()) >= 3]
+    return sorted(set(out))
+
+
+def test_findings_reasons_and_evidence_carry_their_catalogue_keys(report):
+    keyed = [c for c in report["criteria"] if c["kind"] != "architecture"]
+    assert keyed and all(c["message_key"].startswith("v.") and isinstance(c["message_args"], dict) for c in keyed)
+    assert all(e["text_key"].startswith("v.") for c in keyed for e in c["evidence"])
+    assert all(mod["reason_key"].startswith("v.") for mod in report["modules"])
+    m = messages("en")
+    for c in keyed:
+        assert m.say({"key": c["message_key"], "args": c["message_args"]}) == c["message"]  # from the JSON alone
+    a1 = next(c for c in report["criteria"] if c["kind"] == "architecture")
+    assert "message_key" not in a1  # written by the audit stage: free text
+
+
+def test_korean_report_writes_every_finding_in_korean(report):
+    """The audit fails W1 (copied vision encoder), L1 (inherited third-party license) and L2 (undeclared
+    derivation, third-party ancestor): each finding, reason and evidence line is written in Korean."""
+    failed = {c["id"] for c in report["criteria"] if c["status"] == "fail"}
+    assert {"W1", "L1", "L2"} <= failed
+    html, md = render_html(report, "ko"), render_markdown(report, "ko")
+    text = _visible(html)
+    ko_m = messages("ko")
+    for c in report["criteria"]:
+        if c.get("message_key"):
+            assert c["message"] not in text and c["message"] not in md
+            assert escape(humanize(ko_m.say({"key": c["message_key"], "args": c["message_args"]}), ko_m)) in html
+    quoted = [report["rulepack"]["title"], report["rulepack"]["clause"], report["architecture"]["summary"]]
+    quoted += [x for c in report["criteria"] for x in (c["title"], c["remediation"] or "")]
+    for q in quoted:  # the rule pack's words and the audit stage's summary are shown as written
+        text = text.replace(" ".join(q.split()), "")
+        md = md.replace(md_escape(q), "")
+    for frag in _english_fragments():
+        assert frag not in text, frag
+        assert frag not in md, frag
+    for mod in report["modules"]:
+        assert mod["reason"] not in text
+    w1 = next(c for c in ctx_criteria(report, "ko") if c["id"] == "W1")
+    assert w1["message"].startswith("모듈 ") and "파생되었습니다" in w1["message"] and not w1["lead"]
+    assert "세부 내용" in text  # kept for the free-text architecture summary only
+    assert text.count(messages("ko").t("crit.detail")) == 1
+    term = Console(width=80, record=True, file=io.StringIO())
+    verdict_table(report, "ko", term)
+    shown = " ".join(term.export_text().split())
+    assert "파생되었습니다" in shown and "derive from a registered reference" not in shown
+
+
+def ctx_criteria(report, lang):
+    return to_context(report, lang)["criteria"]
+
+
+def test_english_findings_are_the_messages_of_the_json(report):
+    """The English report reads as it did before the catalogue wrote the findings: the message itself."""
+    m = messages("en")
+    html, md = render_html(report, "en"), render_markdown(report, "en")
+    for c in report["criteria"]:
+        assert escape(humanize(c["message"], m)) in html
+        for e in c["evidence"][:12]:
+            assert escape(humanize(e["text"], m)) in html
+    for c in ctx_criteria(report, "en"):
+        assert c["lead"] == ""
+    assert "Detail" not in _visible(html)
+    assert all(md_escape(humanize(c["message"], m)) in md for c in report["criteria"])
+
+
+def test_schema_checks_the_sentences(report):
+    bad = copy.deepcopy(report)
+    bad["criteria"][0]["message_args"]["modules"] = [{"args": {}}]  # a nested sentence without its key
+    with pytest.raises(ReportError, match="does not match its schema"):
+        validate_report(bad)
+    validate_report(report)
