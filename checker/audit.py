@@ -123,8 +123,12 @@ def architecture_facts(folder: Path, modules: tuple[Module, ...], refs) -> Archi
     shapes = sorted((t.name, t.shape) for m in modules for t in m.tensors)
     same = tuple(e.id for e, fp in refs if sorted((t.role.name, t.role.shape) for t in fp.tensors) == shapes)
     archs = cfg.get("architectures")
+    from checker.verdicts import ArchitectureModule
+    written = {k: str(cfg[k]) if k in cfg else None for k in ("model_type", "architectures")}  # as the summary writes them
     return Architecture(summary, cfg.get("model_type") if isinstance(cfg.get("model_type"), str) else None,
-                        tuple(str(a) for a in archs) if isinstance(archs, list) else (), same)
+                        tuple(str(a) for a in archs) if isinstance(archs, list) else (), same,
+                        written["model_type"], written["architectures"], tuple(families),
+                        tuple(ArchitectureModule(m.name, m.kind, len(m.layers), m.parameters) for m in modules))
 
 
 def submission_elements(spec: str) -> int:

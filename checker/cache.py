@@ -128,4 +128,4 @@ def _evidence(d: dict) -> ModuleEvidence:
         al = m["alignment"]
         matches.append(Match(**{**m, "layer_map": _t(m["layer_map"]), "cells": cells,
                                 "alignment": AlignmentSummary(**{**al, "permutation": tuple(al["permutation"])})}))
-    return ModuleEvidence(module, tuple(matches), tuple(Skipped(**s) for s in d["skipped"]))
+    return ModuleEvidence(module, tuple(matches), tuple(Skipped(**{**s, "args": _t(s.get("args", []))}) for s in d["skipped"]))

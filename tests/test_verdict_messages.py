@@ -62,9 +62,21 @@ EVERY_MODULE_STATUS = _facts(
     _ev("derived", _match(log10_p=-251.2), _match("ref-b", log10_p=-0.5)),
     _ev("independent", _match(log10_p=-0.4)),
     _ev("weak", _match(decisive=False)),
-    _ev("skipped", skipped=(Skipped("a ~ b", "hidden sizes differ (64 vs 48) and no anchor aligns them"),)),
+    _ev("skipped", skipped=(Skipped("a ~ b", "hidden sizes differ (64 vs 48) and no anchor aligns them", "v.skip.hidden_sizes",
+                                    (("hidden", 64), ("reference_hidden", 48))),
+                            Skipped("c ~ d", "hidden sizes differ (64 vs 48) and no anchor aligns them", "v.skip.hidden_sizes",
+                                    (("hidden", 64), ("reference_hidden", 48))),
+                            Skipped("e ~ f", "fewer than 16 shared tokens", "v.skip.few_tokens"),
+                            Skipped("g ~ h", "patch sizes differ", "v.skip.patch_sizes"))),
     _ev("alone", numel=1),
 )
+
+
+ARCHITECTURE = Architecture(
+    "model_type llama, architectures unknown; module map(s) llama, siglip; modules: model (decoder, 4 layers, "
+    "123,312 parameters); visual (vision_encoder, 2 layers, 1,234,567 parameters)", "llama", (), ("ref-a",),
+    "llama", None, ("llama", "siglip"),
+    (v.ArchitectureModule("model", "decoder", 4, 123312), v.ArchitectureModule("visual", "vision_encoder", 2, 1234567)))
 
 
 def _license(file: str, lic: str, confidence: float = 1.0, obligations=()) -> LicenseFinding:
@@ -96,7 +108,7 @@ def results() -> list:
     other = TokenizerComparison("ref-b", 0.31, 20, 0.02, 3.1e-05, 0.125, False)
     out += [v.evaluate_tokenizer(tok, _facts(tokenizers=(same, other))), v.evaluate_tokenizer(tok, _facts(tokenizers=(other,)))]
     out += [v.evaluate_architecture(_crit("architecture", None, "info"),
-                                    _facts(architecture=Architecture("model_type llama", "llama", (), ("ref-a",))))]
+                                    _facts(architecture=ARCHITECTURE))]
     # licenses: problems of every kind, unknown inherited, none found, none confident, doubtful, pass
     lic = _crit("license", LicenseParams(deny=("MIT",), allow=("Apache-2.0", "MIT"), deny_third_party_model_licenses=True,
                                          deny_obligations=("field_of_use",)))
@@ -181,9 +193,34 @@ def test_every_sentence_key_is_produced_and_checked(produced):
     assert used - defined == set(), "keys the catalogue lacks"
 
 
-def test_only_free_text_has_no_key(produced):
-    """The architecture summary is written by the audit stage: the one finding without a key."""
-    assert [text for text, said in produced if said is None] == ["model_type llama"]
+def test_every_sentence_has_a_key(produced):
+    assert [text for text, said in produced if said is None] == []
+
+
+def test_a_free_text_architecture_summary_stays_free_text():
+    r = v.evaluate_architecture(_crit("architecture", None, "info"), _facts(architecture=Architecture("model_type llama")))
+    assert r.message == "model_type llama" and r.message_msg is None
+
+
+def test_architecture_summary_without_a_config_says_unknown():
+    arch = Architecture("model_type unknown, architectures unknown; module map(s) ; modules: ", modules=())
+    said = v.architecture_sentence(arch)
+    assert messages("en").say(said.as_json()) == arch.summary
+    assert messages("ko").say(said.as_json()).startswith("모델 유형(model_type) 알 수 없음, 아키텍처(architectures) 알 수 없음")
+
+
+def test_skipped_comparisons_keep_their_english_reason_and_are_written_in_korean():
+    mv = v.module_verdicts(EVERY_MODULE_STATUS, 0.01)[4]
+    assert mv.status == "inconclusive" and mv.reason == ("no comparison was possible: hidden sizes differ (64 vs 48) and no anchor "
+                                                         "aligns them; fewer than 16 shared tokens; patch sizes differ")
+    for s in mv.skipped:
+        assert messages("en").say(v.Msg(s.key, s.args).as_json()) == s.reason
+    assert messages("ko").say(mv.reason_msg.as_json()) == (
+        "비교할 수 없었습니다: 은닉 차원이 다르고(64 대 48) 이를 정렬할 기준점이 없습니다; 공유 토큰이 16개 미만입니다; 패치 크기가 다릅니다")
+    # a reason given as free text (no key) is passed on as it is
+    free = v.module_verdicts(_facts(_ev("m", skipped=(Skipped("a ~ b", "some other reason"),))), 0.01)[0]
+    assert free.reason == "no comparison was possible: some other reason"
+    assert messages("ko").say(free.reason_msg.as_json()) == "비교할 수 없었습니다: some other reason"
 
 
 def test_every_key_in_the_source_is_in_both_catalogues():

@@ -104,7 +104,7 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                 if tr.role in TOKEN_ROLES:
                     got = _sub_token_rows(rows, tr, sub_vocab, rp, ref.vocab)
                     if got is None:
-                        skipped.append(Skipped(f"{tr.name} ~ {ref.source}:{rp.role.name}", "fewer than 16 shared tokens"))
+                        skipped.append(Skipped(f"{tr.name} ~ {ref.source}:{rp.role.name}", "fewer than 16 shared tokens", "v.skip.few_tokens"))
                         continue
                     ref_rows, sub_rows = got
                 else:
@@ -113,7 +113,7 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                     ref_anchor = rp.anchor
                     n = min(sub_rows.shape[0], ref_anchor.shape[0])
                     if sub_rows.shape[0] != ref_anchor.shape[0] and tr.role == "patch_embed":
-                        skipped.append(Skipped(f"{tr.name} ~ {ref.source}:{rp.role.name}", "patch sizes differ"))
+                        skipped.append(Skipped(f"{tr.name} ~ {ref.source}:{rp.role.name}", "patch sizes differ", "v.skip.patch_sizes"))
                         continue
                     ref_rows, sub_rows = ref_anchor[:n], sub_rows[:n]
                 if ref_rows.shape[0] < MIN_ANCHORS:

@@ -207,7 +207,8 @@ def _targets(m, tr, hidden, acc: _Accumulator) -> list[_Target]:
             al, _ = aligns[akey]
             if al is None:
                 acc.skipped[m.name].append(Skipped(f"{tr.name} ~ {rid}:{rp.role.name}",
-                                                   f"hidden sizes differ ({hidden} vs {rp.hidden}) and no anchor aligns them"))
+                                                   f"hidden sizes differ ({hidden} vs {rp.hidden}) and no anchor aligns them",
+                                                   "v.skip.hidden_sizes", (("hidden", int(hidden)), ("reference_hidden", int(rp.hidden)))))
                 continue
             if len(al.ref_index) < 8:
                 continue

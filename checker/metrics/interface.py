@@ -13,7 +13,11 @@ class Skipped:
     """A comparison that could not be made, and why (never counted as a pass)."""
 
     what: str
-    reason: str
+    reason: str  # the English sentence (the JSON report's contract)
+    #: ``reason`` as a message-catalogue key and its arguments, ``((name, value), ...)``
+    #: (checker/report/messages/); an empty key leaves ``reason`` as free text
+    key: str = ""
+    args: tuple = ()
 
 
 @dataclass(frozen=True)

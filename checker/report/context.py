@@ -43,9 +43,11 @@ def best_match(module: dict) -> dict | None:
     return next((x for x in module["matches"] if x["reference"] == b["reference"] and x["reference_module"] == b["reference_module"]), None)
 
 
-def _module_view(mod: dict, m: Messages, reason: str) -> dict:
+def _module_view(mod: dict, m: Messages, reason: str, skipped: list[str]) -> dict:
+    """``reason`` and ``skipped`` (each skipped group's reason) are already written in ``m``'s language."""
     best = best_match(mod)
-    view = {**mod, "reason": reason, "anchor": anchor("mod", mod["name"]), "best": best, "kind_label": label(m, "kind", mod["kind"]),
+    view = {**mod, "reason": reason, "skipped": [{**s, "reason": text} for s, text in zip(mod.get("skipped", []), skipped)],
+            "anchor": anchor("mod", mod["name"]), "best": best, "kind_label": label(m, "kind", mod["kind"]),
             "status_label": m.status(mod["status"]), "figures": None}
     if best is None:
         return view
@@ -171,7 +173,8 @@ def to_context(report: dict, lang: str = "en", escape=None) -> dict:
     for c in report["criteria"]:
         text, keyed = sentence(c, "message", m)
         said.append({"message": esc(text), "keyed": keyed, "evidence": [esc(sentence(e, "text", m)[0]) for e in c["evidence"]]})
-    modules = [_module_view(mod, m, reason) for mod, reason in zip(r["modules"], reasons)]
+    skipped = [[esc(sentence(s, "reason", m)[0]) for s in mod.get("skipped", [])] for mod in report["modules"]]
+    modules = [_module_view(mod, m, reason, skips) for mod, reason, skips in zip(r["modules"], reasons, skipped)]
     weights_modules = [mod for mod in modules if mod["best"] is not None]
     criteria = _criteria(r, modules, m, said)
     counts: dict[str, int] = {}
@@ -184,4 +187,5 @@ def to_context(report: dict, lang: str = "en", escape=None) -> dict:
         "not_evaluated": _not_evaluated(criteria, modules, m),
         "glossary": [(m.t(f"gloss.{k}.term"), m.t(f"gloss.{k}.text")) for k in GLOSSARY],
         "verdict_label": m.status(r["verdict"]),
+        "architecture_summary": esc(sentence(report["architecture"], "summary", m)[0]),
     }

@@ -18,7 +18,7 @@ from checker.errors import ReportError
 from checker.exitcodes import VERDICT_EXIT
 from checker.metrics.interface import Match, ModuleEvidence
 from checker.modules import Module
-from checker.verdicts import Evidence, ModuleVerdict, Msg, p_from_log10
+from checker.verdicts import Architecture, Evidence, ModuleVerdict, Msg, architecture_sentence, p_from_log10
 from checker.yamlio import schema
 
 SCHEMA_VERSION = 1
@@ -164,9 +164,12 @@ def _baseline(mv: ModuleVerdict) -> dict:
 def _group_skipped(skipped) -> list[dict]:
     """Comparisons that could not be made, grouped by reason (a module pair can skip hundreds of tensors)."""
     groups: dict[str, list[str]] = {}
+    said = {}
     for s in skipped:
         groups.setdefault(s.reason, []).append(s.what)
-    return [{"reason": reason, "count": len(whats), "examples": whats[:3]} for reason, whats in groups.items()]
+        said.setdefault(s.reason, s)
+    return [{"reason": reason, **_said("reason", said[reason].key, said[reason].args), "count": len(whats), "examples": whats[:3]}
+            for reason, whats in groups.items()]
 
 
 def _evidence(e: Evidence) -> dict:
@@ -231,7 +234,7 @@ def build_report(result: AuditResult, command: str | None = None) -> dict:
         "lineage": _lineage(result),
         "disclosure": _disclosure(result.facts.disclosure),
         "tokenizer": tokenizer,
-        "architecture": _plain(result.facts.architecture),
+        "architecture": _architecture(result.facts.architecture),
         "reproducibility": reproducibility(result, command),
     }
     validate_report(report)
@@ -280,6 +283,12 @@ def _disclosure(inv) -> dict | None:
     if inv is None:
         return None
     return {"file": inv.file, "components": [_plain(c) for c in inv.components]}
+
+
+def _architecture(arch: Architecture) -> dict:
+    """The architecture facts, with the summary's catalogue sentence beside its English text."""
+    said = architecture_sentence(arch)
+    return {**_plain(arch), **(_said("summary", said.key, said.args) if said else {})}
 
 
 def _plain(obj) -> dict:

@@ -10,19 +10,19 @@ The names below are the stage's public interface (``from checker.verdicts import
 """
 
 from checker.verdicts.criteria import (
-    apply_waivers, evaluate_architecture, evaluate_derived_share, evaluate_tokenizer, evaluate_weights, overall,
+    apply_waivers, architecture_sentence, evaluate_architecture, evaluate_derived_share, evaluate_tokenizer, evaluate_weights, overall,
 )
 from checker.verdicts.interface import (
-    DECIDING, IDENTICAL_SHARE, NEGLIGIBLE_SHARE, P_FLOOR, Architecture, CriterionResult, Evidence, Facts, ModuleVerdict,
-    p_from_log10,
+    DECIDING, IDENTICAL_SHARE, NEGLIGIBLE_SHARE, P_FLOOR, Architecture, ArchitectureModule, CriterionResult, Evidence, Facts,
+    ModuleVerdict, p_from_log10,
 )
 from checker.verdicts.licensing import evaluate_disclosure, evaluate_license, evaluate_lineage
 from checker.verdicts.messages import Msg, format_p, msg
 from checker.verdicts.modules import derived_fraction, module_verdicts
 
 __all__ = [
-    "DECIDING", "IDENTICAL_SHARE", "NEGLIGIBLE_SHARE", "P_FLOOR", "Architecture", "CriterionResult", "Evidence", "Facts",
-    "ModuleVerdict", "Msg", "apply_waivers", "derived_fraction", "evaluate_architecture", "evaluate_derived_share",
+    "DECIDING", "IDENTICAL_SHARE", "NEGLIGIBLE_SHARE", "P_FLOOR", "Architecture", "ArchitectureModule", "CriterionResult", "Evidence", "Facts",
+    "ModuleVerdict", "Msg", "apply_waivers", "architecture_sentence", "derived_fraction", "evaluate_architecture", "evaluate_derived_share",
     "evaluate_disclosure", "evaluate_license", "evaluate_lineage", "evaluate_tokenizer", "evaluate_weights", "format_p",
     "module_verdicts", "msg", "overall", "p_from_log10",
 ]

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from checker.rules import Criterion, Waiver
 from checker.verdicts.interface import (
-    DECIDING, NEGLIGIBLE_SHARE, CriterionResult, Facts, ModuleVerdict, evidence, p_from_log10,
+    DECIDING, NEGLIGIBLE_SHARE, Architecture, CriterionResult, Facts, ModuleVerdict, evidence, p_from_log10,
 )
 from checker.verdicts.messages import Msg, msg
 from checker.verdicts.modules import derived_fraction, module_verdicts
@@ -103,8 +103,19 @@ def evaluate_architecture(c: Criterion, facts: Facts) -> CriterionResult:
     arch = facts.architecture
     ev = tuple(evidence(f"same module layout and shapes as {r} (not evidence of copied weights)", msg("v.arch.same", reference=r),
                         reference=r) for r in arch.same_as)
-    # The summary is written by the audit stage (checker/audit.py) from the config: free text here.
-    return _result(c, "pass", arch.summary, None, ev)
+    return _result(c, "pass", arch.summary, architecture_sentence(arch), ev)
+
+
+def architecture_sentence(arch: Architecture) -> Msg | None:
+    """The architecture summary as a catalogue sentence (None for a summary given only as free text)."""
+    if arch.modules is None:
+        return None
+    unknown = msg("v.arch.unknown")
+    return msg("v.arch.summary", model_type=unknown if arch.config_model_type is None else arch.config_model_type,
+               architectures=unknown if arch.config_architectures is None else arch.config_architectures,
+               maps=arch.module_maps,
+               modules=tuple(msg("v.arch.module", module=m.name, kind=m.kind, layers=m.layers, parameters=m.parameters)
+                             for m in arch.modules))
 
 
 def apply_waivers(results: list[CriterionResult], waivers: tuple[Waiver, ...], today: dt.date) -> list[CriterionResult]:

@@ -102,13 +102,31 @@ class CriterionResult:
 
 
 @dataclass(frozen=True)
+class ArchitectureModule:
+    """One module of the submission's module map, as the architecture summary lists it."""
+
+    name: str
+    kind: str
+    layers: int
+    parameters: int
+
+
+@dataclass(frozen=True)
 class Architecture:
-    """What the submission's config and tensor layout say about its architecture (information only)."""
+    """What the submission's config and tensor layout say about its architecture (information only).
+
+    ``summary`` is the English sentence; the parts below write it in any language
+    (criteria.architecture_sentence). ``modules`` is None for a summary given as free text."""
 
     summary: str
     model_type: str | None = None
     architectures: tuple[str, ...] = ()
     same_as: tuple[str, ...] = ()  # references with the same tensor names and shapes
+    #: config.json's ``model_type`` and ``architectures`` as the summary writes them (None: absent)
+    config_model_type: str | None = None
+    config_architectures: str | None = None
+    module_maps: tuple[str, ...] = ()  # the module-map families that matched the tensors
+    modules: tuple[ArchitectureModule, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import math
 
 from checker.metrics.interface import Match
 from checker.verdicts.interface import IDENTICAL_SHARE, Facts, ModuleVerdict
-from checker.verdicts.messages import format_p, msg
+from checker.verdicts.messages import Msg, format_p, msg
 
 
 def module_verdicts(facts: Facts, significance: float, references: tuple[str, ...] | None = None,
@@ -67,10 +67,11 @@ def module_verdicts(facts: Facts, significance: float, references: tuple[str, ..
             status, reason = "inconclusive", "only weak evidence (norm weights, biases) could be compared with the references"
             said = msg("v.mod.weak_only")
         elif ev.skipped:
-            # the engine's reasons are its own text (checker/metrics), passed on as they are
-            reasons = "; ".join(dict.fromkeys(s.reason for s in ev.skipped[:20]))
-            status, reason = "inconclusive", "no comparison was possible: " + reasons
-            said = msg("v.mod.not_comparable", reasons=reasons)
+            # the engine's reasons (checker/metrics), each a catalogue sentence where the engine gives its key
+            first = {s.reason: s for s in reversed(ev.skipped[:20])}
+            reasons = tuple(dict.fromkeys(s.reason for s in ev.skipped[:20]))
+            status, reason = "inconclusive", "no comparison was possible: " + "; ".join(reasons)
+            said = msg("v.mod.not_comparable", reasons=tuple(Msg(first[r].key, first[r].args) if first[r].key else r for r in reasons))
         else:
             status, reason = "independent", "no registered reference has a module of a compatible kind"
             said = msg("v.mod.no_compatible")

@@ -140,7 +140,7 @@ def _english_fragments() -> list[str]:
 
 
 def test_findings_reasons_and_evidence_carry_their_catalogue_keys(report):
-    keyed = [c for c in report["criteria"] if c["kind"] != "architecture"]
+    keyed = report["criteria"]
     assert keyed and all(c["message_key"].startswith("v.") and isinstance(c["message_args"], dict) for c in keyed)
     assert all(e["text_key"].startswith("v.") for c in keyed for e in c["evidence"])
     assert all(mod["reason_key"].startswith("v.") for mod in report["modules"])
@@ -148,7 +148,8 @@ def test_findings_reasons_and_evidence_carry_their_catalogue_keys(report):
     for c in keyed:
         assert m.say({"key": c["message_key"], "args": c["message_args"]}) == c["message"]  # from the JSON alone
     a1 = next(c for c in report["criteria"] if c["kind"] == "architecture")
-    assert "message_key" not in a1  # written by the audit stage: free text
+    assert a1["message_key"] == report["architecture"]["summary_key"] == "v.arch.summary"
+    assert m.say({"key": "v.arch.summary", "args": report["architecture"]["summary_args"]}) == report["architecture"]["summary"]
 
 
 def test_korean_report_writes_every_finding_in_korean(report):
@@ -163,7 +164,7 @@ def test_korean_report_writes_every_finding_in_korean(report):
         if c.get("message_key"):
             assert c["message"] not in text and c["message"] not in md
             assert escape(humanize(ko_m.say({"key": c["message_key"], "args": c["message_args"]}), ko_m)) in html
-    quoted = [report["rulepack"]["title"], report["rulepack"]["clause"], report["architecture"]["summary"]]
+    quoted = [report["rulepack"]["title"], report["rulepack"]["clause"]]
     quoted += [x for c in report["criteria"] for x in (c["title"], c["remediation"] or "")]
     for q in quoted:  # the rule pack's words and the audit stage's summary are shown as written
         text = text.replace(" ".join(q.split()), "")
@@ -175,8 +176,10 @@ def test_korean_report_writes_every_finding_in_korean(report):
         assert mod["reason"] not in text
     w1 = next(c for c in ctx_criteria(report, "ko") if c["id"] == "W1")
     assert w1["message"].startswith("모듈 ") and "파생되었습니다" in w1["message"] and not w1["lead"]
-    assert "세부 내용" in text  # kept for the free-text architecture summary only
-    assert text.count(messages("ko").t("crit.detail")) == 1
+    assert messages("ko").t("crit.detail") not in text  # no finding is free text
+    arch = report["architecture"]
+    assert arch["summary"] not in text and escape(ko_m.say({"key": arch["summary_key"], "args": arch["summary_args"]})) in html
+    assert "레이어" in ko_m.say({"key": arch["summary_key"], "args": arch["summary_args"]})
     term = Console(width=80, record=True, file=io.StringIO())
     verdict_table(report, "ko", term)
     shown = " ".join(term.export_text().split())
