@@ -90,6 +90,23 @@ class _Accumulator:
         self.aligns: dict = {}  # (sub module, ref, ref module, widths) -> (alignment, anchor)
         self.colsets: dict = {}  # (alignment, ref width) -> sketch columns
         self.stacks: dict = {}  # reference sketches stacked for one product
+        self._by_role: dict = {}
+
+    def matrices(self, rid: str, fp: Fingerprint, role: str) -> list[TensorPrint]:
+        """The reference's sampled matrices of a role compatible with ``role`` (indexed once, so
+        each submission tensor looks at its own role's tensors, not at every tensor)."""
+        key = (rid, "matrix", role)
+        if key not in self._by_role:
+            self._by_role[key] = [rp for rp in fp.tensors if roles_compatible(role, rp.role.role) and rp.has("rows")]
+        return self._by_role[key]
+
+    def vectors(self, rid: str, fp: Fingerprint, role: str, shape: tuple) -> list[TensorPrint]:
+        """The reference's 1-D tensors of this role and shape."""
+        key = (rid, "vector", role, shape)
+        if key not in self._by_role:
+            self._by_role[key] = [rp for rp in fp.tensors if rp.role.role == role and tuple(rp.role.shape) == shape
+                                  and rp.has("vector")]
+        return self._by_role[key]
 
 
 def compare(reader: WeightsReader, sub_modules: Sequence[Module], sub_vocab: Vocabulary | None,
@@ -195,9 +212,7 @@ def _targets(m, tr, hidden, acc: _Accumulator) -> list[_Target]:
     out = []
     aligns, colsets = acc.aligns, acc.colsets
     for rid, fp in acc.references:
-        for rp in fp.tensors:
-            if not rp.has("rows") or not roles_compatible(tr.role, rp.role.role):
-                continue
+        for rp in acc.matrices(rid, fp, tr.role):
             rmod = acc.ref_modules[rid][rp.role.module]
             if not compatible(m.kind, rmod.kind):
                 continue
@@ -302,9 +317,7 @@ def _candidates(scored: list) -> list[_Target]:
 
 def _weak(vec, tr, m, acc: _Accumulator) -> None:
     for rid, fp in acc.references:
-        for rp in fp.tensors:
-            if rp.role.role != tr.role or tuple(rp.role.shape) != tuple(tr.shape) or not rp.has("vector"):
-                continue
+        for rp in acc.vectors(rid, fp, tr.role, tuple(tr.shape)):
             rmod = acc.ref_modules[rid][rp.role.module]
             if not compatible(m.kind, rmod.kind) or (tr.layer is None) != (rp.role.layer is None):
                 continue
