@@ -16,6 +16,7 @@ from typing import Iterable
 import torch
 
 _ORDER = (torch.bfloat16, torch.float16, torch.float32)
+_BLOCK = 8 * 1024 * 1024  # elements per block
 _TAG = {torch.bfloat16: b"bf16", torch.float16: b"f16", torch.float32: b"f32"}
 
 
@@ -63,17 +64,21 @@ def canonical_digest(blocks: Iterable[torch.Tensor], shape: tuple[int, ...], sto
 
 
 def reference_digests(native: torch.Tensor, roundings: bool = True) -> tuple[str, ...]:
-    """The canonical digest and those of the bf16 and fp16 roundings (distinct, in that order).
+    """The canonical digest and those of the bf16 and fp16 roundings (distinct, in that order),
+    fed in row blocks so no whole-tensor copy is made.
 
     A submission stored in 16 bits needs only its canonical digest (``roundings=False`` skips
     the roundings of 16-bit tensors): the reference side holds the roundings of its own values,
     which covers a copy released at lower precision than the original either way round."""
     t = native if native.dtype.is_floating_point else native.to(torch.float32)
-    out = [canonical_digest([t], tuple(t.shape), t.dtype)]
-    if not roundings and t.dtype in (torch.bfloat16, torch.float16):
-        return tuple(out)
-    for d in (torch.bfloat16, torch.float16):
-        if t.dtype != d:
-            r = t.to(d)
-            out.append(canonical_digest([r], tuple(t.shape), d))
-    return tuple(dict.fromkeys(out))
+    shape = tuple(t.shape)
+    digesters = [(Digester(shape, t.dtype), None)]
+    if roundings or t.dtype not in (torch.bfloat16, torch.float16):
+        digesters += [(Digester(shape, d), d) for d in (torch.bfloat16, torch.float16) if t.dtype != d]
+    flat = t.reshape(t.shape[0], -1) if t.dim() > 1 else t.reshape(-1)
+    step = max(1, _BLOCK // max(1, flat[0].numel() if flat.dim() > 1 and len(flat) else 1))
+    for s in range(0, max(1, flat.shape[0]), step):
+        block = flat[s:s + step]
+        for dg, d in digesters:
+            dg.update(block if d is None else block.to(d))
+    return tuple(dict.fromkeys(dg.hexdigest() for dg, _ in digesters))
