@@ -56,14 +56,6 @@ def tensor_digests(t: torch.Tensor) -> tuple[str, ...]:
     return reference_digests(t)
 
 
-def as_units_by_hidden(t: torch.Tensor, units_axis: int) -> np.ndarray:
-    """A 2-D (or flattened conv) weight with units on rows and hidden on columns."""
-    m = t.reshape(t.shape[0], -1) if t.dim() > 2 else t
-    if units_axis == 1 and m.dim() == 2:
-        m = m.T
-    return np.ascontiguousarray(m.to(torch.float32).numpy(), dtype=np.float32)
-
-
 class _Store:
     """The fingerprint's arrays, read on demand from its safetensors file (memory-mapped):
     a registry of large references costs memory only for the arrays a comparison touches."""
