@@ -27,14 +27,6 @@ def to_float32(tensor: torch.Tensor, file: str, name: str) -> torch.Tensor:
     raise WeightsError(file, f"tensor {name!r} has unsupported dtype {tensor.dtype}")
 
 
-def digest_tensor(tensor: torch.Tensor) -> str:
-    """sha256 over shape and float32 values: equal for a copy stored in another float32-exact dtype."""
-    t = tensor.detach().to(torch.float32).contiguous()
-    h = hashlib.sha256(repr(tuple(t.shape)).encode())
-    h.update(t.numpy().tobytes())
-    return h.hexdigest()
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:

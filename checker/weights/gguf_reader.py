@@ -15,7 +15,7 @@ import torch
 
 from checker.errors import WeightsError
 from checker.scanners.tokenizer import Vocabulary
-from checker.weights.common import digest_tensor, file_record, to_float32
+from checker.weights.common import file_record, to_float32
 from checker.weights.interface import TensorInfo, WeightFile
 
 
@@ -54,9 +54,6 @@ class GGUFCheckpoint:
 
     def get_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
         return self.get(name)[start:stop]
-
-    def raw_bytes_digest(self, name: str) -> str:
-        return digest_tensor(self.get(name))
 
     def files(self) -> tuple[WeightFile, ...]:
         return (file_record(self.root, self._path),)

@@ -46,10 +46,6 @@ class WeightsReader(Protocol):
         """One tensor as float32 on the CPU; only this tensor is materialised."""
         ...
 
-    def raw_bytes_digest(self, name: str) -> str:
-        """sha256 of the tensor's values normalised to float32, for exact-copy checks."""
-        ...
-
     def files(self) -> tuple[WeightFile, ...]:
         """Weight files of the checkpoint with their sha256 and size."""
         ...

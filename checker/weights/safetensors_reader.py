@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 
 from checker.errors import WeightsError
-from checker.weights.common import digest_tensor, file_record, to_float32
+from checker.weights.common import file_record, to_float32
 from checker.weights.interface import TensorInfo, WeightFile
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -107,9 +107,6 @@ class SafetensorsReader:
         except Exception as exc:
             raise WeightsError(info.file, f"cannot read rows of tensor {name!r} ({exc})") from None
         return to_float32(tensor, info.file, name)
-
-    def raw_bytes_digest(self, name: str) -> str:
-        return digest_tensor(self.get(name))
 
     def files(self) -> tuple[WeightFile, ...]:
         return tuple(file_record(self.root, p) for p in self._files)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from checker.errors import WeightsError
-from checker.weights.common import digest_tensor, file_record, to_float32
+from checker.weights.common import file_record, to_float32
 from checker.weights.interface import TensorInfo, WeightFile
 
 
@@ -69,9 +69,6 @@ class TorchBinReader:
     def get_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
         path, t = self._tensors[name]
         return to_float32(t[start:stop], path.name, name)
-
-    def raw_bytes_digest(self, name: str) -> str:
-        return digest_tensor(self.get(name))
 
     def files(self) -> tuple[WeightFile, ...]:
         return tuple(file_record(self.root, p) for p in self._files)
