@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from checker.metrics import stats
-from checker.metrics.summary import unit_blocks
+from checker.metrics.summary import unit_blocks, unit_rows
 
 _EPS = 1e-12
 
@@ -76,7 +76,7 @@ def match_candidates(native: torch.Tensor, units_axis: int, col_mean: np.ndarray
     best = best_idx.cpu().numpy()
     sign = np.sign(best_val.cpu().numpy()).astype(np.float64)
     sign[sign == 0] = 1.0
-    rows = _unit_rows(native, units_axis, best)
+    rows = unit_rows(native, units_axis, best).astype(np.float64)
     sub_std = (rows[:, sub_index] - col_mean[sub_index]) / np.where(sd > _EPS, sd, 1.0)
     out, at = [], 0
     for c in candidates:
@@ -86,10 +86,3 @@ def match_candidates(native: torch.Tensor, units_axis: int, col_mean: np.ndarray
         out.append(Matched(c.key, ho, best[sl]))
         at += n
     return out
-
-
-def _unit_rows(native: torch.Tensor, units_axis: int, idx: np.ndarray) -> np.ndarray:
-    m = native.reshape(native.shape[0], -1) if native.dim() > 2 else native
-    ti = torch.as_tensor(idx, dtype=torch.int64)
-    picked = m.index_select(1, ti).T if units_axis == 1 and m.dim() == 2 else m.index_select(0, ti)
-    return picked.to(torch.float32).numpy().astype(np.float64)

@@ -21,10 +21,23 @@ from checker.metrics.screen import GramSketch
 BLOCK_ELEMENTS = 8 * 1024 * 1024
 
 
+def _matrix(native: torch.Tensor) -> torch.Tensor:
+    """The stored tensor as a 2-D matrix (a conv kernel flattened after its first axis)."""
+    return native.reshape(native.shape[0], -1) if native.dim() > 2 else native
+
+
+def unit_rows(native: torch.Tensor, units_axis: int, idx: np.ndarray) -> np.ndarray:
+    """Units ``idx`` of the units x hidden view, as float32 rows."""
+    m = _matrix(native)
+    ti = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+    picked = m.index_select(1, ti).T if units_axis == 1 and m.dim() == 2 else m.index_select(0, ti)
+    return picked.to(torch.float32).numpy().astype(np.float32)
+
+
 def unit_blocks(native: torch.Tensor, units_axis: int, max_elements: int = BLOCK_ELEMENTS,
                 device: str = "cpu") -> Iterator[tuple[int, torch.Tensor]]:
     """(first unit, float32 block of units x hidden) over a tensor held in its stored dtype."""
-    m = native.reshape(native.shape[0], -1) if native.dim() > 2 else native
+    m = _matrix(native)
     if units_axis == 1 and m.dim() == 2:
         m = m.T
     units, hidden = m.shape
@@ -75,7 +88,7 @@ def column_moments(native: torch.Tensor, units_axis: int, device: str = "cpu") -
 def gather_columns(native: torch.Tensor, units_axis: int, cols: np.ndarray, device: str = "cpu") -> torch.Tensor:
     """Hidden columns ``cols`` of the units x hidden view, all units, as float32 (units x len(cols)).
     Gathered in the stored dtype first, so only these columns are ever converted."""
-    m = native.reshape(native.shape[0], -1) if native.dim() > 2 else native
+    m = _matrix(native)
     idx = torch.as_tensor(np.asarray(cols, dtype=np.int64))
     if units_axis == 1 and m.dim() == 2:
         return m.index_select(0, idx).to(device=device, dtype=torch.float32).T  # hidden rows are contiguous
@@ -102,10 +115,5 @@ def summarize(native: torch.Tensor, units_axis: int, colsets: dict, sample: np.n
     units, hidden = units_by_hidden_shape(tuple(native.shape), units_axis)
     mean, sd, finite = column_moments(native, units_axis, device)
     grams = {k: gram_sketch(native, units_axis, v, device) for k, v in colsets.items()}
-    rows = None
-    if sample is not None and len(sample):
-        m = native.reshape(native.shape[0], -1) if native.dim() > 2 else native
-        ti = torch.as_tensor(np.asarray(sample, dtype=np.int64))
-        picked = m.index_select(1, ti).T if units_axis == 1 and m.dim() == 2 else m.index_select(0, ti)
-        rows = picked.to(torch.float32).numpy().astype(np.float32)
+    rows = unit_rows(native, units_axis, sample) if sample is not None and len(sample) else None
     return MatrixSummary(units, hidden, mean, sd, grams, finite, rows, None if sample is None else np.asarray(sample))
