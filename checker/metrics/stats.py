@@ -260,22 +260,30 @@ def anchor_split(t: int) -> tuple[np.ndarray, np.ndarray]:
     return search[:SEARCH_ANCHORS], held[:HELD_ANCHORS]
 
 
+def _centred_cosines(x: np.ndarray) -> np.ndarray:
+    """Cosines between rows after removing the mean row: unchanged by any orthogonal map of the
+    columns (rotations, permutations, sign flips), unlike per-column scaling or row centring."""
+    c = x - x.mean(axis=0)
+    n = np.linalg.norm(c, axis=1, keepdims=True)
+    c = c / np.where(n > _EPS, n, 1.0)
+    return c @ c.T
+
+
 def geometry_r(ref_anchor: np.ndarray, sub_anchor: np.ndarray, n: int = 512) -> float:
     """How alike the two anchor geometries are, whatever either hidden basis: the Mantel
-    correlation of the anchors' cosine Gram matrices (n anchors of the search half).
+    correlation of the anchors' centred cosine matrices (n anchors of the search half).
 
-    Unchanged by any rotation or permutation of the hidden dimension, so a disguised copy
-    keeps r ~ 1; independently trained models on similar data share some geometry
-    (r ~ 0.1-0.5 in our benchmark). It has no exact null and decides nothing: it only
-    spares the permutation search where the geometries are unrelated.
+    Unchanged by any orthogonal transform of the hidden dimension, so a permuted, sign-flipped
+    or rotated copy keeps its r (tests/metrics/test_geometry_screen.py: a fine-tuned copy
+    1.00, the same rotated 1.00, an independent model 0.04). It has no exact null and decides
+    nothing: it only spares the permutation search where the geometries are unrelated.
     """
     from checker.metrics.screen import GramSketch, mantel_many
 
     search, _ = anchor_split(ref_anchor.shape[0])
     pick = search[:n]
-    a = _rownorm(standardize_columns(ref_anchor[pick]))
-    b = _rownorm(standardize_columns(sub_anchor[pick]))
-    return mantel_many(GramSketch.of(b @ b.T), [GramSketch.of(a @ a.T)])[0][0]
+    a, b = _centred_cosines(ref_anchor[pick]), _centred_cosines(sub_anchor[pick])
+    return mantel_many(GramSketch.of(b), [GramSketch.of(a)])[0][0]
 
 
 def identity_rows(ref_anchor: np.ndarray, sub_anchor: np.ndarray, held_max: int = HELD_ANCHORS) -> HeldOut:
