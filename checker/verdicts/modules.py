@@ -16,18 +16,25 @@ from checker.verdicts.interface import IDENTICAL_SHARE, Facts, ModuleVerdict
 from checker.verdicts.messages import Msg, format_p, msg
 
 
+#: (statistic a pack asks for, statistic that stands for it): the screen that decides where the
+#: held-out unit test runs reports the module when it sends no layer pair to that test.
+SCREEN_OF = ("heldout_row_pearson", "hidden_gram_mantel")
+
 def module_verdicts(facts: Facts, significance: float, references: tuple[str, ...] | None = None,
                     statistic: str = "any") -> tuple[ModuleVerdict, ...]:
     """Decide each module's status at ``significance`` after correcting for all tests.
 
     ``references`` and ``statistic`` restrict which comparisons may decide (a pack's
-    weights criterion can name them); the others are not tests and are not counted.
+    weights criterion can name them); the others are not tests and are not counted. The layer
+    screen is the first stage of the held-out unit test: a pack asking for the unit test also
+    takes a module the screen cleared.
     """
     def in_scope(m: Match) -> bool:
         return references is None or m.reference in references
 
     def decides(m: Match) -> bool:
-        return m.decisive and in_scope(m) and (statistic == "any" or m.statistic == statistic)
+        return m.decisive and in_scope(m) and (statistic == "any" or m.statistic == statistic
+                                               or (statistic, m.statistic) == SCREEN_OF)
 
     tests = sum(1 for ev in facts.modules for m in ev.matches if decides(m))
     correction = math.log10(max(tests, 1))

@@ -127,3 +127,20 @@ def test_heldout_null_is_calibrated():
     assert np.mean(ps < 0.01) <= 0.03
     assert np.mean(ps < 0.1) <= 0.15
     assert 0.3 < np.mean(ps) < 0.7
+
+
+def test_a_pack_asking_for_the_unit_test_still_clears_an_independent_model(zoo, tmp_path):
+    """The layer screen is the first stage of the held-out unit test: when it sends no layer pair to
+    that test, a pack with `statistic: heldout_row_pearson` must still judge the module, not leave
+    it inconclusive; and a derived module is still found by the unit test itself."""
+    from checker.resources import rules_dir
+
+    text = (rules_dir() / "packs" / "sovereign-ai-2025.yaml").read_text(encoding="utf-8")
+    assert "statistic: any" in text
+    pack_path = tmp_path / "unit-test-only.yaml"
+    pack_path.write_text(text.replace("statistic: any", "statistic: heldout_row_pearson"), encoding="utf-8")
+    pack = load_pack(str(pack_path))
+    mods = {m.name: m for m in audit(str(zoo.save("unit-only", zoo.ft_vit, zoo.ind_lm)), zoo.registry, pack).modules}
+    assert mods["model"].status == "independent", mods["model"].reason
+    assert mods["model"].best.statistic == "hidden_gram_mantel"
+    assert mods["visual"].status == "derived" and mods["visual"].best.statistic == "heldout_row_pearson"

@@ -99,7 +99,10 @@ MESSAGES = {
     "gloss.shared_token_pearson.text": "For tokens both vocabularies contain, the correlation of their embedding (or output) rows after aligning the "
                                        "hidden dimensions. Independent models score near 0.",
     "gloss.hidden_gram_mantel.term": "layer similarity screen",
-    "gloss.hidden_gram_mantel.text": "When no unit-level comparison was possible, the hidden-state Gram matrices of the two layers are correlated (Mantel test). A screen, weaker than the unit correlation.",
+    "gloss.hidden_gram_mantel.text": "Every submission layer is first compared with every reference layer through the correlations between its weight "
+                                     "columns (a Gram matrix of 128 hidden dimensions), by a Mantel test whose null relabels the hidden dimensions. "
+                                     "Only pairs it flags get the held-out unit correlation; when it flags none, its own p-value is reported, "
+                                     "and it cannot reach the verdict threshold.",
     "gloss.z.term": "z-score", "gloss.z.text": "How many standard deviations the observed score lies above what independent training gives. "
                                                "Values above about 5 do not occur by chance.",
     "gloss.p.term": "p-value", "gloss.p.text": "The probability of a score at least this high if the module were trained independently.",
