@@ -10,7 +10,7 @@ For each size it generates synthetic sharded bf16 Llama-like checkpoints (a refe
 reference + Gaussian noise with FFN units permuted per layer; an independent model), depth growing with the
 size at fixed width, and measures through the real CLI (`python -m checker`, in child processes):
 - `registry add` of the reference and `audit` of the derived and the independent model: wall time, peak RSS
-  (the child's ru_maxrss from os.wait4, which counts mapped file pages too), verdict, derived_param_fraction;
+  (the child's VmHWM, polled from /proc, which counts mapped file pages too), verdict, derived_param_fraction;
 - floors on the submission's own files in the same run: cold read (every file evicted with
   posix_fadvise(DONTNEED) first), warm read, sha256 on one core and on all cores (files split across a
   process pool); the audit is timed warm (files just read) and cold (files and registry evicted);
@@ -21,7 +21,7 @@ size at fixed width, and measures through the real CLI (`python -m checker`, in 
   cold read of its ~141 GB at the measured throughput.
 The last table sets every ratio beside the issue's target. Each child's log and report.json stay under
 WORKDIR/logs; the models and registries are deleted after each size unless --keep.
-Peak RSS is ru_maxrss: the largest single process of the child's tree (workers it waited for included), not a sum.
+Peak RSS is the child process's own VmHWM (its workers are not added).
 """
 
 from __future__ import annotations
@@ -83,15 +83,38 @@ def child(cmd: list[str], log: Path) -> Run:
                  if ARGS.timeout else None)
         if timer:
             timer.start()
-        _, status, ru = os.wait4(p.pid, 0)
+        peak = [0]
+        watcher = threading.Thread(target=_watch_hwm, args=(p.pid, peak), daemon=True)
+        watcher.start()
+        _, status, _ = os.wait4(p.pid, 0)
         seconds = time.perf_counter() - t
+        watcher.join()
         if timer:
             timer.cancel()
     p.returncode = 124 if killed.is_set() else os.waitstatus_to_exitcode(status)
     if p.returncode not in (0, 1, 3, 124):
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
         print(f"  ! {' '.join(cmd[2:5])} ... exited {p.returncode}: " + " | ".join(tail), flush=True)
-    return Run(seconds, ru.ru_maxrss / 1024, p.returncode)  # ru_maxrss is KiB on Linux
+    return Run(seconds, peak[0] / 1024, p.returncode)
+
+
+def _watch_hwm(pid: int, peak: list) -> None:
+    """The child's own peak RSS: VmHWM of /proc/PID/status, which starts afresh at exec.
+    (ru_maxrss from wait4 does not: a forked child inherits the parent's high-water mark, so
+    every child reported the benchmark's own RSS.)"""
+    path = f"/proc/{pid}/status"
+    while True:
+        try:
+            with open(path) as fh:
+                text = fh.read()
+        except OSError:
+            return
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                peak[0] = max(peak[0], int(line.split()[1]))  # KiB
+        if "State:\tZ" in text:
+            return
+        time.sleep(0.05)
 
 
 # -- the tool through its CLI -----------------------------------------------------------------------
