@@ -60,26 +60,11 @@ def _mkdir(folder: Path) -> None:
         raise ReportError(str(folder), f"cannot create the output folder ({exc.strerror or exc})") from None
 
 
-def write_rendered(rendered: dict[str, bytes], folder: Path, stem: str = "report") -> list[Path]:
+def _write_files(folder: Path, files: list[tuple[str, bytes]]) -> list[Path]:
+    """Write (name, bytes) pairs into ``folder``, each atomically; a failure names the file."""
     _mkdir(folder)
     paths = []
-    for fmt, data in rendered.items():
-        p = folder / f"{stem}.{SUFFIX.get(fmt, fmt)}"
-        try:
-            _atomic_write(p, data)
-        except OSError as exc:
-            raise ReportError(str(p), f"cannot write ({exc.strerror or exc})") from None
-        paths.append(p)
-    return paths
-
-
-def write_index(entries: list[dict], folder: Path, lang: str = DEFAULT_LANG, pack: str = "", date: str = "") -> list[Path]:
-    """index.html and index.csv of a batch (see ``checker.report.batch``)."""
-    from checker.report.batch import index_csv
-
-    _mkdir(folder)
-    paths = []
-    for name, data in (("index.html", render_index(entries, lang, pack, date).encode()), ("index.csv", index_csv(entries).encode())):
+    for name, data in files:
         p = folder / name
         try:
             _atomic_write(p, data)
@@ -87,3 +72,15 @@ def write_index(entries: list[dict], folder: Path, lang: str = DEFAULT_LANG, pac
             raise ReportError(str(p), f"cannot write ({exc.strerror or exc})") from None
         paths.append(p)
     return paths
+
+
+def write_rendered(rendered: dict[str, bytes], folder: Path, stem: str = "report") -> list[Path]:
+    return _write_files(folder, [(f"{stem}.{SUFFIX.get(fmt, fmt)}", data) for fmt, data in rendered.items()])
+
+
+def write_index(entries: list[dict], folder: Path, lang: str = DEFAULT_LANG, pack: str = "", date: str = "") -> list[Path]:
+    """index.html and index.csv of a batch (see ``checker.report.batch``)."""
+    from checker.report.batch import index_csv
+
+    return _write_files(folder, [("index.html", render_index(entries, lang, pack, date).encode()),
+                                 ("index.csv", index_csv(entries).encode())])
