@@ -70,7 +70,7 @@ class EvidenceCache:
     # -- evidence ----------------------------------------------------------------------
     @staticmethod
     def evidence_key(files: tuple[WeightFile, ...], refs: list[tuple[str, dict]]) -> str:
-        body = {"cache": CACHE_VERSION, "tool": __version__, "fingerprint": FINGERPRINT_VERSION,
+        body = {"cache": CACHE_VERSION, "tool": __version__, "fingerprint": FINGERPRINT_VERSION, "engine": _engine_settings(),
                 "files": sorted((f.path, f.sha256) for f in files), "refs": sorted((rid, sorted(d.items())) for rid, d in refs)}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -103,6 +103,18 @@ class EvidenceCache:
             os.replace(tmp, path)
         except OSError:
             pass  # a cache that cannot be written only costs time
+
+
+def _engine_settings() -> dict:
+    """The thresholds evidence depends on: changing one invalidates cached evidence even when
+    the tool's version number did not move."""
+    from checker.metrics import anchors, engine, screen, stats
+
+    return {"screen": [screen.SCREEN_DIMS, screen.SCREEN_Z, screen.MAX_CANDIDATES, screen.MIN_SCREEN_DIMS],
+            "anchors": [anchors.ANCHOR_MIN_Z, anchors.MIN_ANCHORS, anchors.GEOMETRY_MIN_R, anchors.UNRELATED_HELD],
+            "stats": [stats.N_ROTATIONS, stats.N_ROTATIONS_LARGE, stats.LARGE_WIDTH, stats.HAAR_MAX,
+                      stats.SEARCH_ANCHORS, stats.HELD_ANCHORS],
+            "engine": [engine.DIGEST_Z, engine.LAYER_MAP_ALPHA]}
 
 
 def _rel(root: Path, p: Path) -> str:
