@@ -7,6 +7,14 @@ from dataclasses import dataclass
 from checker.metrics.screen import ScreenScore
 from checker.modules import Module
 
+#: Statistics whose null is not exact (an alignment fitted on data that independent models
+#: trained on the same tokenizer and text also share, e.g. an orthogonal Procrustes rotation of
+#: the residual stream). A match by one of them can set a module to ``review`` (evidence for a
+#: human, never ``independent``), never to ``derived`` on its own.
+REVIEW_ONLY = frozenset({"rotation_aligned_row_pearson"})
+#: Reasons a tensor is not evidence at all (listed, with its share of the parameters, never compared).
+FIXED_TABLE_KEY = "v.skip.fixed_table"
+
 
 @dataclass(frozen=True)
 class Skipped:
