@@ -69,6 +69,10 @@ EVERY_MODULE_STATUS = _facts(
                             Skipped("e ~ f", "fewer than 16 shared tokens", "v.skip.few_tokens"),
                             Skipped("g ~ h", "patch sizes differ", "v.skip.patch_sizes"))),
     _ev("alone", numel=1),
+    _ev("fixed", skipped=(Skipped("fixed.w", "not evidence: fixed table (1-D sinusoidal position table)", "v.skip.fixed_table",
+                                  (("kind", "sinusoid_1d"),)),
+                          Skipped("fixed.t", "not evidence: fixed table (shared by 2 registered references)",
+                                  "v.skip.fixed_table_shared", (("references", 2),)))),
 )
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from checker.metrics import stats
+from checker.metrics.fixed_tables import recognise
 from checker.metrics.interface import AlignmentSummary, Skipped
 from checker.modules import TensorRole
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
@@ -37,6 +39,7 @@ class RowSource:
     def __init__(self, stream):
         self._stream = stream
         self._rows: dict[str, dict[int, np.ndarray]] = {}
+        self._fixed: dict[str, bool] = {}
 
     def token_rows(self, name: str, ids: np.ndarray) -> np.ndarray:
         cache = self._rows.setdefault(name, {})
@@ -54,6 +57,13 @@ class RowSource:
 
     def whole(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         return self._stream.rows(name, 0, shape[0]).reshape(shape[0], -1).numpy().astype(np.float32)
+
+    def fixed(self, name: str, mat: np.ndarray, shape: tuple[int, ...]) -> bool:
+        """Whether the tensor is a fixed table (a sinusoid, ...: :mod:`.fixed_tables`), never an anchor:
+        every model of its shape holds it."""
+        if name not in self._fixed:
+            self._fixed[name] = recognise(torch.from_numpy(mat).reshape(shape)) is not None
+        return self._fixed[name]
 
     def vocab_ids(self, vocab: Vocabulary) -> dict[str, int]:
         """Token string -> id, built once per vocabulary (not once per reference)."""
@@ -109,6 +119,8 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                     ref_rows, sub_rows = got
                 else:
                     mat = rows.whole(tr.name, tr.shape)
+                    if rows.fixed(tr.name, mat, tr.shape):
+                        continue  # recorded as not evidence by the pass
                     sub_rows = mat.T if tr.role == "patch_embed" else mat
                     ref_anchor = rp.anchor
                     n = min(sub_rows.shape[0], ref_anchor.shape[0])

@@ -30,6 +30,7 @@ from checker.hardware import one_pool
 from checker.metrics import stats
 from checker.metrics.aggregate import aggregate
 from checker.metrics.digests import Digester, reference_digests
+from checker.metrics.fixed_tables import not_evidence, shared_digests
 from checker.metrics.anchors import (
     ANCHOR_MIN_Z, Anchor, RowSource, alignment_summary, anchor_evidence, choose_alignment, find_anchors,
 )
@@ -142,6 +143,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
     for rid, fp in references:
         for tp in fp.tensors:
             ref_digests[rid][tp.role.module].update(tp.digests)
+    shared = shared_digests(references)  # tables unrelated references hold byte for byte: never evidence
     by_name = {tr.name: (m, tr) for m in sub_modules for tr in m.tensors}
     # Token matrices whose anchors already look related get a content digest (an exact copy of
     # an embedding); the others are only hashed with their file.
@@ -157,6 +159,12 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 _identical(acc, m, tr, {dg.hexdigest()}, references, ref_digests)
         else:
             native = st.load()
+            fixed = not_evidence(tr.name, native, shared)  # a fixed table: never compared, digested or screened
+            if fixed is not None:
+                acc.skipped[m.name].append(fixed)
+                if progress is not None:
+                    progress(st.info.numel)
+                continue
             flagged = True
             if tr.role not in ANCHOR_ROLES and native.dim() >= 2 and tr.decisive:
                 flagged = _compare_matrix(native, m, tr, acc, st.info)

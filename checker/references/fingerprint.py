@@ -35,6 +35,7 @@ from checker.scanners.tokenizer import Vocabulary
 from checker.hardware import one_pool
 from checker.metrics.screen import GramSketch, screen_columns
 from checker.metrics.digests import Digester, reference_digests
+from checker.metrics.fixed_tables import recognise
 from checker.metrics.summary import summarize, units_by_hidden_shape
 from checker.weights.interface import WeightsReader
 from checker.weights.stream import CheckpointStream, StreamedTensor, all_finite, require_finite
@@ -95,6 +96,9 @@ class TensorPrint:
     anchor_tokens: tuple[str, ...] = ()  # token strings of anchor rows (token roles)
     arrays: dict = field(default_factory=dict)  # name -> ndarray, when built in memory
     store: _Store | None = None
+    #: the kind of fixed table (checker/metrics/fixed_tables.py) this tensor is; it then keeps no
+    #: arrays and no digests, so nothing is ever compared with it
+    fixed: str = ""
 
     def _array(self, name: str) -> np.ndarray | None:
         if name in self.arrays:
@@ -185,6 +189,9 @@ def print_streamed(st: StreamedTensor, role: TensorRole, vocab: Vocabulary | Non
     if role.role in TOKEN_ROLES and len(role.shape) == 2:
         return _print_token_matrix(st, role, dtype, vocab, anchor_tokens)
     native = st.load()
+    table = recognise(native)
+    if table is not None:
+        return TensorPrint(role, dtype, (), fixed=table.kind)
     if native.dim() < 2 or role.role in ("patch_embed", "pos_embed"):
         require_finite(all_finite(native), st.info)
     digests = tensor_digests(native)
@@ -272,7 +279,7 @@ def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
             "name": r.name, "shape": list(r.shape), "module": r.module, "kind": r.kind, "layer": r.layer,
             "role": r.role, "units_axis": r.units_axis, "decisive": r.decisive, "dtype": tp.dtype,
             "digests": list(tp.digests), "units": tp.units, "hidden": tp.hidden,
-            "anchor_tokens": list(tp.anchor_tokens),
+            "anchor_tokens": list(tp.anchor_tokens), **({"fixed": tp.fixed} if tp.fixed else {}),
             "gram": None if tp.gram is None else {"n": tp.gram.n, "s1": tp.gram.s1, "s2": tp.gram.s2, "s3": tp.gram.s3},
         })
         for a in _ARRAYS:
@@ -318,7 +325,7 @@ def load_fingerprint(folder: Path) -> Fingerprint:
                 raise RegistryError(str(arr_path), f"sketch of {e['name']!r} is missing; re-add the reference")
             gram = GramSketch(upper, int(g["n"]), float(g["s1"]), float(g["s2"]), float(g["s3"]))
         prints.append(TensorPrint(role, e["dtype"], tuple(e["digests"]), e["units"], e["hidden"], gram,
-                                  tuple(e["anchor_tokens"]), store=store))
+                                  tuple(e["anchor_tokens"]), store=store, fixed=e.get("fixed", "")))
     by_module: dict[str, list[TensorRole]] = {}
     for r in roles:
         by_module.setdefault(r.module, []).append(r)

@@ -16,6 +16,7 @@ import jsonschema
 from checker.audit import AuditResult
 from checker.errors import ReportError
 from checker.exitcodes import VERDICT_EXIT
+from checker.metrics.fixed_tables import FIXED_KEYS
 from checker.metrics.interface import Match, ModuleEvidence
 from checker.modules import Module
 from checker.verdicts import Architecture, Evidence, ModuleVerdict, Msg, architecture_sentence, p_from_log10
@@ -106,6 +107,12 @@ def coverage(module: Module, matches: tuple[Match, ...]) -> float:
     return done / max(module.parameters, 1)
 
 
+def fixed_parameters(module: Module, skipped) -> int:
+    """Parameters of the module's fixed tables (sinusoids, masks, constants: never evidence)."""
+    names = {s.what for s in skipped if s.key in FIXED_KEYS}
+    return sum(t.numel for t in module.tensors if t.name in names)
+
+
 def recovered_alignment(m: Match) -> dict:
     """The alignment the engine recovered, in the evaluator's terms: which hidden permutation
     and sign flips, which layers map where (and which were dropped or inserted), and per
@@ -143,6 +150,7 @@ def _module(mv: ModuleVerdict, correction: float, ev: ModuleEvidence | None) -> 
         "param_fraction": _num(mv.param_fraction, 8), "status": mv.status, "reason": mv.reason,
         **_said("reason", mv.reason_key, mv.reason_args),
         "coverage": None if module is None else _num(coverage(module, ev.matches), 6),
+        "fixed_table_fraction": None if module is None else _num(fixed_parameters(module, mv.skipped) / max(module.parameters, 1), 6),
         "layers": len(mv.layers),
         "best_match": None if mv.best is None else {"reference": mv.best.reference, "reference_module": mv.best.reference_module},
         "matches": [_match(m, correction, id(m) in sig, m is mv.best, module) for m in mv.matches],
@@ -195,6 +203,7 @@ def build_report(result: AuditResult, command: str | None = None) -> dict:
     evidence = {ev.module.name: ev for ev in result.facts.modules}
     modules = [_module(mv, correction_for(tests), evidence.get(mv.name)) for mv in result.modules]
     covered = sum(m["coverage"] * m["parameters"] for m in modules if m["coverage"] is not None)
+    fixed = sum(fixed_parameters(evidence[mv.name].module, mv.skipped) for mv in result.modules if mv.name in evidence)
     sub = result.submission
     toks = sorted(result.facts.tokenizers, key=lambda t: -t.vocab_jaccard)
     tokenizer = None
@@ -219,6 +228,7 @@ def build_report(result: AuditResult, command: str | None = None) -> dict:
         "significance": next((c.params.significance for c in result.pack.criteria if c.kind == "weights"), result.pack.significance),
         "tests": tests,
         "coverage": _num(covered / max(sub.parameters, 1), 6),
+        "fixed_table_fraction": _num(fixed / max(sub.parameters, 1), 6),
         "modules": modules,
         "criteria": [
             {"id": r.id, "title": r.title, "kind": r.kind, "severity": r.severity, "status": r.status, "message": r.message,
