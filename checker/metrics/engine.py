@@ -33,10 +33,11 @@ from checker.metrics.digests import Digester, reference_digests
 from checker.metrics.anchors import (
     ANCHOR_MIN_Z, Anchor, RowSource, alignment_summary, anchor_evidence, choose_alignment, find_anchors,
 )
+from checker.metrics.indexed import index_score
 from checker.metrics.interface import ModuleEvidence, RoleScore, Skipped, WeakScore
 from checker.metrics.rowmatch import Candidate, match_candidates
 from checker.metrics.screen import MAX_CANDIDATES, MIN_SCREEN_DIMS, SCREEN_Z, GramSketch, ScreenScore, mantel_many, screen_columns
-from checker.metrics.summary import column_moments, gram_sketch, units_by_hidden_shape
+from checker.metrics.summary import column_moments, gram_sketch, unit_rows, units_by_hidden_shape
 from checker.modules import Module, compatible
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
@@ -81,6 +82,7 @@ class _Accumulator:
         self.roles = defaultdict(lambda: defaultdict(list))
         self.weak = defaultdict(lambda: defaultdict(list))
         self.screen = defaultdict(lambda: defaultdict(list))
+        self.index = defaultdict(lambda: defaultdict(list))
         self.identical = defaultdict(set)
         self.skipped = defaultdict(list)
         self.references = references
@@ -180,7 +182,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
         for rid, fp in references:
             for rmod in fp.modules:
                 key = (m.name, rid, rmod.name)
-                if key not in acc.roles and key not in acc.identical and key not in acc.weak and key not in acc.screen:
+                if not any(key in d for d in (acc.roles, acc.identical, acc.weak, acc.screen, acc.index)):
                     continue
                 al_key = next((k for k in acc.aligns if k[:3] == key and acc.aligns[k][1] is not None), None)
                 al, anchor = acc.aligns[al_key] if al_key else (None, None)
@@ -188,7 +190,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 if al_key is None and a is not None and anchor_evidence(a.alignment) is not a.alignment.identity_rows:
                     al, anchor = a.alignment, a
                 matches.append(aggregate(m, rid, rmod, acc.roles.get(key, {}), acc.weak.get(key, {}), acc.screen.get(key, {}),
-                                         acc.identical.get(key, set()), alignment_summary(al, anchor)))
+                                         acc.identical.get(key, set()), alignment_summary(al, anchor), acc.index.get(key, {})))
         matches.sort(key=lambda x: (x.log10_p, -x.identical_fraction))
         out.append(ModuleEvidence(m, tuple(matches), tuple(acc.skipped.get(m.name, ()))))
     return tuple(out)
@@ -245,6 +247,7 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
     targets = _targets(m, tr, hidden, acc)
     if not targets:
         return True
+    _index_tests(native, m, tr, units, targets, acc)
     grams = {}
     for t in targets:  # one sketch per distinct column set (one for every reference aligned by identity)
         key = t.sub_cols.tobytes()
@@ -299,6 +302,24 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
             acc.roles[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(
                 RoleScore(tr.role, t.rp.role.role, ho.score, ho.z, ho.log10_p, scale, spread, moved))
     return True
+
+
+def _index_tests(native, m, tr, units: int, targets: list[_Target], acc: _Accumulator) -> None:
+    """The index-aligned test (:mod:`.indexed`) of every target of the same role and unit count:
+    no search, so it runs on every layer pair, screened or not, and catches what sits at the
+    reference's own unit indices however weakly (a merge)."""
+    rows: dict = {}
+    for t in targets:
+        rp = t.rp
+        if rp.role.role != tr.role or rp.units != units or not rp.has("row_index"):
+            continue
+        key = rp.row_index.tobytes()
+        if key not in rows:
+            rows[key] = unit_rows(native, tr.units_axis, rp.row_index)
+        ho = index_score(rp.rows, rows[key], t.al.ref_index, t.al.sub_index, t.al.signs)
+        if ho is not None:
+            acc.index[(m.name, t.rid, t.rmod.name)][(tr.layer, rp.role.layer)].append(
+                RoleScore(tr.role, rp.role.role, ho.score, ho.z, ho.log10_p))
 
 
 def _candidates(scored: list) -> list[_Target]:
