@@ -15,6 +15,7 @@ import numpy as np
 
 from checker.metrics import stats
 from checker.metrics.interface import AlignmentSummary, Skipped
+from checker.metrics.rotation import ROTATION_MIN_R, ROTATION_MIN_SCORE, align_rotation
 from checker.modules import TensorRole
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
@@ -123,7 +124,8 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                     # confirm the identity (an unpermuted copy), or when the anchor geometries are
                     # unrelated (the identity comparison, with its exact null, decides).
                     d = ref_rows.shape[1]
-                    if stats.geometry_r(ref_rows, sub_rows) < GEOMETRY_MIN_R:
+                    geometry = stats.geometry_r(ref_rows, sub_rows)
+                    if geometry < GEOMETRY_MIN_R:
                         # Unrelated geometry (every unrelated reference): a smaller held-out set
                         # keeps each extra reference cheap; its null is exact whatever its size.
                         ident = stats.identity_rows(ref_rows, sub_rows, UNRELATED_HELD)
@@ -134,6 +136,12 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                         out.append(Anchor(tr, rp, stats.identity_only(ident, d, ident), ref_rows.shape[0]))
                         continue
                 al = stats.align_hidden(ref_rows, sub_rows)
+                if ref_rows.shape[1] == sub_rows.shape[1] and al.evidence.z < ANCHOR_MIN_Z and geometry >= ROTATION_MIN_R:
+                    # A copy's geometry, yet neither the identity nor a permutation aligns the
+                    # anchors: a rotated residual stream (checker/metrics/rotation.py).
+                    rot = align_rotation(ref_rows, sub_rows)
+                    if rot.evidence.z >= ANCHOR_MIN_Z and rot.evidence.score >= ROTATION_MIN_SCORE:
+                        al = rot
                 out.append(Anchor(tr, rp, al, ref_rows.shape[0]))
     return out
 
@@ -180,7 +188,7 @@ def alignment_summary(al: stats.HiddenAlignment | None, anchor: Anchor | None) -
     return AlignmentSummary(
         f"{anchor.sub.name} ~ {anchor.ref.role.name} ({anchor.count} anchors)", permuted,
         int(np.sum(al.signs < 0)), len(perm), round(anchor.alignment.evidence.z, 3),
-        tuple(int(x) for x in perm) if permuted else (),
+        tuple(int(x) for x in perm) if permuted else (), rotated=al.rotation is not None,
     )
 
 

@@ -21,7 +21,7 @@ per pair), and the full test runs only where a reference is related.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -35,6 +35,7 @@ from checker.metrics.anchors import (
 )
 from checker.metrics.indexed import index_score
 from checker.metrics.interface import ModuleEvidence, RoleScore, Skipped, WeakScore
+from checker.metrics.rotation import ROTATION_STATISTIC, rotated
 from checker.metrics.rowmatch import Candidate, match_candidates
 from checker.metrics.screen import MAX_CANDIDATES, MIN_SCREEN_DIMS, SCREEN_Z, GramSketch, ScreenScore, mantel_many, screen_columns
 from checker.metrics.summary import column_moments, gram_sketch, unit_rows, units_by_hidden_shape
@@ -189,8 +190,11 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 a = anchor_for.get(key)
                 if al_key is None and a is not None and anchor_evidence(a.alignment) is not a.alignment.identity_rows:
                     al, anchor = a.alignment, a
-                matches.append(aggregate(m, rid, rmod, acc.roles.get(key, {}), acc.weak.get(key, {}), acc.screen.get(key, {}),
-                                         acc.identical.get(key, set()), alignment_summary(al, anchor), acc.index.get(key, {})))
+                match = aggregate(m, rid, rmod, acc.roles.get(key, {}), acc.weak.get(key, {}), acc.screen.get(key, {}),
+                                  acc.identical.get(key, set()), alignment_summary(al, anchor), acc.index.get(key, {}))
+                if al is not None and al.rotation is not None:  # no exact null through a fitted rotation
+                    match = replace(match, statistic=ROTATION_STATISTIC)
+                matches.append(match)
         matches.sort(key=lambda x: (x.log10_p, -x.identical_fraction))
         out.append(ModuleEvidence(m, tuple(matches), tuple(acc.skipped.get(m.name, ()))))
     return tuple(out)
@@ -247,12 +251,26 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
     targets = _targets(m, tr, hidden, acc)
     if not targets:
         return True
-    _index_tests(native, m, tr, units, targets, acc)
+    flagged = False
+    by_basis: dict = defaultdict(list)
+    for t in targets:
+        by_basis[id(t.al) if t.al.rotation is not None else None].append(t)
+    for basis, ts in by_basis.items():
+        if basis is None:
+            flagged |= _test_targets(native, tr.units_axis, m, tr, units, ts, acc)
+        else:  # a rotated residual stream: the matrix turned into the reference's basis first
+            flagged |= _test_targets(rotated(native, tr.units_axis, ts[0].al.rotation, acc.device), 0, m, tr, units, ts, acc)
+    return flagged
+
+
+def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], acc: _Accumulator) -> bool:
+    """Index test, screen and full test of one matrix (units on ``axis``) against its targets."""
+    _index_tests(native, axis, m, tr, units, targets, acc)
     grams = {}
     for t in targets:  # one sketch per distinct column set (one for every reference aligned by identity)
         key = t.sub_cols.tobytes()
         if key not in grams and len(t.sub_cols) >= 4:
-            grams[key] = gram_sketch(native, tr.units_axis, t.sub_cols, acc.device)
+            grams[key] = gram_sketch(native, axis, t.sub_cols, acc.device)
     # Screen every target; group those sharing sketch columns so one product scores them.
     groups: dict = defaultdict(list)
     for t in targets:
@@ -279,7 +297,7 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
     chosen = _candidates(scored)
     if not chosen:
         return False
-    col_mean, col_std, _ = column_moments(native, tr.units_axis, acc.device)  # the full test standardises
+    col_mean, col_std, _ = column_moments(native, axis, acc.device)  # the full test standardises
     by_al: dict = defaultdict(list)
     for t in chosen:
         by_al[id(t.al)].append(t)
@@ -293,7 +311,7 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
             rp = t.rp
             ref_std = stats.standardize_columns(rp.rows, rp.col_mean, rp.col_std)[:, al.ref_index] * al.signs
             cands.append(Candidate(t, ref_std))
-        for res in match_candidates(native, tr.units_axis, col_mean, col_std, al.sub_index, search, held, cands,
+        for res in match_candidates(native, axis, col_mean, col_std, al.sub_index, search, held, cands,
                                     acc.device):
             t, ho = res.key, res.held_out
             scale, spread = stats.scale_ratio(col_std[al.sub_index], t.rp.col_std[al.ref_index])
@@ -304,7 +322,7 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
     return True
 
 
-def _index_tests(native, m, tr, units: int, targets: list[_Target], acc: _Accumulator) -> None:
+def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], acc: _Accumulator) -> None:
     """The index-aligned test (:mod:`.indexed`) of every target of the same role and unit count:
     no search, so it runs on every layer pair, screened or not, and catches what sits at the
     reference's own unit indices however weakly (a merge)."""
@@ -315,7 +333,7 @@ def _index_tests(native, m, tr, units: int, targets: list[_Target], acc: _Accumu
             continue
         key = rp.row_index.tobytes()
         if key not in rows:
-            rows[key] = unit_rows(native, tr.units_axis, rp.row_index)
+            rows[key] = unit_rows(native, axis, rp.row_index)
         ho = index_score(rp.rows, rows[key], t.al.ref_index, t.al.sub_index, t.al.signs)
         if ho is not None:
             acc.index[(m.name, t.rid, t.rmod.name)][(tr.layer, rp.role.layer)].append(

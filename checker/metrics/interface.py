@@ -106,6 +106,9 @@ class AlignmentSummary:
     matched_dims: int
     anchor_z: float | None
     permutation: tuple[int, ...]  # submission dim for each reference dim (empty for identity)
+    #: the residual stream was turned by a fitted orthogonal map (checker/metrics/rotation.py):
+    #: every comparison through it is review-only evidence
+    rotated: bool = False
 
 
 @dataclass(frozen=True)

@@ -174,10 +174,14 @@ class HiddenAlignment:
     aligned_rows: HeldOut | None = None
     identity_rows: HeldOut | None = None
     searched: bool = True  # False: the anchor geometries were unrelated, no permutation was searched
+    #: an orthogonal map of the residual stream (submission hidden x reference hidden): the
+    #: submission's units x hidden rows times it are in the reference's basis; ``*_index`` are then
+    #: the identity (see checker/metrics/rotation.py). None for a permutation alignment.
+    rotation: np.ndarray | None = None
 
     @property
     def is_identity(self) -> bool:
-        return (self.evidence is None or (len(self.ref_index) == len(self.sub_index)
+        return self.rotation is None and (self.evidence is None or (len(self.ref_index) == len(self.sub_index)
                 and bool(np.all(self.ref_index == self.sub_index)) and bool(np.all(self.signs > 0))))
 
 
