@@ -15,7 +15,7 @@ import numpy as np
 
 from checker.metrics import stats
 from checker.metrics.interface import AlignmentSummary, Skipped
-from checker.metrics.rotation import ROTATION_MIN_R, ROTATION_MIN_SCORE, align_rotation
+from checker.metrics.rotation import ROTATION_MIN_R, ROTATION_MIN_SCORE, align_rotation, project_onto_anchors
 from checker.modules import TensorRole
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
@@ -139,9 +139,12 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                 if ref_rows.shape[1] == sub_rows.shape[1] and al.evidence.z < ANCHOR_MIN_Z and geometry >= ROTATION_MIN_R:
                     # A copy's geometry, yet neither the identity nor a permutation aligns the
                     # anchors: a rotated residual stream (checker/metrics/rotation.py).
-                    rot = align_rotation(ref_rows, sub_rows)
-                    if rot.evidence.z >= ANCHOR_MIN_Z and rot.evidence.score >= ROTATION_MIN_SCORE:
-                        al = rot
+                    if ref_rows.shape[0] >= 2 * ref_rows.shape[1]:
+                        rot = align_rotation(ref_rows, sub_rows)
+                        if rot.evidence.z >= ANCHOR_MIN_Z and rot.evidence.score >= ROTATION_MIN_SCORE:
+                            al = rot
+                    else:  # too few anchors to fit a rotation: compare in anchor space
+                        al = project_onto_anchors(ref_rows, sub_rows)
                 out.append(Anchor(tr, rp, al, ref_rows.shape[0]))
     return out
 
@@ -165,7 +168,7 @@ def associated(module: str, anchor_module: str) -> bool:
 
 
 def choose_alignment(anchors: list[Anchor], sub_mod: str, ref_mod: str, d_s: int, d_r: int):
-    fits = [a for a in anchors if len(a.alignment.sub_index) == min(d_s, d_r)
+    fits = [a for a in anchors if (len(a.alignment.sub_index) == min(d_s, d_r) or a.alignment.ref_map is not None)
             and a.sub.shape[-1 if a.sub.role in TOKEN_ROLES else 0] == d_s and a.ref.hidden == d_r]
     near = [a for a in fits if associated(sub_mod, a.sub.module) and associated(ref_mod, a.ref.role.module)]
     pool = near or fits

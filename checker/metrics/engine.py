@@ -35,7 +35,7 @@ from checker.metrics.anchors import (
 )
 from checker.metrics.indexed import index_score
 from checker.metrics.interface import ModuleEvidence, RoleScore, Skipped, WeakScore
-from checker.metrics.rotation import ROTATION_STATISTIC, rotated
+from checker.metrics.rotation import ROTATION_STATISTIC, projected_print, rotated
 from checker.metrics.rowmatch import Candidate, match_candidates
 from checker.metrics.screen import MAX_CANDIDATES, MIN_SCREEN_DIMS, SCREEN_Z, GramSketch, ScreenScore, mantel_many, screen_columns
 from checker.metrics.summary import column_moments, gram_sketch, unit_rows, units_by_hidden_shape
@@ -233,6 +233,11 @@ def _targets(m, tr, hidden, acc: _Accumulator) -> list[_Target]:
                 continue
             if len(al.ref_index) < 8:
                 continue
+            if al.ref_map is not None:  # compared in anchor space (checker/metrics/rotation.py)
+                pkey = (id(al), id(rp))
+                if pkey not in colsets:
+                    colsets[pkey] = projected_print(rp, al.ref_map)
+                rp = colsets[pkey]
             ckey = (id(al), rp.hidden)
             if ckey not in colsets:
                 s_ref = screen_columns(rp.hidden)

@@ -65,6 +65,36 @@ def align_rotation(ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> stats.Hidd
                                  rotation=np.ascontiguousarray(r.T))
 
 
+def project_onto_anchors(ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> stats.HiddenAlignment:
+    """Too few shared anchors to fit a rotation (fewer than twice the width, as a vision tower's
+    pixel inputs): compare every matrix in anchor space instead. A units x hidden matrix W read
+    against the centred anchors A, W A^T (units x anchors), is the same for W Q and A Q whatever
+    the orthogonal Q, and a permutation of the units still only permutes its rows. The evidence is
+    the Mantel test of the anchors' centred cosines (``stats.geometry_r``), also rotation-free."""
+    from checker.metrics.screen import GramSketch, mantel_many
+
+    r, z, lp = mantel_many(GramSketch.of(stats.centred_cosines(sub_anchor)), [GramSketch.of(stats.centred_cosines(ref_anchor))])[0]
+    t = ref_anchor.shape[0]
+    ev = stats.HeldOut(float(r), float(z), float(lp), t, t, 0.0, 1.0)
+    idx = np.arange(t)
+    return stats.HiddenAlignment(idx, idx, np.ones(t), ev, aligned_rows=ev, identity_rows=None,
+                                 rotation=np.ascontiguousarray((sub_anchor - sub_anchor.mean(axis=0)).T),
+                                 ref_map=np.ascontiguousarray((ref_anchor - ref_anchor.mean(axis=0)).T))
+
+
+def projected_print(rp, ref_map: np.ndarray):
+    """A reference matrix's fingerprint read in anchor space (rows x ``ref_map``): no Gram sketch,
+    so every layer pair goes to the full test; column spreads from the sampled rows."""
+    from checker.references.fingerprint import TensorPrint
+
+    rows = rp.rows.astype(np.float64) @ ref_map
+    sd = rows.std(axis=0)
+    return TensorPrint(rp.role, rp.dtype, (), units=rp.units, hidden=ref_map.shape[1], gram=None,
+                       arrays={"rows": rows.astype(np.float32), "row_index": rp.row_index,
+                               "col_mean": (rp.col_mean.astype(np.float64) @ ref_map).astype(np.float32),
+                               "col_std": np.where(sd > 0, sd, 1.0).astype(np.float32)})
+
+
 def rotated(native: torch.Tensor, units_axis: int, rotation: np.ndarray, device: str = "cpu") -> torch.Tensor:
     """The units x hidden view of a matrix turned into the reference's basis (float32)."""
     m = _matrix(native)

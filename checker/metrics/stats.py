@@ -178,6 +178,10 @@ class HiddenAlignment:
     #: submission's units x hidden rows times it are in the reference's basis; ``*_index`` are then
     #: the identity (see checker/metrics/rotation.py). None for a permutation alignment.
     rotation: np.ndarray | None = None
+    #: with ``rotation``: the reference's map into the same comparison space (reference hidden x
+    #: columns), for a projection onto shared anchors; None when ``rotation`` lands in the
+    #: reference's own basis
+    ref_map: np.ndarray | None = None
 
     @property
     def is_identity(self) -> bool:
@@ -264,7 +268,7 @@ def anchor_split(t: int) -> tuple[np.ndarray, np.ndarray]:
     return search[:SEARCH_ANCHORS], held[:HELD_ANCHORS]
 
 
-def _centred_cosines(x: np.ndarray) -> np.ndarray:
+def centred_cosines(x: np.ndarray) -> np.ndarray:
     """Cosines between rows after removing the mean row: unchanged by any orthogonal map of the
     columns (rotations, permutations, sign flips), unlike per-column scaling or row centring."""
     c = x - x.mean(axis=0)
@@ -286,7 +290,7 @@ def geometry_r(ref_anchor: np.ndarray, sub_anchor: np.ndarray, n: int = 512) -> 
 
     search, _ = anchor_split(ref_anchor.shape[0])
     pick = search[:n]
-    a, b = _centred_cosines(ref_anchor[pick]), _centred_cosines(sub_anchor[pick])
+    a, b = centred_cosines(ref_anchor[pick]), centred_cosines(sub_anchor[pick])
     return mantel_many(GramSketch.of(b), [GramSketch.of(a)])[0][0]
 
 

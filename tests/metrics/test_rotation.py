@@ -89,3 +89,23 @@ def test_a_rotated_copy_with_permuted_units_is_still_found(zoo):
     assert dict(best.layer_map) == {0: 0, 1: 1, 2: 2, 3: 3}
     moved = [r.units_moved for c in best.cells if c.roles for r in c.roles if r.role in ("gate", "up")]
     assert moved and max(moved) > 0.5
+
+
+def _vlm(zoo, vit, lm) -> synth.Subject:
+    return synth.Subject({**synth.state(vit), **synth.state(lm)}, list(zoo.vocab), zoo.ref_lm.config, zoo.ref_vit.config)
+
+
+def test_a_rotated_vision_tower_with_permuted_units_is_sent_to_review_in_pixel_space(zoo):
+    s = synth.permute_units(synth.rotate_residual(_vlm(zoo, zoo.ft_vit, zoo.ind_lm), ("vit",)))
+    mods = _audit(zoo, "rotated-vit", s.state)
+    mv = mods["visual"]
+    assert mv.status != "independent", mv.reason
+    assert mv.best.statistic == ROTATION_STATISTIC and mv.best.alignment.rotated
+    assert dict(mv.best.layer_map) == {0: 0, 1: 1, 2: 2}
+    assert mods["model"].status == "independent", mods["model"].reason
+
+
+def test_an_independent_vision_tower_is_not_projected(zoo):
+    mods = _audit(zoo, "rotated-vit-independent", synth.rotate_residual(_vlm(zoo, zoo.ind_vit, zoo.ind_lm), ("vit",)).state)
+    assert mods["visual"].status == "independent", mods["visual"].reason
+    assert all(m.statistic != ROTATION_STATISTIC for m in mods["visual"].matches)
