@@ -94,6 +94,7 @@ class _Accumulator:
         self.colsets: dict = {}  # (alignment, ref width) -> sketch columns
         self.stacks: dict = {}  # reference sketches stacked for one product
         self._by_role: dict = {}
+        self.related: frozenset = frozenset()  # references whose anchors show a copy
 
     def matrices(self, rid: str, fp: Fingerprint, role: str) -> list[TensorPrint]:
         """The reference's sampled matrices of a role compatible with ``role`` (indexed once, so
@@ -140,6 +141,8 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 anchor_for[key] = a
             acc.roles[key][(None, None)].append(RoleScore(a.sub.role, a.ref.role.role, ev.score, ev.z, ev.log10_p))
     rows.clear()
+    acc.related = frozenset(rid for rid, anchors in anchors_by_ref.items()
+                            if any(anchor_evidence(a.alignment).z >= ANCHOR_MIN_Z for a in anchors))
 
     ref_digests = {rid: defaultdict(set) for rid, _ in references}
     for rid, fp in references:
@@ -299,7 +302,7 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
             s = ScreenScore(tr.role, t.rp.role.role, round(r, 6), z, lp, sub.n)
             acc.screen[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(s)
             scored.append((t, s))
-    chosen = _candidates(scored)
+    chosen = _candidates(scored, tr.layer, acc.related)
     if not chosen:
         return False
     col_mean, col_std, _ = column_moments(native, axis, acc.device)  # the full test standardises
@@ -345,17 +348,24 @@ def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], a
                 RoleScore(tr.role, rp.role.role, ho.score, ho.z, ho.log10_p))
 
 
-def _candidates(scored: list) -> list[_Target]:
+def _candidates(scored: list, layer: int | None, related: frozenset) -> list[_Target]:
     """Targets for the full test: per reference, those the screen flags (z >= SCREEN_Z), best
-    first and at most MAX_CANDIDATES; every target that could not be screened."""
+    first and at most MAX_CANDIDATES; every target that could not be screened.
+
+    For a reference whose anchors already show a copy (``related``), the best-screened pairs and
+    the same-index layer go to the full test whatever their screen z: the sketch columns are fixed
+    by the width, so a copy can scramble just them (an orthogonal turn of those dimensions) to keep
+    the full test away. Its p-values stay valid (it never sees the screen's columns)."""
     out = [t for t, s in scored if s is None]
     per_ref: dict = defaultdict(list)
     for t, s in scored:
-        if s is not None and s.z >= SCREEN_Z:
+        if s is not None and (s.z >= SCREEN_Z or t.rid in related):
             per_ref[t.rid].append((s.z, t))
-    for lst in per_ref.values():
+    for rid, lst in per_ref.items():
         lst.sort(key=lambda x: -x[0])
         out += [t for _, t in lst[:MAX_CANDIDATES]]
+        if rid in related:
+            out += [t for _, t in lst[MAX_CANDIDATES:] if t.rp.role.layer == layer]
     return out
 
 

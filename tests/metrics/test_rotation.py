@@ -13,11 +13,15 @@ from checker.metrics.rotation import ROTATION_STATISTIC, align_rotation, procrus
 from checker.rules import load_pack
 
 
-def rotate_lm(state: dict, seed: int = 11) -> dict:
-    """Fold every RMSNorm gain into the matrices reading it, then x -> xQ on the residual stream."""
+def rotate_lm(state: dict, seed: int = 11, dims: np.ndarray | None = None) -> dict:
+    """Fold every RMSNorm gain into the matrices reading it, then x -> xQ on the residual stream
+    (Q turns only ``dims`` when given)."""
     s = {k: v.clone().float() for k, v in state.items()}
     d = s["model.embed_tokens.weight"].shape[1]
-    q, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    sel = np.arange(d) if dims is None else np.asarray(dims)
+    turn, _ = torch.linalg.qr(torch.randn(len(sel), len(sel), generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    q = torch.eye(d, dtype=torch.float64)
+    q[np.ix_(sel, sel)] = turn
     q = q.float()
     layers = sorted({int(k.split(".")[2]) for k in s if k.startswith("model.layers.")})
     for i in layers:
@@ -109,3 +113,27 @@ def test_an_independent_vision_tower_is_not_projected(zoo):
     mods = _audit(zoo, "rotated-vit-independent", synth.rotate_residual(_vlm(zoo, zoo.ind_vit, zoo.ind_lm), ("vit",)).state)
     assert mods["visual"].status == "independent", mods["visual"].reason
     assert all(m.statistic != ROTATION_STATISTIC for m in mods["visual"].matches)
+
+
+def test_turning_only_the_public_sketch_columns_does_not_keep_the_full_test_away(tmp_path):
+    """The screen's columns are fixed by the width: a copy that turns exactly those residual
+    dimensions scrambles its sketches (and permuting its units hides it from the index test).
+    Its anchors still show the copy, and then the full test runs anyway."""
+    from checker.metrics.screen import screen_columns
+    from checker.references.registry import add_reference
+
+    text = synth.stdlib_text(("textwrap.py",))
+    vocab = synth.char_vocab(text)
+    cfg = synth.LMConfig(vocab=len(vocab), hidden=512, layers=2, ffn=1024, heads=8)
+    ref = synth.state(synth.new_lm(cfg, 3))  # untrained: a copy keeps its exact realisation
+    reg = tmp_path / "registry"
+    add_reference(str(synth.save_checkpoint(tmp_path / "ref", ref, vocab)), reg, ref_id="wide-ref", license="apache-2.0")
+    turned = rotate_lm(ref, seed=5, dims=screen_columns(512))
+    s = synth.permute_units(synth.Subject(turned, vocab, cfg, synth.ViTConfig()))
+    folder = synth.save_checkpoint(tmp_path / "sub", s.state, vocab)
+    mods = {mv.name: mv for mv in audit(str(folder), reg, load_pack()).modules}
+    mv = mods["model"]
+    assert mv.status == "derived", mv.reason
+    assert mv.best.cells_tested >= 2 and dict(mv.best.layer_map) == {0: 0, 1: 1}
+    screened = [s.z for c in mv.best.cells for s in c.screen]
+    assert max(screened) < 4  # the screen alone would have sent nothing
