@@ -7,7 +7,13 @@ Two families of evidence, each Bonferroni-corrected over its own cells:
   screen selected, and the correction runs over the cells actually tested;
 - when no pair was chosen, the screen itself (Mantel z of the hidden Gram sketches,
   exact relabelling moments) over every layer pair. It never reaches a verdict
-  threshold on its own: a cell that would pass it has been sent to the full test.
+  threshold on its own: a cell that would pass it has been sent to the full test;
+- the index-aligned test (:mod:`.indexed`) on every layer pair of equal roles and unit
+  counts, corrected over those pairs.
+
+The module's p-value is the better of the two families (the search family: the full
+test, or the screen when nothing was sent to it; the index family), Bonferroni-corrected
+for the two.
 """
 
 from __future__ import annotations
@@ -30,45 +36,61 @@ def _key(k):
     return (k[0] is not None, k[0] or 0, k[1] is not None, k[1] or 0)
 
 
-def aggregate(m: Module, rid: str, rmod: Module, role_cells, weak_cells, screen_cells, same: set, summary) -> Match:
+def aggregate(m: Module, rid: str, rmod: Module, role_cells, weak_cells, screen_cells, same: set, summary,
+              index_cells=None) -> Match:
+    index_cells = index_cells or {}
     cells = []
-    for key in sorted(set(role_cells) | set(weak_cells) | set(screen_cells), key=_key):
+    for key in sorted(set(role_cells) | set(weak_cells) | set(screen_cells) | set(index_cells), key=_key):
         rs = tuple(role_cells.get(key, ()))
         z = stats.stouffer([r.z for r in rs]) if rs else 0.0
         cells.append(LayerCell(key[0], key[1], float(np.mean([r.score for r in rs])) if rs else 0.0, z,
                                stats.log10_sf(z) if rs else 0.0, rs, tuple(weak_cells.get(key, ())),
-                               tuple(screen_cells.get(key, ()))))
+                               tuple(screen_cells.get(key, ())), tuple(index_cells.get(key, ()))))
     decisive_cells = [c for c in cells if c.roles]
     screened = [c for c in cells if c.screen]
-    n = max(len(decisive_cells), 1)
-    correction = math.log10(n)
+    indexed = [c for c in cells if c.index]
+    correction = math.log10(max(len(decisive_cells), 1))
+    index_correction = math.log10(max(len(indexed), 1))
+    both = math.log10(2) if indexed and (decisive_cells or screened) else 0.0
     best = min(decisive_cells, key=lambda c: c.log10_p, default=None)
+    best_index = min(indexed, key=lambda c: c.index_log10_p, default=None)
     stat = "shared_token_pearson" if m.kind in ("embeddings", "lm_head") else "heldout_row_pearson"
     if best is not None:
-        log10_p = min(0.0, best.log10_p + correction)
+        log10_p = best.log10_p + correction
         best_z, best_score = best.z, best.score
     elif screened:
         top = max(screened, key=lambda c: c.screen_z)
-        log10_p = min(0.0, stats.log10_sf(top.screen_z) + math.log10(len(screened)))
+        log10_p = stats.log10_sf(top.screen_z) + math.log10(len(screened))
         best_z = top.screen_z
         best_score = float(np.mean([s.mantel_r for s in top.screen]))
         stat = "hidden_gram_mantel"
     else:
         log10_p, best_z, best_score = 0.0, 0.0, 0.0
+    if best_index is not None and best_index.index_log10_p + index_correction < log10_p:
+        log10_p = best_index.index_log10_p + index_correction
+        best_z, best_score = best_index.index_z, best_index.index_score
+        stat = "heldout_row_pearson" if stat == "hidden_gram_mantel" else stat
+    log10_p = min(0.0, log10_p + both)
+
+    def cell_p(c) -> float:  # a cell's p within the module pair: the better family, corrected
+        full = c.log10_p + correction if c.roles else 0.0
+        index = c.index_log10_p + index_correction if c.index else 0.0
+        return min(full, index) + both
+
     # Layer map: for each submission layer its best reference layer, if significant after correction.
     by_sub: dict = defaultdict(list)
-    for c in decisive_cells:
-        if c.sub_layer is not None and c.ref_layer is not None:
+    for c in cells:
+        if (c.roles or c.index) and c.sub_layer is not None and c.ref_layer is not None:
             by_sub[c.sub_layer].append(c)
     mapped = []
     for sl, cs in sorted(by_sub.items()):
-        top_cell = min(cs, key=lambda c: c.log10_p)
-        if top_cell.log10_p + correction < math.log10(LAYER_MAP_ALPHA):
+        top_cell = min(cs, key=cell_p)
+        if cell_p(top_cell) < math.log10(LAYER_MAP_ALPHA):
             mapped.append(top_cell)
     layer_map = tuple((c.sub_layer, c.ref_layer) for c in mapped)
     if mapped:
-        score = float(np.mean([c.score for c in mapped]))
-        fisher = stats.fisher_log10_p([c.log10_p for c in mapped])
+        score = float(np.mean([c.score if c.roles else c.index_score for c in mapped]))
+        fisher = stats.fisher_log10_p([min(c.log10_p if c.roles else 0.0, c.index_log10_p) for c in mapped])
     else:
         score = best_score
         fisher = best.log10_p if best else log10_p
@@ -78,5 +100,6 @@ def aggregate(m: Module, rid: str, rmod: Module, role_cells, weak_cells, screen_
         score=round(score, 6), z=round(best_z, 4), log10_p=log10_p,
         fisher_log10_p=fisher, cells_tested=len(decisive_cells), layer_map=layer_map,
         identical_fraction=same_params / max(m.parameters, 1), alignment=summary, cells=tuple(cells),
-        decisive=bool(decisive_cells or screened), cells_screened=len(screened),
+        decisive=bool(decisive_cells or screened or indexed), cells_screened=len(screened),
+        cells_indexed=len(indexed),
     )

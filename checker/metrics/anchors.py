@@ -17,6 +17,7 @@ import torch
 from checker.metrics import stats
 from checker.metrics.fixed_tables import recognise
 from checker.metrics.interface import AlignmentSummary, Skipped
+from checker.metrics.rotation import ROTATION_MIN_R, ROTATION_MIN_SCORE, align_rotation, project_onto_anchors
 from checker.modules import TensorRole
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
@@ -135,7 +136,8 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                     # confirm the identity (an unpermuted copy), or when the anchor geometries are
                     # unrelated (the identity comparison, with its exact null, decides).
                     d = ref_rows.shape[1]
-                    if stats.geometry_r(ref_rows, sub_rows) < GEOMETRY_MIN_R:
+                    geometry = stats.geometry_r(ref_rows, sub_rows)
+                    if geometry < GEOMETRY_MIN_R:
                         # Unrelated geometry (every unrelated reference): a smaller held-out set
                         # keeps each extra reference cheap; its null is exact whatever its size.
                         ident = stats.identity_rows(ref_rows, sub_rows, UNRELATED_HELD)
@@ -146,6 +148,15 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                         out.append(Anchor(tr, rp, stats.identity_only(ident, d, ident), ref_rows.shape[0]))
                         continue
                 al = stats.align_hidden(ref_rows, sub_rows)
+                if ref_rows.shape[1] == sub_rows.shape[1] and al.evidence.z < ANCHOR_MIN_Z and geometry >= ROTATION_MIN_R:
+                    # A copy's geometry, yet neither the identity nor a permutation aligns the
+                    # anchors: a rotated residual stream (checker/metrics/rotation.py).
+                    if ref_rows.shape[0] >= 2 * ref_rows.shape[1]:
+                        rot = align_rotation(ref_rows, sub_rows)
+                        if rot.evidence.z >= ANCHOR_MIN_Z and rot.evidence.score >= ROTATION_MIN_SCORE:
+                            al = rot
+                    else:  # too few anchors to fit a rotation: compare in anchor space
+                        al = project_onto_anchors(ref_rows, sub_rows)
                 out.append(Anchor(tr, rp, al, ref_rows.shape[0]))
     return out
 
@@ -169,7 +180,7 @@ def associated(module: str, anchor_module: str) -> bool:
 
 
 def choose_alignment(anchors: list[Anchor], sub_mod: str, ref_mod: str, d_s: int, d_r: int):
-    fits = [a for a in anchors if len(a.alignment.sub_index) == min(d_s, d_r)
+    fits = [a for a in anchors if (len(a.alignment.sub_index) == min(d_s, d_r) or a.alignment.ref_map is not None)
             and a.sub.shape[-1 if a.sub.role in TOKEN_ROLES else 0] == d_s and a.ref.hidden == d_r]
     near = [a for a in fits if associated(sub_mod, a.sub.module) and associated(ref_mod, a.ref.role.module)]
     pool = near or fits
@@ -192,7 +203,7 @@ def alignment_summary(al: stats.HiddenAlignment | None, anchor: Anchor | None) -
     return AlignmentSummary(
         f"{anchor.sub.name} ~ {anchor.ref.role.name} ({anchor.count} anchors)", permuted,
         int(np.sum(al.signs < 0)), len(perm), round(anchor.alignment.evidence.z, 3),
-        tuple(int(x) for x in perm) if permuted else (),
+        tuple(int(x) for x in perm) if permuted else (), rotated=al.rotation is not None,
     )
 
 

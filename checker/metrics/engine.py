@@ -21,7 +21,7 @@ per pair), and the full test runs only where a reference is related.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -34,10 +34,12 @@ from checker.metrics.fixed_tables import not_evidence, shared_digests
 from checker.metrics.anchors import (
     ANCHOR_MIN_Z, Anchor, RowSource, alignment_summary, anchor_evidence, choose_alignment, find_anchors,
 )
+from checker.metrics.indexed import index_score
 from checker.metrics.interface import ModuleEvidence, RoleScore, Skipped, WeakScore
+from checker.metrics.rotation import ROTATION_STATISTIC, projected_print, rotated
 from checker.metrics.rowmatch import Candidate, match_candidates
 from checker.metrics.screen import MAX_CANDIDATES, MIN_SCREEN_DIMS, SCREEN_Z, GramSketch, ScreenScore, mantel_many, screen_columns
-from checker.metrics.summary import column_moments, gram_sketch, units_by_hidden_shape
+from checker.metrics.summary import column_moments, gram_sketch, unit_rows, units_by_hidden_shape
 from checker.modules import Module, compatible
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
@@ -82,6 +84,7 @@ class _Accumulator:
         self.roles = defaultdict(lambda: defaultdict(list))
         self.weak = defaultdict(lambda: defaultdict(list))
         self.screen = defaultdict(lambda: defaultdict(list))
+        self.index = defaultdict(lambda: defaultdict(list))
         self.identical = defaultdict(set)
         self.skipped = defaultdict(list)
         self.references = references
@@ -92,6 +95,7 @@ class _Accumulator:
         self.colsets: dict = {}  # (alignment, ref width) -> sketch columns
         self.stacks: dict = {}  # reference sketches stacked for one product
         self._by_role: dict = {}
+        self.related: frozenset = frozenset()  # references whose anchors show a copy
 
     def matrices(self, rid: str, fp: Fingerprint, role: str) -> list[TensorPrint]:
         """The reference's sampled matrices of a role compatible with ``role`` (indexed once, so
@@ -138,6 +142,8 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 anchor_for[key] = a
             acc.roles[key][(None, None)].append(RoleScore(a.sub.role, a.ref.role.role, ev.score, ev.z, ev.log10_p))
     rows.clear()
+    acc.related = frozenset(rid for rid, anchors in anchors_by_ref.items()
+                            if any(anchor_evidence(a.alignment).z >= ANCHOR_MIN_Z for a in anchors))
 
     ref_digests = {rid: defaultdict(set) for rid, _ in references}
     for rid, fp in references:
@@ -188,15 +194,18 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
         for rid, fp in references:
             for rmod in fp.modules:
                 key = (m.name, rid, rmod.name)
-                if key not in acc.roles and key not in acc.identical and key not in acc.weak and key not in acc.screen:
+                if not any(key in d for d in (acc.roles, acc.identical, acc.weak, acc.screen, acc.index)):
                     continue
                 al_key = next((k for k in acc.aligns if k[:3] == key and acc.aligns[k][1] is not None), None)
                 al, anchor = acc.aligns[al_key] if al_key else (None, None)
                 a = anchor_for.get(key)
                 if al_key is None and a is not None and anchor_evidence(a.alignment) is not a.alignment.identity_rows:
                     al, anchor = a.alignment, a
-                matches.append(aggregate(m, rid, rmod, acc.roles.get(key, {}), acc.weak.get(key, {}), acc.screen.get(key, {}),
-                                         acc.identical.get(key, set()), alignment_summary(al, anchor)))
+                match = aggregate(m, rid, rmod, acc.roles.get(key, {}), acc.weak.get(key, {}), acc.screen.get(key, {}),
+                                  acc.identical.get(key, set()), alignment_summary(al, anchor), acc.index.get(key, {}))
+                if al is not None and al.rotation is not None:  # no exact null through a fitted rotation
+                    match = replace(match, statistic=ROTATION_STATISTIC)
+                matches.append(match)
         matches.sort(key=lambda x: (x.log10_p, -x.identical_fraction))
         out.append(ModuleEvidence(m, tuple(matches), tuple(acc.skipped.get(m.name, ()))))
     return tuple(out)
@@ -235,6 +244,11 @@ def _targets(m, tr, hidden, acc: _Accumulator) -> list[_Target]:
                 continue
             if len(al.ref_index) < 8:
                 continue
+            if al.ref_map is not None:  # compared in anchor space (checker/metrics/rotation.py)
+                pkey = (id(al), id(rp))
+                if pkey not in colsets:
+                    colsets[pkey] = projected_print(rp, al.ref_map)
+                rp = colsets[pkey]
             ckey = (id(al), rp.hidden)
             if ckey not in colsets:
                 s_ref = screen_columns(rp.hidden)
@@ -253,11 +267,26 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
     targets = _targets(m, tr, hidden, acc)
     if not targets:
         return True
+    flagged = False
+    by_basis: dict = defaultdict(list)
+    for t in targets:
+        by_basis[id(t.al) if t.al.rotation is not None else None].append(t)
+    for basis, ts in by_basis.items():
+        if basis is None:
+            flagged |= _test_targets(native, tr.units_axis, m, tr, units, ts, acc)
+        else:  # a rotated residual stream: the matrix turned into the reference's basis first
+            flagged |= _test_targets(rotated(native, tr.units_axis, ts[0].al.rotation, acc.device), 0, m, tr, units, ts, acc)
+    return flagged
+
+
+def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], acc: _Accumulator) -> bool:
+    """Index test, screen and full test of one matrix (units on ``axis``) against its targets."""
+    _index_tests(native, axis, m, tr, units, targets, acc)
     grams = {}
     for t in targets:  # one sketch per distinct column set (one for every reference aligned by identity)
         key = t.sub_cols.tobytes()
         if key not in grams and len(t.sub_cols) >= 4:
-            grams[key] = gram_sketch(native, tr.units_axis, t.sub_cols, acc.device)
+            grams[key] = gram_sketch(native, axis, t.sub_cols, acc.device)
     # Screen every target; group those sharing sketch columns so one product scores them.
     groups: dict = defaultdict(list)
     for t in targets:
@@ -281,10 +310,10 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
             s = ScreenScore(tr.role, t.rp.role.role, round(r, 6), z, lp, sub.n)
             acc.screen[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(s)
             scored.append((t, s))
-    chosen = _candidates(scored)
+    chosen = _candidates(scored, tr.layer, acc.related)
     if not chosen:
         return False
-    col_mean, col_std, _ = column_moments(native, tr.units_axis, acc.device)  # the full test standardises
+    col_mean, col_std, _ = column_moments(native, axis, acc.device)  # the full test standardises
     by_al: dict = defaultdict(list)
     for t in chosen:
         by_al[id(t.al)].append(t)
@@ -298,7 +327,7 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
             rp = t.rp
             ref_std = stats.standardize_columns(rp.rows, rp.col_mean, rp.col_std)[:, al.ref_index] * al.signs
             cands.append(Candidate(t, ref_std))
-        for res in match_candidates(native, tr.units_axis, col_mean, col_std, al.sub_index, search, held, cands,
+        for res in match_candidates(native, axis, col_mean, col_std, al.sub_index, search, held, cands,
                                     acc.device):
             t, ho = res.key, res.held_out
             scale, spread = stats.scale_ratio(col_std[al.sub_index], t.rp.col_std[al.ref_index])
@@ -309,17 +338,42 @@ def _compare_matrix(native, m, tr, acc: _Accumulator, info) -> bool:
     return True
 
 
-def _candidates(scored: list) -> list[_Target]:
+def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], acc: _Accumulator) -> None:
+    """The index-aligned test (:mod:`.indexed`) of every target of the same role and unit count:
+    no search, so it runs on every layer pair, screened or not, and catches what sits at the
+    reference's own unit indices however weakly (a merge)."""
+    rows: dict = {}
+    for t in targets:
+        rp = t.rp
+        if rp.role.role != tr.role or rp.units != units or not rp.has("row_index"):
+            continue
+        key = rp.row_index.tobytes()
+        if key not in rows:
+            rows[key] = unit_rows(native, axis, rp.row_index)
+        ho = index_score(rp.rows, rows[key], t.al.ref_index, t.al.sub_index, t.al.signs)
+        if ho is not None:
+            acc.index[(m.name, t.rid, t.rmod.name)][(tr.layer, rp.role.layer)].append(
+                RoleScore(tr.role, rp.role.role, ho.score, ho.z, ho.log10_p))
+
+
+def _candidates(scored: list, layer: int | None, related: frozenset) -> list[_Target]:
     """Targets for the full test: per reference, those the screen flags (z >= SCREEN_Z), best
-    first and at most MAX_CANDIDATES; every target that could not be screened."""
+    first and at most MAX_CANDIDATES; every target that could not be screened.
+
+    For a reference whose anchors already show a copy (``related``), the best-screened pairs and
+    the same-index layer go to the full test whatever their screen z: the sketch columns are fixed
+    by the width, so a copy can scramble just them (an orthogonal turn of those dimensions) to keep
+    the full test away. Its p-values stay valid (it never sees the screen's columns)."""
     out = [t for t, s in scored if s is None]
     per_ref: dict = defaultdict(list)
     for t, s in scored:
-        if s is not None and s.z >= SCREEN_Z:
+        if s is not None and (s.z >= SCREEN_Z or t.rid in related):
             per_ref[t.rid].append((s.z, t))
-    for lst in per_ref.values():
+    for rid, lst in per_ref.items():
         lst.sort(key=lambda x: -x[0])
         out += [t for _, t in lst[:MAX_CANDIDATES]]
+        if rid in related:
+            out += [t for _, t in lst[MAX_CANDIDATES:] if t.rp.role.layer == layer]
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from checker.metrics.screen import ScreenScore
+from checker.metrics.stats import log10_sf
 from checker.modules import Module
 
 #: Statistics whose null is not exact (an alignment fitted on data that independent models
@@ -72,6 +73,22 @@ class LayerCell:
     #: the layer screen of every role pair (hidden Gram sketches, Mantel z): shows where the
     #: full test looked and why it did not look elsewhere
     screen: tuple[ScreenScore, ...] = ()
+    #: the index-aligned test of every role pair (each reference unit against the submission unit
+    #: at the same index, exact column-shuffle null; :mod:`checker.metrics.indexed`)
+    index: tuple[RoleScore, ...] = ()
+
+    @property
+    def index_z(self) -> float:
+        """Stouffer z of the index-aligned role tests."""
+        return sum(r.z for r in self.index) / len(self.index) ** 0.5 if self.index else 0.0
+
+    @property
+    def index_log10_p(self) -> float:
+        return log10_sf(self.index_z) if self.index else 0.0
+
+    @property
+    def index_score(self) -> float:
+        return sum(r.score for r in self.index) / len(self.index) if self.index else 0.0
 
     @property
     def screen_z(self) -> float:
@@ -89,6 +106,9 @@ class AlignmentSummary:
     matched_dims: int
     anchor_z: float | None
     permutation: tuple[int, ...]  # submission dim for each reference dim (empty for identity)
+    #: the residual stream was turned by a fitted orthogonal map (checker/metrics/rotation.py):
+    #: every comparison through it is review-only evidence
+    rotated: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +130,7 @@ class Match:
     cells: tuple[LayerCell, ...]
     decisive: bool  # False when only weak (norm/bias) evidence was available
     cells_screened: int = 0  # layer pairs the screen compared (the full test ran on cells_tested of them)
+    cells_indexed: int = 0  # layer pairs the index-aligned test compared
 
 
 @dataclass(frozen=True)

@@ -174,10 +174,18 @@ class HiddenAlignment:
     aligned_rows: HeldOut | None = None
     identity_rows: HeldOut | None = None
     searched: bool = True  # False: the anchor geometries were unrelated, no permutation was searched
+    #: an orthogonal map of the residual stream (submission hidden x reference hidden): the
+    #: submission's units x hidden rows times it are in the reference's basis; ``*_index`` are then
+    #: the identity (see checker/metrics/rotation.py). None for a permutation alignment.
+    rotation: np.ndarray | None = None
+    #: with ``rotation``: the reference's map into the same comparison space (reference hidden x
+    #: columns), for a projection onto shared anchors; None when ``rotation`` lands in the
+    #: reference's own basis
+    ref_map: np.ndarray | None = None
 
     @property
     def is_identity(self) -> bool:
-        return (self.evidence is None or (len(self.ref_index) == len(self.sub_index)
+        return self.rotation is None and (self.evidence is None or (len(self.ref_index) == len(self.sub_index)
                 and bool(np.all(self.ref_index == self.sub_index)) and bool(np.all(self.signs > 0))))
 
 
@@ -260,7 +268,7 @@ def anchor_split(t: int) -> tuple[np.ndarray, np.ndarray]:
     return search[:SEARCH_ANCHORS], held[:HELD_ANCHORS]
 
 
-def _centred_cosines(x: np.ndarray) -> np.ndarray:
+def centred_cosines(x: np.ndarray) -> np.ndarray:
     """Cosines between rows after removing the mean row: unchanged by any orthogonal map of the
     columns (rotations, permutations, sign flips), unlike per-column scaling or row centring."""
     c = x - x.mean(axis=0)
@@ -282,7 +290,7 @@ def geometry_r(ref_anchor: np.ndarray, sub_anchor: np.ndarray, n: int = 512) -> 
 
     search, _ = anchor_split(ref_anchor.shape[0])
     pick = search[:n]
-    a, b = _centred_cosines(ref_anchor[pick]), _centred_cosines(sub_anchor[pick])
+    a, b = centred_cosines(ref_anchor[pick]), centred_cosines(sub_anchor[pick])
     return mantel_many(GramSketch.of(b), [GramSketch.of(a)])[0][0]
 
 

@@ -44,9 +44,10 @@ def _match(m: Match, correction: float, significant: bool, full: bool, module: M
         "log10_p_value_corrected": _num(min(0.0, m.log10_p + correction), 3),
         "fisher_log10_p_value": _num(m.fisher_log10_p, 3), "decisive": m.decisive, "significant": significant,
         "identical_fraction": _num(m.identical_fraction), "cells_tested": m.cells_tested,
+        "cells_indexed": m.cells_indexed,
         "layer_map": {str(s): r for s, r in m.layer_map},
         "alignment": {"source": a.source, "permuted": a.permuted, "sign_flips": a.sign_flips,
-                      "matched_dims": a.matched_dims, "anchor_z": a.anchor_z},
+                      "matched_dims": a.matched_dims, "anchor_z": a.anchor_z, "rotated": a.rotated},
     }
     if full:
         out["alignment"]["permutation"] = list(a.permutation)
@@ -60,11 +61,16 @@ def layer_matrix(m: Match) -> dict:
     """The layer x layer grid of one match: z and score per (submission layer, reference layer)."""
     subs = sorted({c.sub_layer for c in m.cells if c.sub_layer is not None})
     refs = sorted({c.ref_layer for c in m.cells if c.ref_layer is not None})
-    z = {(c.sub_layer, c.ref_layer): c for c in m.cells if c.roles}
+    z = {(c.sub_layer, c.ref_layer): c for c in m.cells if c.roles or c.index}
+
+    def best(c):  # the full test where it ran, else the index-aligned test (a merge never moved units)
+        return (c.z, c.score) if c.roles and (not c.index or c.z >= c.index_z) else (c.index_z, c.index_score)
+
     return {
         "sub_layers": subs, "ref_layers": refs,
-        "z": [[_num(z[(s, r)].z, 2) if (s, r) in z else None for r in refs] for s in subs],
-        "score": [[_num(z[(s, r)].score, 4) if (s, r) in z else None for r in refs] for s in subs],
+        "z": [[_num(best(z[(s, r)])[0], 2) if (s, r) in z else None for r in refs] for s in subs],
+        "score": [[_num(best(z[(s, r)])[1], 4) if (s, r) in z else None for r in refs] for s in subs],
+        "index_z": [[_num(z[(s, r)].index_z, 2) if (s, r) in z and z[(s, r)].index else None for r in refs] for s in subs],
     }
 
 
