@@ -31,7 +31,7 @@ from checker.modules import Module, TensorRole
 from checker.references.fingerprint import FINGERPRINT_VERSION
 from checker.weights.interface import WeightFile
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def default_dir() -> Path:
@@ -108,13 +108,14 @@ class EvidenceCache:
 def _engine_settings() -> dict:
     """The thresholds evidence depends on: changing one invalidates cached evidence even when
     the tool's version number did not move."""
-    from checker.metrics import anchors, engine, screen, stats
+    from checker.metrics import anchors, engine, indexed, rotation, screen, stats
 
     return {"screen": [screen.SCREEN_DIMS, screen.SCREEN_Z, screen.MAX_CANDIDATES, screen.MIN_SCREEN_DIMS],
             "anchors": [anchors.ANCHOR_MIN_Z, anchors.MIN_ANCHORS, anchors.GEOMETRY_MIN_R, anchors.UNRELATED_HELD],
             "stats": [stats.N_ROTATIONS, stats.N_ROTATIONS_LARGE, stats.LARGE_WIDTH, stats.HAAR_MAX,
                       stats.SEARCH_ANCHORS, stats.HELD_ANCHORS],
-            "engine": [engine.DIGEST_Z, engine.LAYER_MAP_ALPHA]}
+            "engine": [engine.DIGEST_Z, engine.LAYER_MAP_ALPHA],
+            "index": [indexed.INDEX_COLS], "rotation": [rotation.ROTATION_MIN_R, rotation.ROTATION_MIN_SCORE]}
 
 
 def _rel(root: Path, p: Path) -> str:
@@ -136,7 +137,8 @@ def _evidence(d: dict) -> ModuleEvidence:
     for m in d["matches"]:
         cells = tuple(LayerCell(c["sub_layer"], c["ref_layer"], c["score"], c["z"], c["log10_p"],
                                 tuple(RoleScore(**r) for r in c["roles"]), tuple(WeakScore(**w) for w in c["weak"]),
-                                tuple(ScreenScore(**s) for s in c["screen"])) for c in m["cells"])
+                                tuple(ScreenScore(**s) for s in c["screen"]), tuple(RoleScore(**r) for r in c.get("index", ())))
+                      for c in m["cells"])
         al = m["alignment"]
         matches.append(Match(**{**m, "layer_map": _t(m["layer_map"]), "cells": cells,
                                 "alignment": AlignmentSummary(**{**al, "permutation": tuple(al["permutation"])})}))
