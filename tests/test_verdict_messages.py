@@ -69,6 +69,13 @@ EVERY_MODULE_STATUS = _facts(
                             Skipped("e ~ f", "fewer than 16 shared tokens", "v.skip.few_tokens"),
                             Skipped("g ~ h", "patch sizes differ", "v.skip.patch_sizes"))),
     _ev("alone", numel=1),
+    _ev("experts", skipped=(
+        Skipped("x.experts.w", "not compared: a 3-D tensor of role 'other' that no known layout splits into matrices",
+                "v.skip.not_compared", (("ndim", 3), ("role", "other"))),
+        Skipped("x.experts.gate_up_proj", "not compared: no axis of the expert tensor [4, 8, 9] has the hidden width 16",
+                "v.skip.expert_axes", (("shape", "[4, 8, 9]"), ("hidden", 16))),
+        Skipped("x.experts.gate_up_proj", "not compared: the fused gate and up expert tensor has an odd number of units (9)",
+                "v.skip.expert_split", (("units", 9),)))),
 )
 
 
