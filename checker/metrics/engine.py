@@ -35,6 +35,7 @@ from checker.metrics.anchors import (
     ANCHOR_MIN_Z, Anchor, RowSource, alignment_summary, anchor_evidence, choose_alignment, find_anchors,
 )
 from checker.metrics.indexed import index_score
+from checker.metrics.experts import ExpertPlan, expert_plans, expert_slices, not_compared
 from checker.metrics.interface import ModuleEvidence, RoleScore, Skipped, WeakScore
 from checker.metrics.rotation import ROTATION_STATISTIC, projected_print, rotated
 from checker.metrics.rowmatch import Candidate, match_candidates
@@ -151,6 +152,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
             ref_digests[rid][tp.role.module].update(tp.digests)
     shared = shared_digests(references)  # tables unrelated references hold byte for byte: never evidence
     by_name = {tr.name: (m, tr) for m in sub_modules for tr in m.tensors}
+    plans = expert_plans(sub_modules)  # fused 3-D experts: compared expert by expert
     # Token matrices whose anchors already look related get a content digest (an exact copy of
     # an embedding); the others are only hashed with their file.
     suspect_tokens = {a.sub.name for anchors in anchors_by_ref.values() for a in anchors
@@ -172,12 +174,18 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                     progress(st.info.numel)
                 continue
             flagged = True
-            if tr.role not in ANCHOR_ROLES and native.dim() >= 2 and tr.decisive:
+            plan = plans.get(tr.name)
+            if isinstance(plan, ExpertPlan):
+                _compare_experts(native, m, plan, acc, st.info, ref_digests)
+                flagged = False  # digested slice by slice
+            elif tr.role not in ANCHOR_ROLES and native.dim() >= 2 and tr.decisive and plan is None:
                 flagged = _compare_matrix(native, m, tr, acc, st.info)
             else:
                 require_finite(all_finite(native), st.info)
                 if native.dim() < 2 and tr.role not in ANCHOR_ROLES:
                     _weak(native.float().numpy().ravel(), tr, m, acc)
+                elif native.dim() >= 3 and tr.role not in ANCHOR_ROLES:
+                    acc.skipped[m.name].append(plan or not_compared(tr))  # never silently dropped
             # A copy shares its Gram sketch, so a matrix the screen did not flag cannot be identical to
             # any reference tensor: only flagged (or unscreenable) tensors are digested. A constant
             # tensor (a norm left at ones, a zero bias) is identical in every model of its shape: its
@@ -223,6 +231,22 @@ def _identical(acc, m, tr, digests: set, references, ref_digests) -> None:
         for rmod, dset in ref_digests[rid].items():
             if digests & dset:
                 acc.identical[(m.name, rid, rmod)].add(tr.name)
+
+
+def _compare_experts(native, m, plan: ExpertPlan, acc: _Accumulator, info, ref_digests) -> None:
+    """Each expert of a fused tensor as a dense FFN matrix (:mod:`.experts`). The fused tensor is
+    identical to a reference module when every one of its slices is."""
+    common = None
+    for vr, sl in expert_slices(plan, native):
+        flagged = _compare_matrix(sl, m, vr, acc, info)
+        if common is None or common:
+            hits = set()
+            if flagged and not _constant(sl):
+                dg = set(reference_digests(sl, roundings=False))
+                hits = {(rid, rmod) for rid, by_mod in ref_digests.items() for rmod, dset in by_mod.items() if dg & dset}
+            common = hits if common is None else common & hits
+    for rid, rmod in common or ():
+        acc.identical[(m.name, rid, rmod)].add(plan.role.name)
 
 
 def _targets(m, tr, hidden, acc: _Accumulator) -> list[_Target]:

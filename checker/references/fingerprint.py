@@ -8,7 +8,9 @@ bfloat16 and float16.
 For token embeddings it keeps the rows of a sample of tokens together with
 their strings; for patch embeddings (whose other axis is fixed by the pixels)
 the whole matrix. Norm weights and biases are kept whole: they are small and
-only ever weak evidence.
+only ever weak evidence. Fused 3-D expert tensors are printed expert by expert, each
+slice as the dense FFN matrix it stands for (:mod:`checker.metrics.experts`), exactly as
+the engine compares a submission's experts.
 
 Size: a 2-D weight of U units costs min(U, K_ROWS) rows of float16, so about
 2 * K_ROWS / U bytes per parameter; for 7B-class models (U = 4096..11008) this is
@@ -36,11 +38,12 @@ from checker.hardware import one_pool
 from checker.metrics.screen import GramSketch, screen_columns
 from checker.metrics.digests import Digester, reference_digests
 from checker.metrics.fixed_tables import recognise
+from checker.metrics.experts import ExpertPlan, expert_plans, expert_slices, is_fused_expert
 from checker.metrics.summary import summarize, units_by_hidden_shape
 from checker.weights.interface import WeightsReader
 from checker.weights.stream import CheckpointStream, StreamedTensor, all_finite, require_finite
 
-FINGERPRINT_VERSION = 3
+FINGERPRINT_VERSION = 4  # 4: fused 3-D experts printed expert by expert
 K_ROWS = 128
 ANCHOR_TOKENS = 4096
 _SEED = 20251126
@@ -153,7 +156,9 @@ def estimated_nbytes(roles, k_rows: int = K_ROWS, anchor_tokens: int = ANCHOR_TO
     states the fingerprint's size for models too large to fingerprint in a benchmark."""
     total = 0
     for r in roles:
-        if len(r.shape) < 2:
+        if is_fused_expert(r):  # printed expert by expert (the v5 layout's shapes)
+            total += estimated_nbytes(ExpertPlan(r, r.shape[0], False, False).parts(), k_rows, anchor_tokens)
+        elif len(r.shape) < 2:
             total += 4 * r.numel
         elif r.role in ("patch_embed", "pos_embed"):
             total += 2 * r.numel
@@ -192,8 +197,12 @@ def print_streamed(st: StreamedTensor, role: TensorRole, vocab: Vocabulary | Non
     table = recognise(native)
     if table is not None:
         return TensorPrint(role, dtype, (), fixed=table.kind)
+    return _print_loaded(native, role, dtype, st.info, k_rows, device)
+
+
+def _print_loaded(native: torch.Tensor, role: TensorRole, dtype: str, info, k_rows: int, device: str) -> TensorPrint:
     if native.dim() < 2 or role.role in ("patch_embed", "pos_embed"):
-        require_finite(all_finite(native), st.info)
+        require_finite(all_finite(native), info)
     digests = tensor_digests(native)
     if native.dim() < 2:
         return TensorPrint(role, dtype, digests, arrays={"vector": native.to(torch.float32).numpy().ravel()})
@@ -207,7 +216,7 @@ def print_streamed(st: StreamedTensor, role: TensorRole, vocab: Vocabulary | Non
     idx = _sample(units, k_rows, units, hidden)
     cols = screen_columns(hidden)
     summ = summarize(native, role.units_axis, {"screen": cols} if len(cols) >= 4 else {}, idx, device)
-    require_finite(summ.finite, st.info)
+    require_finite(summ.finite, info)
     return TensorPrint(role, dtype, digests, units=units, hidden=hidden, gram=summ.grams.get("screen"),
                        arrays={"rows": _as_stored(summ.rows), "row_index": idx, "col_mean": summ.col_mean, "col_std": summ.col_std})
 
@@ -243,13 +252,27 @@ def fingerprint_pass(reader: WeightsReader, vocab: Vocabulary | None, source: st
     infos = reader.tensors()
     modules = split_modules(infos)
     roles = {tr.name: tr for m in modules for tr in m.tensors}
+    plans = {k: p for k, p in expert_plans(modules).items() if isinstance(p, ExpertPlan)}
     stream = CheckpointStream(reader)
     prints = {}
     with one_pool():
         for st in stream:
-            prints[st.info.name] = print_streamed(st, roles[st.info.name], vocab, k_rows, anchor_tokens, device)
+            name = st.info.name
+            if name in plans:  # fused experts: one print per expert matrix, as the engine compares them
+                native = st.load()
+                for vr, sl in expert_slices(plans[name], native):
+                    prints[vr.name] = _print_loaded(sl, vr, st.info.dtype, st.info, k_rows, device)
+                del native
+            elif is_fused_expert(roles[name]):  # a layout not understood: kept for exact copies only
+                prints[name] = TensorPrint(roles[name], st.info.dtype, tensor_digests(st.load()))
+            else:
+                prints[name] = print_streamed(st, roles[name], vocab, k_rows, anchor_tokens, device)
             if progress is not None:
                 progress(st.info.numel)
+    # Modules list the expert matrices in place of their fused tensors, as a stored fingerprint reads back.
+    modules = tuple(Module(m.name, m.kind, m.family, tuple(p for tr in m.tensors for p in
+                                                           (plans[tr.name].parts() if tr.name in plans else (tr,))))
+                    for m in modules)
     ordered = tuple(prints[tr.name] for m in modules for tr in m.tensors)
     fp = Fingerprint(source, sum(i.numel for i in infos), ordered, modules, vocab,
                      {"k_rows": k_rows, "anchor_tokens": anchor_tokens})

@@ -17,6 +17,7 @@ from checker.audit import AuditResult
 from checker.errors import ReportError
 from checker.exitcodes import VERDICT_EXIT
 from checker.metrics.fixed_tables import FIXED_KEYS
+from checker.metrics.experts import part_roles
 from checker.metrics.interface import Match, ModuleEvidence
 from checker.modules import Module
 from checker.verdicts import Architecture, Evidence, ModuleVerdict, Msg, architecture_sentence, p_from_log10
@@ -107,7 +108,8 @@ def weak_evidence(m: Match, module: Module | None) -> list[dict]:
 def coverage(module: Module, matches: tuple[Match, ...]) -> float:
     """Share of the module's parameters in tensors that a decisive statistic compared with a reference."""
     compared = {(c.sub_layer, r.role) for m in matches if m.decisive for c in m.cells for r in c.roles}
-    done = sum(t.numel for t in module.tensors if t.decisive and (t.layer, t.role) in compared)
+    done = sum(t.numel for t in module.tensors  # a fused expert tensor is compared under its parts' roles
+               if t.decisive and any((t.layer, r) in compared for r in part_roles(t.role)))
     if any(m.identical_fraction >= 0.99 for m in matches):
         done = module.parameters
     return done / max(module.parameters, 1)
