@@ -1,0 +1,195 @@
+"""One submission matrix against every compatible reference tensor: index test, screen, full test.
+
+The engine (:mod:`.engine`) streams the submission and hands each weight matrix here with its
+accumulator of evidence. Per reference tensor of a compatible role, under the hidden alignment
+the anchors gave (identity, permutation, or a fitted rotation or anchor-space projection), the
+matrix gets the index-aligned test (:mod:`.indexed`, every layer pair), the layer screen
+(:mod:`.screen`, every layer pair) and, where the screen points or the anchors already show a
+copy, the cross-fitted full test (:mod:`.rowmatch`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from checker.metrics import stats
+from checker.metrics.anchors import choose_alignment
+from checker.metrics.indexed import index_score
+from checker.metrics.interface import RoleScore, Skipped
+from checker.metrics.rotation import projected_print, rotated
+from checker.metrics.rowmatch import Candidate, match_candidates
+from checker.metrics.screen import MAX_CANDIDATES, MIN_SCREEN_DIMS, SCREEN_Z, GramSketch, ScreenScore, mantel_many, screen_columns
+from checker.metrics.summary import column_moments, gram_sketch, unit_rows, units_by_hidden_shape
+from checker.modules import Module, compatible
+from checker.references.fingerprint import TensorPrint
+from checker.weights.stream import all_finite, require_finite
+
+
+@dataclass(frozen=True, eq=False)
+class _Target:
+    """One reference tensor a submission matrix is compared with, under one alignment."""
+
+    rid: str
+    rmod: Module
+    rp: TensorPrint
+    al: stats.HiddenAlignment
+    sub_cols: np.ndarray  # submission columns of the sketch, in the reference sketch's order
+    ref_idx: np.ndarray  # positions within the reference sketch
+    signs: np.ndarray
+
+
+def _targets(m, tr, hidden, acc: object) -> list[_Target]:
+    out = []
+    aligns, colsets = acc.aligns, acc.colsets
+    for rid, fp in acc.references:
+        for rp in acc.matrices(rid, fp, tr.role):
+            rmod = acc.ref_modules[rid][rp.role.module]
+            if not compatible(m.kind, rmod.kind):
+                continue
+            akey = (m.name, rid, rmod.name, hidden, rp.hidden)
+            if akey not in aligns:
+                aligns[akey] = choose_alignment(acc.anchors_by_ref[rid], m.name, rmod.name, hidden, rp.hidden)
+            al, _ = aligns[akey]
+            if al is None:
+                acc.skipped[m.name].append(Skipped(f"{tr.name} ~ {rid}:{rp.role.name}",
+                                                   f"hidden sizes differ ({hidden} vs {rp.hidden}) and no anchor aligns them",
+                                                   "v.skip.hidden_sizes", (("hidden", int(hidden)), ("reference_hidden", int(rp.hidden)))))
+                continue
+            if len(al.ref_index) < 8:
+                continue
+            if al.ref_map is not None:  # compared in anchor space (checker/metrics/rotation.py)
+                pkey = (id(al), id(rp))
+                if pkey not in colsets:
+                    colsets[pkey] = projected_print(rp, al.ref_map)
+                rp = colsets[pkey]
+            ckey = (id(al), rp.hidden)
+            if ckey not in colsets:
+                s_ref = screen_columns(rp.hidden)
+                pos = np.flatnonzero(np.isin(al.ref_index, s_ref))
+                pos = pos[np.argsort(al.ref_index[pos])]
+                colsets[ckey] = (al.sub_index[pos], np.searchsorted(s_ref, al.ref_index[pos]), al.signs[pos])
+            out.append(_Target(rid, rmod, rp, al, *colsets[ckey]))
+    return out
+
+
+def compare_matrix(native, m, tr, acc: object, info) -> bool:
+    """Screen one matrix against every compatible reference tensor and run the full test where the
+    screen points. Returns whether anything was sent to the full test (or could not be screened)."""
+    units, hidden = units_by_hidden_shape(tuple(native.shape), tr.units_axis)
+    require_finite(all_finite(native), info)
+    targets = _targets(m, tr, hidden, acc)
+    if not targets:
+        return True
+    flagged = False
+    by_basis: dict = defaultdict(list)
+    for t in targets:
+        by_basis[id(t.al) if t.al.rotation is not None else None].append(t)
+    for basis, ts in by_basis.items():
+        if basis is None:
+            flagged |= _test_targets(native, tr.units_axis, m, tr, units, ts, acc)
+        else:  # a rotated residual stream: the matrix turned into the reference's basis first
+            flagged |= _test_targets(rotated(native, tr.units_axis, ts[0].al.rotation, acc.device), 0, m, tr, units, ts, acc)
+    return flagged
+
+
+def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], acc: object) -> bool:
+    """Index test, screen and full test of one matrix (units on ``axis``) against its targets."""
+    _index_tests(native, axis, m, tr, units, targets, acc)
+    grams = {}
+    for t in targets:  # one sketch per distinct column set (one for every reference aligned by identity)
+        key = t.sub_cols.tobytes()
+        if key not in grams and len(t.sub_cols) >= 4:
+            grams[key] = gram_sketch(native, axis, t.sub_cols, acc.device)
+    # Screen every target; group those sharing sketch columns so one product scores them.
+    groups: dict = defaultdict(list)
+    for t in targets:
+        groups[(t.sub_cols.tobytes(), t.signs.tobytes(), t.rid, t.rp.hidden, t.ref_idx.tobytes())].append(t)
+    scored: list[tuple[_Target, ScreenScore | None]] = []
+    for (ckey, _, _, _, _), ts in groups.items():
+        t0 = ts[0]
+        if t0.rp.gram is None or len(t0.sub_cols) < MIN_SCREEN_DIMS:
+            scored += [(t, None) for t in ts]  # too narrow to screen: every pair gets the full test
+            continue
+        sub = grams[ckey]
+        if np.any(t0.signs < 0):
+            sub = GramSketch.of(sub.matrix() * np.outer(t0.signs, t0.signs))
+        refs = [t.rp.gram.restrict(t.ref_idx) for t in ts]
+        full = len(t0.ref_idx) == t0.rp.gram.n and bool(np.all(t0.ref_idx == np.arange(t0.rp.gram.n)))
+        skey = (t0.rid, tr.role, tuple(id(t.rp) for t in ts)) if full else None
+        stacked = acc.stacks.get(skey) if skey else None
+        if skey and stacked is None:
+            stacked = acc.stacks[skey] = np.stack([g.upper for g in refs]).astype(np.float32)
+        for t, (r, z, lp) in zip(ts, mantel_many(sub, refs, stacked)):
+            s = ScreenScore(tr.role, t.rp.role.role, round(r, 6), z, lp, sub.n)
+            acc.screen[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(s)
+            scored.append((t, s))
+    chosen = _candidates(scored, tr.layer, acc.related)
+    if not chosen:
+        return False
+    col_mean, col_std, _ = column_moments(native, axis, acc.device)  # the full test standardises
+    by_al: dict = defaultdict(list)
+    for t in chosen:
+        by_al[id(t.al)].append(t)
+    for ts in by_al.values():
+        al = ts[0].al
+        search_ref, _ = stats.split_columns(ts[0].rp.hidden)
+        in_search = np.isin(al.ref_index, search_ref)
+        search, held = np.flatnonzero(in_search), np.flatnonzero(~in_search)
+        cands = []
+        for t in ts:
+            rp = t.rp
+            ref_std = stats.standardize_columns(rp.rows, rp.col_mean, rp.col_std)[:, al.ref_index] * al.signs
+            cands.append(Candidate(t, ref_std))
+        for res in match_candidates(native, axis, col_mean, col_std, al.sub_index, search, held, cands,
+                                    acc.device):
+            t, ho = res.key, res.held_out
+            scale, spread = stats.scale_ratio(col_std[al.sub_index], t.rp.col_std[al.ref_index])
+            row_index = t.rp.row_index
+            moved = float(np.mean(res.best != row_index)) if row_index is not None else 0.0
+            acc.roles[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(
+                RoleScore(tr.role, t.rp.role.role, ho.score, ho.z, ho.log10_p, scale, spread, moved))
+    return True
+
+
+def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], acc: object) -> None:
+    """The index-aligned test (:mod:`.indexed`) of every target of the same role and unit count:
+    no search, so it runs on every layer pair, screened or not, and catches what sits at the
+    reference's own unit indices however weakly (a merge)."""
+    rows: dict = {}
+    for t in targets:
+        rp = t.rp
+        if rp.role.role != tr.role or rp.units != units or not rp.has("row_index"):
+            continue
+        key = rp.row_index.tobytes()
+        if key not in rows:
+            rows[key] = unit_rows(native, axis, rp.row_index)
+        ho = index_score(rp.rows, rows[key], t.al.ref_index, t.al.sub_index, t.al.signs)
+        if ho is not None:
+            acc.index[(m.name, t.rid, t.rmod.name)][(tr.layer, rp.role.layer)].append(
+                RoleScore(tr.role, rp.role.role, ho.score, ho.z, ho.log10_p))
+
+
+def _candidates(scored: list, layer: int | None, related: frozenset) -> list[_Target]:
+    """Targets for the full test: per reference, those the screen flags (z >= SCREEN_Z), best
+    first and at most MAX_CANDIDATES; every target that could not be screened.
+
+    For a reference whose anchors already show a copy (``related``), the best-screened pairs and
+    the same-index layer go to the full test whatever their screen z: the sketch columns are fixed
+    by the width, so a copy can scramble just them (an orthogonal turn of those dimensions) to keep
+    the full test away. Its p-values stay valid (it never sees the screen's columns)."""
+    out = [t for t, s in scored if s is None]
+    per_ref: dict = defaultdict(list)
+    for t, s in scored:
+        if s is not None and (s.z >= SCREEN_Z or t.rid in related):
+            per_ref[t.rid].append((s.z, t))
+    for rid, lst in per_ref.items():
+        lst.sort(key=lambda x: -x[0])
+        out += [t for _, t in lst[:MAX_CANDIDATES]]
+        if rid in related:
+            out += [t for _, t in lst[MAX_CANDIDATES:] if t.rp.role.layer == layer]
+    return out
+
+
