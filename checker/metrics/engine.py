@@ -31,7 +31,7 @@ from checker.metrics.aggregate import aggregate
 from checker.metrics.digests import Digester, reference_digests
 from checker.metrics.fixed_tables import not_evidence, shared_digests
 from checker.metrics.anchors import (
-    ANCHOR_MIN_Z, Anchor, RowSource, alignment_summary, anchor_evidence, find_anchors,
+    ANCHOR_MIN_Z, Anchor, RowSource, alignment_summary, anchor_evidence, associated, find_anchors,
 )
 from checker.metrics.experts import ExpertPlan, expert_plans, expert_slices, not_compared
 from checker.metrics.interface import ModuleEvidence, RoleScore, Skipped, WeakScore
@@ -79,7 +79,7 @@ class _Accumulator:
         self.colsets: dict = {}  # (alignment, ref width) -> sketch columns
         self.stacks: dict = {}  # reference sketches stacked for one product
         self._by_role: dict = {}
-        self.related: frozenset = frozenset()  # references whose anchors show a copy
+        self.related: frozenset = frozenset()  # (module, reference) pairs whose anchors show a copy
 
     def matrices(self, rid: str, fp: Fingerprint, role: str) -> list[TensorPrint]:
         """The reference's sampled matrices of a role compatible with ``role`` (indexed once, so
@@ -126,8 +126,11 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 anchor_for[key] = a
             acc.roles[key][(None, None)].append(RoleScore(a.sub.role, a.ref.role.role, ev.score, ev.z, ev.log10_p))
     rows.clear()
-    acc.related = frozenset(rid for rid, anchors in anchors_by_ref.items()
-                            if any(anchor_evidence(a.alignment).z >= ANCHOR_MIN_Z for a in anchors))
+    # (module, reference) pairs whose own anchors (the module's embeddings, patch or position
+    # tables) already show a copy: the full test then runs whatever the screen says
+    acc.related = frozenset((m.name, rid) for m in sub_modules for rid, anchors in anchors_by_ref.items()
+                            if any(associated(m.name, a.sub.module) and anchor_evidence(a.alignment).z >= ANCHOR_MIN_Z
+                                   for a in anchors))
 
     ref_digests = {rid: defaultdict(set) for rid, _ in references}
     for rid, fp in references:

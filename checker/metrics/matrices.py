@@ -126,7 +126,7 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
             s = ScreenScore(tr.role, t.rp.role.role, round(r, 6), z, lp, sub.n)
             acc.screen[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(s)
             scored.append((t, s))
-    chosen = _candidates(scored, tr.layer, acc.related)
+    chosen = _candidates(scored, tr.layer, frozenset(rid for mod, rid in acc.related if mod == m.name))
     if not chosen:
         return False
     col_mean, col_std, _ = column_moments(native, axis, acc.device)  # the full test standardises
@@ -176,7 +176,7 @@ def _candidates(scored: list, layer: int | None, related: frozenset) -> list[_Ta
     """Targets for the full test: per reference, those the screen flags (z >= SCREEN_Z), best
     first and at most MAX_CANDIDATES; every target that could not be screened.
 
-    For a reference whose anchors already show a copy (``related``), the best-screened pairs and
+    For a reference whose anchors already show a copy of this module (``related``), the best-screened pairs and
     the same-index layer go to the full test whatever their screen z: the sketch columns are fixed
     by the width, so a copy can scramble just them (an orthogonal turn of those dimensions) to keep
     the full test away. Its p-values stay valid (it never sees the screen's columns)."""
