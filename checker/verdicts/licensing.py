@@ -172,7 +172,8 @@ def evaluate_lineage(c: Criterion, facts: Facts, mvs: tuple[ModuleVerdict, ...])
         why, why_said = (("no reference models are registered: nothing to compare with", msg("v.mod.no_references"))
                          if not facts.reference_ids else
                          ("no module's weights could be compared with a registered reference", msg("v.lin.no_module_compared")))
-        return _result(c, "inconclusive", f"nothing was compared, so no derivation can be ruled out ({why})", msg("v.lin.unverified", why=why_said), tuple(ev))
+        return _result(c, "inconclusive", f"nothing was compared, so no derivation can be ruled out ({why})",
+                       msg("v.lin.unverified", why=why_said), tuple(ev))
     if not declared and not detected:
         return _result(c, "pass", "no ancestor declared and no derivation detected", msg("v.lin.none"), tuple(ev))
     return _result(c, "pass", "declared lineage agrees with the weights", msg("v.lin.agrees"), tuple(ev))
