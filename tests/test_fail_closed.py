@@ -13,11 +13,13 @@ import pytest
 
 from checker import synth
 from checker import verdicts as v
+from checker.audit import audit
 from checker.cli.main import main
 from checker.metrics.anchors import ANCHOR_MIN_Z
 from checker.metrics.interface import AlignmentSummary, Match, ModuleEvidence, Skipped
 from checker.modules import Module, TensorRole
-from checker.rules import Criterion, DerivedShareParams, LineageParams, WeightsParams
+from checker.report.json_report import build_report
+from checker.rules import Criterion, DerivedShareParams, LineageParams, WeightsParams, load_pack
 
 
 def _ev(name: str, *matches, skipped=()) -> ModuleEvidence:
@@ -158,3 +160,33 @@ def test_compare_of_a_permuted_copy_reports_the_adopted_permutation(pair, capsys
     assert h["adopted"] is True and h["anchor_z"] >= ANCHOR_MIN_Z and h["permuted"] is True and h["dims_moved"] > 32
     assert main(["compare", str(pair["permuted"]), str(pair["a"])]) == 0
     assert "hidden permutation found" in capsys.readouterr().out
+
+
+# -- the LayerNorm trap with the reference's own norm weights -------------------------------------
+
+
+def test_reference_norm_weights_on_an_independent_model_decide_nothing(zoo):
+    """An independent model carrying the reference's exact norm gains (every matrix its own): the
+    norm vectors are byte-identical copies, their raw cosine and Pearson are 1, yet they are weak
+    evidence only (a few hundred near-constant parameters): no module is derived or identical, and
+    the identical share stays what it is, far below a module."""
+    ref = {**synth.state(zoo.ref_vit), **synth.state(zoo.ref_lm)}
+    norms = {k: v.clone() for k, v in ref.items() if "norm" in k}
+    assert len(norms) >= 12
+    folder = zoo.save("independent-with-reference-norms", zoo.ind_vit, zoo.ind_lm, tensors=norms)
+    result = audit(str(folder), zoo.registry, load_pack())
+    report = build_report(result)
+    status = {m["name"]: m["status"] for m in report["modules"]}
+    assert set(status.values()) == {"independent"}, status
+    crit = {c["id"]: c["status"] for c in report["criteria"]}
+    assert crit["W1"] == crit["W2"] == "pass" and report["derived_param_fraction"] == 0.0
+    model = next(m for m in report["modules"] if m["name"] == "model")
+    vs_ref = next(x for x in model["matches"] if x["reference"] == "foreign-vlm" and x["reference_module"] == "model")
+    weak = [w for w in vs_ref["weak_evidence"] if w["role"] == "norm"]
+    exact = [w for w in weak if w["pearson"] > 0.999]  # each copied vector against its own original
+    assert {w["tensor"] for w in exact} == {k for k in norms if k.startswith("model.")}
+    assert min(w["raw_cosine"] for w in exact) > 0.999
+    assert not any(w["decisive"] for w in weak)
+    # the copied vectors may be listed as identical tensors, but as the small share they are
+    share = sum(v.numel() for k, v in norms.items() if k.startswith("model.")) / model["parameters"]
+    assert vs_ref["identical_fraction"] <= share + 1e-9 and share < 0.01
