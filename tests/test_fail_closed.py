@@ -190,3 +190,21 @@ def test_reference_norm_weights_on_an_independent_model_decide_nothing(zoo):
     # the copied vectors may be listed as identical tensors, but as the small share they are
     share = sum(v.numel() for k, v in norms.items() if k.startswith("model.")) / model["parameters"]
     assert vs_ref["identical_fraction"] <= share + 1e-9 and share < 0.01
+
+
+def test_the_report_states_the_null_and_adopts_no_alignment_between_unrelated_models(pair, tmp_path):
+    """The audit report of an unrelated model of another width: its null hypothesis said plainly in
+    every format, and no permutation 'recovered' from anchors the engine did not adopt."""
+    from checker.references.registry import add_reference
+
+    add_reference(str(pair["a"]), tmp_path / "reg", ref_id="ref-a", license="Apache-2.0")
+    main(["audit", str(pair["b"]), "--registry", str(tmp_path / "reg"), "--out", str(tmp_path / "o"), "--format", "json,html,md"])
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    null = report["null_hypothesis"]
+    assert null["hypothesis"] == "independent initialisation and training" and null["text_key"] == "report.null_hypothesis"
+    assert "started from a reference's initial weights (the same random seed) therefore counts as derived" in null["text"]
+    for name in ("report.html", "report.md"):
+        text = (tmp_path / "o" / name).read_text()
+        assert null["text"] in text.replace("&#39;", "'").replace("\\'", "'"), name
+        assert "permutation recovered" not in text, name
+    assert "no alignment adopted: the best anchors" in (tmp_path / "o" / "report.html").read_text()  # (Markdown: flagged modules only)
