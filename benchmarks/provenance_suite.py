@@ -73,6 +73,7 @@ class Outcome:
     norm_pearson: float
     null_module: tuple[float, ...]  # independent cases: log10 p of every module-pair comparison
     null_cells: tuple[tuple[str, float], ...]  # (anchor | layer | screen, log10 p) of every cell in those comparisons
+    tests: int = 0  # the comparisons the Bonferroni correction counts (the report's `tests`)
 
 
 def world(root: Path, steps: int, seeds: int, quick: bool):
@@ -188,7 +189,7 @@ def evaluate(case: str, derived: bool, folder: Path, registry: Path, pack, ref: 
     margin = (min(margins) if derived else max(margins)) if margins else float("nan")
     return Outcome(case, derived, flagged, not problems, tuple(problems), by_stat, margin,
                    float(np.median(cos)) if cos else float("nan"), float(np.median(pear)) if pear else float("nan"),
-                   tuple(null_mod), tuple(null_cells))
+                   tuple(null_mod), tuple(null_cells), tests)
 
 
 def _collect_null(matches, modules: list, cells: list) -> None:
@@ -332,8 +333,10 @@ def main(argv: list[str] | None = None) -> int:
             folders.append(synth.save_checkpoint(root / "independent" / f"ind{j:02d}", subj.state, subj.vocab, {"model_type": "qwen2_5_vl"}))
             outcomes.append(evaluate(name, False, folders[-1], registry, pack, ref))
         pairs = null_pairs(folders)
+        tests = sorted({o.tests for o in outcomes})
         print(f"# {len(combos)} derived and {len(independents)} independent submissions audited "
-              f"against {1 + len(UNRELATED)} references (significance 1e-6 after correction)\n")
+              f"against {1 + len(UNRELATED)} references (significance 1e-6 after correction for "
+              f"{tests[0]}{'' if len(tests) == 1 else f'-{tests[-1]}'} tests per submission)\n")
         print_table(outcomes)
         print_summary(outcomes)
         print_null(outcomes + [pairs])

@@ -124,6 +124,28 @@ def test_scoped_waiver_covers_only_its_module(zoo, registry, tmp_path):
     assert partial["status"] == "fail"
 
 
+def test_scoped_waivers_covering_every_flagged_module_turn_w1_into_a_warning(zoo, registry, tmp_path):
+    sub = _submission(zoo, tmp_path, "self-check/undeclared-derivative", (zoo.ft_vit, zoo.ind_lm))
+
+    def w1_with(name: str, *scopes: dict):
+        waivers = tmp_path / f"{name}.yaml"
+        waivers.write_text(yaml.safe_dump({"waivers": [
+            {"criterion": "W1", **scope, "owner": "J. Kim", "reason": "accepted encoder", "expires": "2999-01-01"} for scope in scopes]}))
+        main(["audit", str(sub), "--registry", str(registry), "--rules", "self-check", "--out", str(tmp_path / name), "--format", "json",
+              "--waivers", str(waivers)])
+        report = json.loads((tmp_path / name / "report.json").read_text())
+        flagged = {m["name"] for m in report["modules"] if m["status"] in ("derived", "identical")}
+        return flagged, next(c for c in report["criteria"] if c["id"] == "W1")
+
+    flagged, w1 = w1_with("both-modules", {"module": "visual"}, {"module": "visual.merger"})
+    assert flagged == {"visual", "visual.merger"}  # every flagged module has its own scoped waiver
+    assert w1["status"] == "warn" and w1["waiver"]["active"] and w1["waiver"]["status_before_waiver"] == "fail"
+    assert w1["waiver"]["module"] == "visual" and "[waived for visual / any reference by J. Kim until 2999-01-01" in w1["message"]
+    assert w1["message_key"] == "v.waiver.applied_scoped"
+    _, by_ref = w1_with("reference", {"reference": "meta-llama/Llama-3.1-8B"})  # one waiver for the one reference they come from
+    assert by_ref["status"] == "warn" and by_ref["waiver"]["reference"] == "meta-llama/Llama-3.1-8B"
+
+
 def test_inherited_license_the_catalogue_does_not_know_is_not_a_pass(zoo, tmp_path):
     reg = tmp_path / "reg"
     add_reference(str(zoo.root / "foreign-vlm"), reg, ref_id="vendor/vlm", license="my-custom-eula")

@@ -144,7 +144,8 @@ def results() -> list:
                                _facts(declared_ancestors=("ref-a", "ref-b")), derived),
             v.evaluate_lineage(_crit("lineage", LineageParams(forbid_third_party_ancestors=False)),
                                _facts(declared_ancestors=("ref-a", "ref-b"), reference_licenses={"ref-a": "llama3.1"}), derived),
-            v.evaluate_lineage(lin, _facts(), ())]
+            v.evaluate_lineage(lin, _facts(), v.module_verdicts(_facts(_ev("a", _match(log10_p=-0.4))), 0.01)),
+            v.evaluate_lineage(lin, _facts(), ()), v.evaluate_lineage(lin, _facts(refs=()), ())]  # nothing compared
     # disclosure: missing (used, none), incomplete, complete
     disc = _crit("disclosure", DisclosureParams())
     out += [v.evaluate_disclosure(disc, _facts(), derived), v.evaluate_disclosure(disc, _facts(), ())]

@@ -37,7 +37,7 @@ def compare(
             console.print(f"[bold]{esc(mod['name'])}[/] ({esc(mod['kind'])}) vs {esc(x['reference_module'])} ({esc(x['reference_kind'])}): "
                           f"{esc(m.label('stat', x['statistic']))} {fmt_num(x['score'])}, z {fmt_z(x['z_score'])}, p {fmt_p(x['p_value'], x['log10_p_value'])}"
                           f"{'' if x['decisive'] else ' (' + m.t('w.weak_only') + ')'}")
-            _alignment(x["recovered_alignment"])
+            _alignment(x["recovered_alignment"], result["min_anchor_z"])
             grid = x.get("layer_matrix")
             if grid and grid["sub_layers"] and grid["ref_layers"]:
                 t = Table(title="z-score, submission layer (rows) x reference layer (columns)", title_justify="left")
@@ -49,11 +49,15 @@ def compare(
                 console.print(t)
 
 
-def _alignment(rec: dict) -> None:
+def _alignment(rec: dict, min_z: float) -> None:
     """The recovered alignment: hidden permutation and signs, layer map, per-role scale factors."""
     h = rec["hidden"]
-    line = f"  alignment: {h['source']}"
-    if h["permuted"]:
+    if h["source"] != "identity" and not h["adopted"]:  # a fit the engine would not adopt is no permutation found
+        line = (f"  alignment: none adopted (best anchors {h['source']}, anchor z {fmt_z(h['anchor_z'])}, "
+                f"below the adoption threshold {fmt_z(min_z)})")
+    else:
+        line = f"  alignment: {h['source']}" + (f", anchor z {fmt_z(h['anchor_z'])}" if h["anchor_z"] is not None else "")
+    if h["adopted"] and h["permuted"]:
         line += f", hidden permutation found ({h['dims_moved']} of {h['matched_dims']} dims moved), {h['sign_flips']} sign flips"
     console.print(line, markup=False)
     console.print("  layer map: " + (", ".join(f"{k}→{v}" for k, v in rec["layer_map"].items()) or "none significant"))

@@ -1,7 +1,7 @@
 """The ``fromscratch`` command: thin wiring of the engine to the terminal.
 
 Bad input ends with one line on stderr and exit code 2; set FROMSCRATCH_DEBUG=1
-for a traceback.
+for a traceback before that line (the exit code stays the same).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import traceback
 
 import click
 import typer
@@ -50,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("fromscratch: aborted")
         return 130
     except CheckerError as exc:
-        if os.environ.get("FROMSCRATCH_DEBUG"):
-            raise
+        _traceback()
         err_console.print(f"fromscratch: {exc}", markup=False, soft_wrap=True)
         return int(ExitCode.USAGE)
     except SystemExit as exc:
@@ -61,13 +61,19 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("fromscratch: interrupted")
         return 130
     except Exception as exc:  # a bug, not bad input: still one line and no partial report
-        if os.environ.get("FROMSCRATCH_DEBUG"):
-            raise
+        _traceback()
         first = str(exc).splitlines()[0] if str(exc) else ""
         err_console.print(f"fromscratch: internal error: {exc.__class__.__name__}: {first} "
                           "(please report it; FROMSCRATCH_DEBUG=1 shows the traceback)", markup=False, soft_wrap=True)
         return int(ExitCode.USAGE)
     return 0
+
+
+def _traceback() -> None:
+    """With FROMSCRATCH_DEBUG set, the traceback goes to stderr; the one-line message and the
+    exit code stay the same (debug output never changes an exit code)."""
+    if os.environ.get("FROMSCRATCH_DEBUG"):
+        traceback.print_exc(file=sys.stderr)
 
 
 def _once(message: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import re
 
+from checker.metrics.anchors import ANCHOR_MIN_Z
 from checker.report import svg
 from checker.report.fmt import fmt_int, fmt_layer_map, fmt_p, fmt_pct, fmt_z
 from checker.report.i18n import Messages, messages
@@ -43,6 +44,13 @@ def best_match(module: dict) -> dict | None:
     return next((x for x in module["matches"] if x["reference"] == b["reference"] and x["reference_module"] == b["reference_module"]), None)
 
 
+def alignment_adopted(hidden: dict) -> bool:
+    """Whether the engine adopts this anchor alignment: only anchors agreeing far beyond chance
+    (z >= ANCHOR_MIN_Z) replace the identity; below that no permutation is found, whatever was fitted."""
+    z = hidden.get("anchor_z")
+    return hidden.get("source") != "identity" and z is not None and z >= ANCHOR_MIN_Z
+
+
 def _module_view(mod: dict, m: Messages, reason: str, skipped: list[str]) -> dict:
     """``reason`` and ``skipped`` (each skipped group's reason) are already written in ``m``'s language."""
     best = best_match(mod)
@@ -59,7 +67,7 @@ def _module_view(mod: dict, m: Messages, reason: str, skipped: list[str]) -> dic
     view["null"] = svg.null_curve(best["z_score"], mod["baseline"]["max_z_score"] if mod["baseline"]["comparisons"] else None,
                                   {"title": m.t("fig.null_title"), "null": m.t("fig.null_label"),
                                    "observed": m.t("fig.observed"), "baseline": m.t("fig.baseline")})
-    view["alignment"] = rec
+    view["alignment"] = None if rec is None else {**rec, "adopted": alignment_adopted(rec["hidden"]), "min_anchor_z": ANCHOR_MIN_Z}
     view["weak"] = [{**w, "tensor_label": w.get("tensor") or (m.t("weak.one_of", names=", ".join(w["tensor_candidates"]))
                                                               if w.get("tensor_candidates") else m.t("weak.unnamed")),
                      "role_label": label(m, "role", w["role"])} for w in best.get("weak_evidence", [])]
@@ -188,4 +196,7 @@ def to_context(report: dict, lang: str = "en", escape=None) -> dict:
         "glossary": [(m.t(f"gloss.{k}.term"), m.t(f"gloss.{k}.text")) for k in GLOSSARY],
         "verdict_label": m.status(r["verdict"]),
         "architecture_summary": esc(sentence(report["architecture"], "summary", m)[0]),
+        # reports written before the field existed were tested against the same null
+        "null_hypothesis": esc(sentence(report["null_hypothesis"], "text", m)[0] if "null_hypothesis" in report
+                               else m.t("report.null_hypothesis")),
     }

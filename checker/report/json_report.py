@@ -18,6 +18,7 @@ from checker.errors import ReportError
 from checker.exitcodes import VERDICT_EXIT
 from checker.metrics.fixed_tables import FIXED_KEYS
 from checker.metrics.experts import part_roles
+from checker.report.i18n import messages
 from checker.metrics.interface import Match, ModuleEvidence
 from checker.modules import Module
 from checker.verdicts import Architecture, Evidence, ModuleVerdict, Msg, architecture_sentence, p_from_log10
@@ -235,6 +236,7 @@ def build_report(result: AuditResult, command: str | None = None) -> dict:
         "derived_param_fraction": _num(result.derived_param_fraction, 8),
         "significance": next((c.params.significance for c in result.pack.criteria if c.kind == "weights"), result.pack.significance),
         "tests": tests,
+        "null_hypothesis": null_hypothesis(),
         "coverage": _num(covered / max(sub.parameters, 1), 6),
         "fixed_table_fraction": _num(fixed / max(sub.parameters, 1), 6),
         "modules": modules,
@@ -257,6 +259,14 @@ def build_report(result: AuditResult, command: str | None = None) -> dict:
     }
     validate_report(report)
     return report
+
+
+def null_hypothesis() -> dict:
+    """What the weights tests' p-values are computed against, said plainly: a model started from a
+    reference's initial weights is not independent of it, whatever data it was trained on."""
+    said = Msg("report.null_hypothesis")
+    return {"hypothesis": "independent initialisation and training", "text": messages("en").say(said.as_json()),
+            **_said("text", said.key, said.args)}
 
 
 def correction_for(tests: int) -> float:

@@ -167,6 +167,13 @@ def evaluate_lineage(c: Criterion, facts: Facts, mvs: tuple[ModuleVerdict, ...])
         return _result(c, "fail", "; ".join(fails), msg("v.list", items=tuple(fails.values())), tuple(ev), dict.fromkeys(flagged))
     if warns:
         return _result(c, "warn", "; ".join(warns), msg("v.list", items=tuple(warns.values())), tuple(ev), dict.fromkeys(flagged))
+    if not detected and not any(mv.best is not None for mv in mvs):
+        # Nothing was compared, so "no derivation detected" would be a pass by default (fail closed).
+        why, why_said = (("no reference models are registered: nothing to compare with", msg("v.mod.no_references"))
+                         if not facts.reference_ids else
+                         ("no module's weights could be compared with a registered reference", msg("v.lin.no_module_compared")))
+        return _result(c, "inconclusive", f"nothing was compared, so no derivation can be ruled out ({why})",
+                       msg("v.lin.unverified", why=why_said), tuple(ev))
     if not declared and not detected:
         return _result(c, "pass", "no ancestor declared and no derivation detected", msg("v.lin.none"), tuple(ev))
     return _result(c, "pass", "declared lineage agrees with the weights", msg("v.lin.agrees"), tuple(ev))

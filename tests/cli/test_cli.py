@@ -58,6 +58,8 @@ def test_empty_registry_is_inconclusive_exit_3(models, tmp_path):
     assert code == 3
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["verdict"] == "inconclusive"
+    status = {c["id"]: c["status"] for c in report["criteria"]}
+    assert (status["W1"], status["W2"], status["L2"]) == ("inconclusive",) * 3  # nothing compared is never a pass
 
 
 def test_several_submissions_get_an_index_and_the_worst_exit_code(zoo, models, tmp_path):

@@ -70,6 +70,10 @@ MESSAGES = {
     "finding.pass": "Met.", "finding.fail": "Not met.", "finding.warn": "Warning.", "finding.inconclusive": "Could not be decided.",
     "finding.not_applicable": "Not applicable.",
     # weights
+    "report.null_hypothesis": "Null hypothesis of the weights tests: independent initialisation and training. A module counts as "
+                              "derived when its weights are more similar to a reference's than two independently initialised and "
+                              "trained models can be. A model started from a reference's initial weights (the same random seed) "
+                              "therefore counts as derived from that reference, even if it was then trained on other data.",
     "w.module": "Module", "w.kind": "Kind", "w.parameters": "Parameters", "w.share": "Share", "w.coverage": "Compared",
     "w.status": "Status", "w.best": "Best-matching reference", "w.statistic": "Statistic", "w.score": "Score", "w.z": "z",
     "w.p": "p", "w.p_corrected": "p (corrected)", "w.layer_map": "Layer map (submission → reference)", "w.reason": "Reason",
@@ -80,6 +84,8 @@ MESSAGES = {
               "standard normal curve; the red line is the observed z of the best layer pair.",
     "w.alignment": "Recovered alignment", "w.hidden": "Hidden dimension", "w.identity": "compared as stored (no permutation found)",
     "w.permuted": "permutation recovered: {moved} of {dims} dimensions moved, {flips} sign flips (anchors: {source}; anchor z {anchor_z})",
+    "w.not_adopted": "no alignment adopted: the best anchors ({source}) agree only at z {anchor_z}, below the adoption threshold "
+                     "{min_z}; no permutation was found",
     "w.aligned": "aligned by {source}: no dimension moved",
     "w.dropped": "Reference layers dropped", "w.inserted": "Submission layers inserted", "w.repeated": "Reference layers repeated",
     "w.layer": "Layers", "w.role": "Tensor role", "w.scale": "Scale", "w.spread": "Scale spread", "w.units_moved": "Units moved",
@@ -244,6 +250,8 @@ MESSAGES = {
     "v.lin.no_derivation": "the weights show no derivation from it",
     "v.lin.none": "no ancestor declared and no derivation detected",
     "v.lin.agrees": "declared lineage agrees with the weights",
+    "v.lin.unverified": "nothing was compared, so no derivation can be ruled out ({why})",
+    "v.lin.no_module_compared": "no module's weights could be compared with a registered reference",
     "v.disc.missing_used": "no third-party inventory (THIRD_PARTY.yaml or `third_party:` in the model card), yet the submission "
                            "uses or declares: {names}",
     "v.disc.missing": "no third-party inventory (THIRD_PARTY.yaml with `components: []` declares that there are none)",

@@ -70,6 +70,10 @@ MESSAGES = {
     "finding.pass": "기준을 충족합니다.", "finding.fail": "기준을 충족하지 못합니다.", "finding.warn": "주의가 필요합니다.",
     "finding.inconclusive": "판단할 수 없습니다.", "finding.not_applicable": "해당 사항이 없습니다.",
     # 가중치
+    "report.null_hypothesis": "가중치 검정의 귀무가설: 독립적인 초기화와 학습. 한 모듈의 가중치가 독립적으로 초기화되고 학습된 "
+                              "두 모델 사이에서 나올 수 있는 것보다 참조 모델의 가중치와 더 유사하면 그 모듈은 파생된 것으로 "
+                              "판정됩니다. 따라서 참조 모델의 초기 가중치(같은 난수 시드)에서 출발한 모델은 이후 다른 데이터로 "
+                              "학습했더라도 그 참조 모델에서 파생된 것으로 판정됩니다.",
     "w.module": "모듈", "w.kind": "종류", "w.parameters": "파라미터 수", "w.share": "비율", "w.coverage": "비교 범위",
     "w.status": "결과", "w.best": "가장 유사한 참조 모델", "w.statistic": "통계량", "w.score": "점수", "w.z": "z",
     "w.p": "p", "w.p_corrected": "p (보정)", "w.layer_map": "레이어 대응 (제출물 → 참조 모델)", "w.reason": "사유",
@@ -80,6 +84,8 @@ MESSAGES = {
               "붉은 선은 가장 유사한 레이어 쌍의 관측 z입니다.",
     "w.alignment": "복원된 정렬", "w.hidden": "은닉 차원", "w.identity": "저장된 순서대로 비교 (순열 없음)",
     "w.permuted": "순열 복원: 차원 {dims}개 중 {moved}개 이동, 부호 반전 {flips}개 (기준점: {source}; 기준점 z {anchor_z})",
+    "w.not_adopted": "채택된 정렬 없음: 가장 잘 맞는 기준점({source})의 일치도가 z {anchor_z}로 채택 기준 {min_z}보다 낮아 "
+                     "순열을 찾지 못했습니다",
     "w.aligned": "{source}(으)로 정렬: 이동한 차원 없음",
     "w.dropped": "삭제된 참조 모델 레이어", "w.inserted": "삽입된 제출물 레이어", "w.repeated": "반복된 참조 모델 레이어",
     "w.layer": "레이어", "w.role": "텐서 역할", "w.scale": "배율", "w.spread": "배율 분산", "w.units_moved": "이동한 단위",
@@ -244,6 +250,8 @@ MESSAGES = {
     "v.lin.no_derivation": "가중치에서 해당 모델로부터의 파생이 나타나지 않음",
     "v.lin.none": "신고된 조상 모델이 없고 검출된 파생도 없습니다",
     "v.lin.agrees": "신고된 계보가 가중치 분석 결과와 일치합니다",
+    "v.lin.unverified": "비교된 것이 없어 파생 여부를 배제할 수 없습니다({why})",
+    "v.lin.no_module_compared": "어떤 모듈의 가중치도 등록된 참조 모델과 비교할 수 없었음",
     "v.disc.missing_used": "제3자 구성요소 목록(THIRD_PARTY.yaml 또는 모델 카드의 `third_party:`)이 없으나, 제출물은 다음을 "
                            "사용하거나 신고하였습니다: {names}",
     "v.disc.missing": "제3자 구성요소 목록이 없습니다 (구성요소가 없는 경우에도 `components: []`를 담은 THIRD_PARTY.yaml로 신고합니다)",
