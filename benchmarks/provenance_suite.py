@@ -8,9 +8,11 @@ references. Derived submissions are the reference disguised in every way the
 issue lists, alone and two at a time; independent submissions share the
 architecture, config, tokenizer and data but not the weights. Each submission
 goes through the real audit with the shipped rule pack (p < 1e-6 after the
-correction for every module x reference test).
+correction for every module x reference test). Issue 8's adversary cases (rotations, merges,
+re-initialised layers, MoE surgery, same-seed training, fixed-table independents) are defined
+in ``benchmarks/_suite_cases.py`` and printed as a second table with pass/miss per case.
 
-    python benchmarks/provenance_suite.py [--quick] [--workdir DIR]
+    python benchmarks/provenance_suite.py [--quick] [--only all|disguises|adversary] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ from checker.scanners.tokenizer import read_vocabulary
 from checker.weights import open_checkpoint
 from checker.weights.interface import TensorInfo
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _suite_cases import World, print_adversary_table, run_adversary  # noqa: E402
+
 REF = "foreign-vlm"
 UNRELATED = ("unrelated-a", "unrelated-b")
 LOG10_ALPHA = math.log10(1e-6)
@@ -46,6 +51,7 @@ LOG10_ALPHA = math.log10(1e-6)
 EXPECTED_MODULE = {"model": "model", "visual": "visual", "vision_tower": "visual", "model.embed_tokens": "model.embed_tokens",
                    "lm_head": "lm_head", "visual.merger": "visual.merger", "multi_modal_projector": "visual.merger"}
 STACKS = ("model", "visual", "vision_tower")
+OTHER_TEXT = synth.stdlib_text(("inspect.py", "typing.py", "dataclasses.py"))
 
 
 @dataclass(frozen=True)
@@ -83,15 +89,7 @@ def world(root: Path, steps: int, seeds: int, quick: bool):
     lm, vit = synth.LMConfig(vocab=len(vocab)), synth.ViTConfig()
 
     def trained(seed: int, lm_cfg=lm, vit_cfg=vit, freeze_norms: bool = False) -> synth.Subject:
-        a, b = synth.new_lm(lm_cfg, seed), synth.new_vit(vit_cfg, seed)
-        if freeze_norms:
-            for model in (a, b):
-                for n, p in model.named_parameters():
-                    if "norm" in n:
-                        p.requires_grad_(False)
-        synth.train_lm(a, text, vocab, steps, seed=seed)
-        synth.train_vit(b, steps, seed=seed)
-        return synth.Subject({**synth.state(b), **synth.state(a)}, vocab, lm_cfg, vit_cfg)
+        return synth.train_subject(seed, text, vocab, lm_cfg, vit_cfg, steps, freeze_norms=freeze_norms)
 
     t0 = time.time()
     ref = trained(0)
@@ -112,11 +110,10 @@ def world(root: Path, steps: int, seeds: int, quick: bool):
 
 
 def disguises(steps: int) -> tuple[Disguise, ...]:
-    other_text = synth.stdlib_text(("inspect.py", "typing.py", "dataclasses.py"))
     return (
         Disguise("light fine-tune", 0, lambda s: synth.retrain(s, steps // 3, 3e-4, 11)),
         Disguise("heavy fine-tune (lr 2e-3)", 0, lambda s: synth.retrain(s, steps, 2e-3, 12)),
-        Disguise("continued pretraining, other text", 0, lambda s: synth.retrain(s, steps, 1e-3, 13, other_text)),
+        Disguise("continued pretraining, other text", 0, lambda s: synth.retrain(s, steps, 1e-3, 13, OTHER_TEXT)),
         Disguise("FFN neuron + head permutation", 1, synth.permute_units),
         Disguise("hidden permutation + sign flips", 1, synth.permute_hidden),
         Disguise("rescaling (q*c, k/c, norm gain folded)", 1, synth.rescale),
@@ -309,40 +306,54 @@ def print_fingerprint_size(registry: Path) -> None:
               f"({nbytes / (2 * params):.2%} of the bf16 checkpoint; K_ROWS={K_ROWS}, ANCHOR_TOKENS={ANCHOR_TOKENS})")
 
 
+def run_disguises(root: Path, ref: synth.Subject, independents: dict, registry: Path, pack, steps: int, quick: bool) -> list[Outcome]:
+    """Every disguise (alone, and two at a time unless ``quick``) and every independent model, audited;
+    prints the disguise table, the summary, the null calibration and the fingerprint size."""
+    ds = disguises(steps)
+    combos = [(d,) for d in ds] + ([] if quick else list(itertools.combinations(ds, 2)))
+    outcomes, cache = [], {}
+    for i, parts in enumerate(combos):
+        subj = combine(ref, parts, cache)
+        name = " + ".join(d.name for d in parts)
+        folder = synth.save_checkpoint(root / "derived" / f"case{i:03d}", subj.state, subj.vocab)
+        outcomes.append(evaluate(name, True, folder, registry, pack, ref, parts))
+    folders = []
+    for j, (name, subj) in enumerate(independents.items()):
+        folders.append(synth.save_checkpoint(root / "independent" / f"ind{j:02d}", subj.state, subj.vocab, {"model_type": "qwen2_5_vl"}))
+        outcomes.append(evaluate(name, False, folders[-1], registry, pack, ref))
+    pairs = null_pairs(folders)
+    tests = sorted({o.tests for o in outcomes})
+    print(f"# {len(combos)} derived and {len(independents)} independent submissions audited "
+          f"against {1 + len(UNRELATED)} references (significance 1e-6 after correction for "
+          f"{tests[0]}{'' if len(tests) == 1 else f'-{tests[-1]}'} tests per submission)\n")
+    print_table(outcomes)
+    print_summary(outcomes)
+    print_null(outcomes + [pairs])
+    print_fingerprint_size(registry)
+    return outcomes
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps and seeds, single disguises only")
+    ap.add_argument("--only", choices=("all", "disguises", "adversary"), default="all",
+                    help="adversary: only issue 8's adversary cases (one independent model is trained)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the models here (default: a temporary folder)")
     args = ap.parse_args(argv)
     steps, seeds = (120, 2) if args.quick else (300, 5)
+    adversary_only = args.only == "adversary"
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         root = args.workdir or Path(tmp)
-        ref, independents, registry = world(root, steps, seeds, args.quick)
+        ref, independents, registry = world(root, steps, 1 if adversary_only else seeds, args.quick or adversary_only)
         pack = load_pack()
-        ds = disguises(steps)
-        combos = [(d,) for d in ds] + ([] if args.quick else list(itertools.combinations(ds, 2)))
-        outcomes, cache = [], {}
-        for i, parts in enumerate(combos):
-            subj = combine(ref, parts, cache)
-            name = " + ".join(d.name for d in parts)
-            folder = synth.save_checkpoint(root / "derived" / f"case{i:03d}", subj.state, subj.vocab)
-            outcomes.append(evaluate(name, True, folder, registry, pack, ref, parts))
-        folders = []
-        for j, (name, subj) in enumerate(independents.items()):
-            folders.append(synth.save_checkpoint(root / "independent" / f"ind{j:02d}", subj.state, subj.vocab, {"model_type": "qwen2_5_vl"}))
-            outcomes.append(evaluate(name, False, folders[-1], registry, pack, ref))
-        pairs = null_pairs(folders)
-        tests = sorted({o.tests for o in outcomes})
-        print(f"# {len(combos)} derived and {len(independents)} independent submissions audited "
-              f"against {1 + len(UNRELATED)} references (significance 1e-6 after correction for "
-              f"{tests[0]}{'' if len(tests) == 1 else f'-{tests[-1]}'} tests per submission)\n")
-        print_table(outcomes)
-        print_summary(outcomes)
-        print_null(outcomes + [pairs])
-        print_fingerprint_size(registry)
+        bad = [] if adversary_only else [o for o in run_disguises(root, ref, independents, registry, pack, steps, args.quick) if not o.ok]
+        if args.only != "disguises":
+            body = next(iter(independents.values()))
+            adv = run_adversary(root, World(ref, body, steps, OTHER_TEXT), registry, pack, REF, UNRELATED)
+            print_adversary_table(adv)
+            bad += [o for o in adv if not o.ok]
         print(f"\n# total {time.time() - t0:.0f}s")
-    bad = [o for o in outcomes if not o.ok]
     return 1 if bad else 0
 
 
