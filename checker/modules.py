@@ -172,7 +172,10 @@ def split_modules(infos: Iterable[TensorInfo], folder: Path | None = None) -> tu
     for info in infos:
         tr, family = classify(info, folder)
         groups.setdefault(tr.module, []).append(tr)
-        meta.setdefault(tr.module, (tr.kind, family))
+        # a module map's kind wins over the fallback's "other" (a stray `model.embed_positions` must
+        # not turn a decoder named `model` into an uncomparable module)
+        if tr.module not in meta or (meta[tr.module][0] == "other" and tr.kind != "other"):
+            meta[tr.module] = (tr.kind, family)
     return tuple(Module(name, meta[name][0], meta[name][1], tuple(ts)) for name, ts in sorted(groups.items()))
 
 

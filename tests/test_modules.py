@@ -70,3 +70,12 @@ def test_norms_and_biases_are_never_decisive():
 def test_stacks_are_comparable_across_names_but_not_with_embeddings():
     assert compatible("vision_encoder", "decoder") and compatible("embeddings", "lm_head")
     assert not compatible("decoder", "embeddings") and not compatible("other", "other")
+
+
+def test_a_stray_tensor_does_not_change_the_kind_of_the_module_it_lands_in():
+    """`model.embed_positions.weight` (a Whisper-style table beside a Llama decoder) falls to the
+    generic fallback as module `model`, kind `other`; the decoder that module map names stays a decoder."""
+    infos = [TensorInfo("model.embed_positions.weight", (32, 64), "F32", "m.safetensors"),
+             TensorInfo("model.layers.0.self_attn.q_proj.weight", (64, 64), "F32", "m.safetensors")]
+    mods = {m.name: m for m in split_modules(infos)}
+    assert mods["model"].kind == "decoder" and len(mods["model"].tensors) == 2
