@@ -84,7 +84,7 @@ def draw_structured(rng) -> float:
 
 
 def draw_row_search(rng) -> float:
-    shapes = [(k, m, n) for k in KS for m in MS for n in NS if n * m <= 1 << 20]
+    shapes = [(k, m, n) for k in KS for m in MS for n in NS if n * m <= 1 << 18]
     k, m, n = _cheap(rng, shapes, [(k + n) * m for k, m, n in shapes])
     heavy = bool(rng.random() < 0.5)
     r = int(rng.choice([2, 8]))
