@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.special import betaln, gammaln, hyp2f1, log_ndtr, logsumexp
+from scipy.special import betaln, gammaln, hyp2f1, log_ndtr, logsumexp, ndtri_exp
 from scipy.stats import t as t_dist
 
 N_ROTATIONS = 16
@@ -91,6 +91,12 @@ def held_out_log10_p(z: float, sd: float, m: int) -> float:
     """
     dof = min(max(1.0 / (sd * sd) - 2.0, 1.0), DOF_MAX)
     return max(log10_t_sf(z, dof), -float(gammaln(m + 1)) / LN10)
+
+
+def equivalent_z(log10_p: float) -> float:
+    """The normal z with the same upper tail as ``log10_p``: what a combination of z-scores
+    (Stouffer) must add up so that each term carries its calibrated tail, not its raw z."""
+    return float(-ndtri_exp(min(log10_p, 0.0) * LN10))
 
 
 def standardize_columns(m: np.ndarray, mean: np.ndarray | None = None, std: np.ndarray | None = None) -> np.ndarray:

@@ -67,3 +67,10 @@ def test_copies_stay_overwhelmingly_significant():
     # the exact null cannot give less than 1 / m!, and the reported p respects it
     exact = stats.held_out_score(a, a, np.ones(64))
     assert exact.log10_p >= -math.lgamma(33) / math.log(10) - 1e-9
+
+
+def test_equivalent_z_inverts_the_normal_tail():
+    for z in (0.0, 2.326, 4.75, 12.5, 95.0):
+        assert abs(stats.equivalent_z(stats.log10_sf(z)) - z) < 1e-6
+    # a heavy-tailed held-out p gives a smaller z than the raw one: what Stouffer should add
+    assert stats.equivalent_z(stats.held_out_log10_p(6.0, 1 / math.sqrt(29), 32)) < 6.0
