@@ -42,7 +42,8 @@ def aggregate(m: Module, rid: str, rmod: Module, role_cells, weak_cells, screen_
     cells = []
     for key in sorted(set(role_cells) | set(weak_cells) | set(screen_cells) | set(index_cells), key=_key):
         rs = tuple(role_cells.get(key, ()))
-        z = stats.stouffer([r.z for r in rs]) if rs else 0.0
+        # roles combine by Stouffer over the z equivalent to each role's calibrated p (its t tail)
+        z = stats.stouffer([stats.equivalent_z(r.log10_p) for r in rs]) if rs else 0.0
         cells.append(LayerCell(key[0], key[1], float(np.mean([r.score for r in rs])) if rs else 0.0, z,
                                stats.log10_sf(z) if rs else 0.0, rs, tuple(weak_cells.get(key, ())),
                                tuple(screen_cells.get(key, ())), tuple(index_cells.get(key, ()))))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from checker.metrics.screen import ScreenScore
-from checker.metrics.stats import log10_sf
+from checker.metrics.stats import equivalent_z, log10_sf
 from checker.modules import Module
 
 #: Statistics whose null is not exact (an alignment fitted on data that independent models
@@ -80,7 +80,7 @@ class LayerCell:
     @property
     def index_z(self) -> float:
         """Stouffer z of the index-aligned role tests."""
-        return sum(r.z for r in self.index) / len(self.index) ** 0.5 if self.index else 0.0
+        return sum(equivalent_z(r.log10_p) for r in self.index) / len(self.index) ** 0.5 if self.index else 0.0
 
     @property
     def index_log10_p(self) -> float:

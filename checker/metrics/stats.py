@@ -96,7 +96,7 @@ def held_out_log10_p(z: float, sd: float, m: int) -> float:
 def equivalent_z(log10_p: float) -> float:
     """The normal z with the same upper tail as ``log10_p``: what a combination of z-scores
     (Stouffer) must add up so that each term carries its calibrated tail, not its raw z."""
-    return float(-ndtri_exp(min(log10_p, 0.0) * LN10))
+    return max(float(-ndtri_exp(min(log10_p, 0.0) * LN10)), -8.0)  # p = 1 would be z = -inf
 
 
 def standardize_columns(m: np.ndarray, mean: np.ndarray | None = None, std: np.ndarray | None = None) -> np.ndarray:
