@@ -139,5 +139,6 @@ def _evidence(d: dict) -> ModuleEvidence:
                                 tuple(ScreenScore(**s) for s in c["screen"])) for c in m["cells"])
         al = m["alignment"]
         matches.append(Match(**{**m, "layer_map": _t(m["layer_map"]), "cells": cells,
+                                "identical_tensors": _t(m.get("identical_tensors", [])),
                                 "alignment": AlignmentSummary(**{**al, "permutation": tuple(al["permutation"])})}))
     return ModuleEvidence(module, tuple(matches), tuple(Skipped(**{**s, "args": _t(s.get("args", []))}) for s in d["skipped"]))

@@ -78,5 +78,5 @@ def aggregate(m: Module, rid: str, rmod: Module, role_cells, weak_cells, screen_
         score=round(score, 6), z=round(best_z, 4), log10_p=log10_p,
         fisher_log10_p=fisher, cells_tested=len(decisive_cells), layer_map=layer_map,
         identical_fraction=same_params / max(m.parameters, 1), alignment=summary, cells=tuple(cells),
-        decisive=bool(decisive_cells or screened), cells_screened=len(screened),
+        decisive=bool(decisive_cells or screened), cells_screened=len(screened), identical_tensors=tuple(sorted(same)),
     )
