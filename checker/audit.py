@@ -17,14 +17,14 @@ from checker.metrics.interface import ModuleEvidence
 from checker.references.fingerprint import build_fingerprint
 from checker.modules import Module, split_modules
 from checker.references.registry import RegistryEntry, fetch_from_hub, is_hub_id, load_references
-from checker.rules import RulePack, Waiver
+from checker.rules import MAX_UNCOMPARED, RulePack, Waiver
 from checker.scanners.disclosure import INVENTORY_FILES, read_inventory
 from checker.scanners.licenses import scan_licenses
 from checker.scanners.lineage import declared_ancestors, scan_lineage
 from checker.yamlio import load_json
 from checker.scanners.tokenizer import TokenizerComparison, compare_vocabularies, model_vocabulary
 from checker.verdicts import (
-    Architecture, CriterionResult, Facts, ModuleVerdict, apply_waivers, derived_fraction, evaluate_architecture,
+    Architecture, CriterionResult, Facts, ModuleVerdict, apply_waivers, derived_fraction, derived_module_fraction, evaluate_architecture,
     evaluate_derived_share, evaluate_disclosure, evaluate_license, evaluate_lineage, evaluate_tokenizer,
     evaluate_weights, module_verdicts, overall,
 )
@@ -51,12 +51,13 @@ class AuditResult:
     pack: RulePack
     references: tuple[RegistryEntry, ...]
     verdict: str
-    derived_param_fraction: float
+    derived_param_fraction: float  # parameters tied to a reference layer by layer / all (W2's figure)
     modules: tuple[ModuleVerdict, ...]
     criteria: tuple[CriterionResult, ...]
     facts: Facts
     created: str
     tool_version: str = __version__
+    derived_module_fraction: float = 0.0  # parameters in derived or identical modules, each counted whole / all
 
 
 def _located(folder: Path, work):
@@ -206,7 +207,7 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     first = weights[0].params if weights else None
     mvs: tuple[ModuleVerdict, ...] = module_verdicts(
         facts, first.significance if first else pack.significance, first.references if first else None,
-        first.statistic if first else "any")
+        first.statistic if first else "any", first.max_uncompared if first else MAX_UNCOMPARED)
     results: list[CriterionResult] = [evaluate_weights(c, facts)[0] for c in weights]
     evaluators = {
         "derived_share": lambda c: evaluate_derived_share(c, mvs),
@@ -227,7 +228,7 @@ def audit(spec: str, registry: Path, pack: RulePack, today: dt.date | None = Non
     return AuditResult(
         submission=info, pack=pack, references=tuple(e for e, _ in refs), verdict=overall(results),
         derived_param_fraction=derived_fraction(mvs), modules=mvs, criteria=tuple(results), facts=facts,
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), derived_module_fraction=derived_module_fraction(mvs),
     )
 
 

@@ -141,5 +141,6 @@ def _evidence(d: dict) -> ModuleEvidence:
                       for c in m["cells"])
         al = m["alignment"]
         matches.append(Match(**{**m, "layer_map": _t(m["layer_map"]), "cells": cells,
+                                "identical_tensors": _t(m.get("identical_tensors", [])),
                                 "alignment": AlignmentSummary(**{**al, "permutation": tuple(al["permutation"])})}))
     return ModuleEvidence(module, tuple(matches), tuple(Skipped(**{**s, "args": _t(s.get("args", []))}) for s in d["skipped"]))

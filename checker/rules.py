@@ -18,6 +18,9 @@ from checker.resources import rules_dir
 from checker.yamlio import load_yaml, validate
 
 DEFAULT_PACK = "sovereign-ai-2025"
+#: Default share of a module's evidence (its parameters less fixed tables) that may stay uncompared
+#: before the module is inconclusive rather than independent (weights criterion, ``max_uncompared``).
+MAX_UNCOMPARED = 0.05
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class WeightsParams:
     statistic: str = "any"
     references: tuple[str, ...] | None = None  # None: all registered references
     allow_identical: bool = False
+    max_uncompared: float = MAX_UNCOMPARED
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from checker.metrics.interface import AlignmentSummary, Match, ModuleEvidence, Skipped
+from checker.metrics.interface import FIXED_TABLE_KEY, AlignmentSummary, LayerCell, Match, ModuleEvidence, RoleScore, Skipped
 from checker.modules import Module, TensorRole
 from checker.report.i18n import messages
 from checker.report.messages import en, ko
@@ -37,9 +37,11 @@ def _module(name: str, kind: str = "decoder", numel: int = 1000) -> Module:
 
 
 def _match(ref: str = "ref-a", log10_p: float = -60.0, identical: float = 0.0, decisive: bool = True,
-           statistic: str = "heldout_row_pearson") -> Match:
+           statistic: str = "heldout_row_pearson", role: str = "up") -> Match:
+    """A match whose one cell compared layer 0's ``role`` (the module below holds one such tensor)."""
+    cell = LayerCell(0, 0, 0.91234, 41.26, log10_p, (RoleScore(role, role, 0.91234, 41.26, log10_p),) if decisive else (), ())
     return Match(ref, "model", "decoder", statistic, 0.91234, 41.26, log10_p, log10_p, 4, ((0, 0),), identical,
-                 AlignmentSummary("identity", False, 0, 8, None, ()), (), decisive)
+                 AlignmentSummary("identity", False, 0, 8, None, ()), (cell,), decisive)
 
 
 def _facts(*evidence: ModuleEvidence, refs=("ref-a", "ref-b"), **kw) -> Facts:
@@ -107,6 +109,12 @@ def results() -> list:
     out += [v.evaluate_weights(W, _facts(_ev("a", _match(log10_p=-0.4)), _ev("b", _match(decisive=False))))[0]]
     out += [v.evaluate_weights(W, _facts(_ev("a", _match(log10_p=-0.4))))[0]]
     out += [v.evaluate_weights(W, _facts(_ev("a", _match(log10_p=-0.4), numel=100000), _ev("b", _match(decisive=False), numel=3)))[0]]
+    # review (a REVIEW_ONLY statistic alone), a module compared only in part, a module of fixed tables only
+    review = _facts(_ev("a", _match(log10_p=-40, statistic="rotation_aligned_row_pearson"), _match("ref-b", log10_p=-0.4)))
+    out += [*v.module_verdicts(review, 0.01), v.evaluate_weights(W, review)[0]]
+    out += [*v.module_verdicts(_facts(_ev("a", _match(log10_p=-0.4, role="down"))), 0.01)]
+    fixed = Skipped("a.w", "a fixed table", FIXED_TABLE_KEY)
+    out += [*v.module_verdicts(_facts(_ev("a", skipped=(fixed,))), 0.01)]
     # derived share: fail, inconclusive, pass
     share = _crit("derived_share", DerivedShareParams(max_fraction=0.0))
     out += [v.evaluate_derived_share(share, mvs_all)]

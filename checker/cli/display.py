@@ -18,7 +18,7 @@ from checker.report.fmt import fmt_layer_map, fmt_p, fmt_pct, fmt_z
 from checker.report.i18n import Messages, messages
 
 STYLE = {"pass": "green", "independent": "green", "fail": "bold red", "derived": "bold red", "identical": "bold red",
-         "warn": "yellow", "inconclusive": "yellow", "review": "yellow", "not_applicable": "dim", "error": "bold red"}
+         "warn": "yellow", "inconclusive": "yellow", "review": "magenta", "not_applicable": "dim", "error": "bold red"}
 
 # Text from a submission goes through esc(): rich markup in a model name must neither crash nor restyle
 # the output. Piped output (CI logs) gets a wide page so long findings stay on one line each.
@@ -91,5 +91,7 @@ def batch_table(entries: list[dict], pack: str, lang: str = "en", out: Console |
     _text_col(t, m.t("index.failed"), ratio=1)
     for e in entries:
         detail = esc(", ".join(e["failed"])) if e["error"] is None else esc(f"{m.t('term.error')}: {e['error']}")
+        if e.get("review"):
+            detail += ("; " if detail else "") + f"[magenta]{esc(m.t('index.review', modules=', '.join(e['review'])))}[/]"
         t.add_row(str(e["rank"]), esc(e["id"]), _s(e["verdict"], m), fmt_pct(e["derived_param_fraction"]), detail)
     out.print(t)

@@ -102,5 +102,5 @@ def aggregate(m: Module, rid: str, rmod: Module, role_cells, weak_cells, screen_
         fisher_log10_p=fisher, cells_tested=len(decisive_cells), layer_map=layer_map,
         identical_fraction=same_params / max(m.parameters, 1), alignment=summary, cells=tuple(cells),
         decisive=bool(decisive_cells or screened or indexed), cells_screened=len(screened),
-        cells_indexed=len(indexed),
+        cells_indexed=len(indexed), identical_tensors=tuple(sorted(same)),
     )

@@ -131,6 +131,8 @@ class Match:
     decisive: bool  # False when only weak (norm/bias) evidence was available
     cells_screened: int = 0  # layer pairs the screen compared (the full test ran on cells_tested of them)
     cells_indexed: int = 0  # layer pairs the index-aligned test compared
+    #: the submission tensors byte-identical to a tensor of this reference module (what identical_fraction counts)
+    identical_tensors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from checker.audit import PairComparison
 from checker.report.context import ANCHOR_MIN_Z, alignment_adopted
-from checker.report.json_report import _group_skipped, _match, coverage, layer_matrix, recovered_alignment
+from checker.report.json_report import _group_skipped, _match, _num, layer_matrix, recovered_alignment
+from checker.verdicts.shares import coverage
 
 
 def build_compare_report(pair: PairComparison) -> dict:
@@ -21,7 +22,7 @@ def build_compare_report(pair: PairComparison) -> dict:
             _adoption(d)
             matches.append(d)
         modules.append({"name": ev.module.name, "kind": ev.module.kind, "parameters": ev.module.parameters,
-                        "coverage": round(coverage(ev.module, ev.matches), 6),
+                        "coverage": _num(coverage(ev.module, ev.matches, ev.skipped), 6),
                         "matches": matches, "skipped": _group_skipped(ev.skipped)})
     t = pair.tokenizer
     tok = None if t is None else {"vocab_jaccard": t.vocab_jaccard, "same_id_fraction": t.same_id_fraction,

@@ -92,9 +92,12 @@ def _summary(r: dict, modules: list[dict], m: Messages) -> dict:
         copied.append(m.t("summary.share", share=fmt_pct(r["derived_param_fraction"])))
     else:
         copied.append(m.t("summary.nothing_copied", n=len(r["registry"])))
-    review = [mod["name"] for mod in modules if mod["status"] in ("review", "inconclusive")]
+    review = [mod["name"] for mod in modules if mod["status"] == "review"]
     if review:
-        copied.append(m.t("summary.open_modules", modules=", ".join(review)))
+        copied.append(m.t("summary.review_modules", modules=", ".join(review)))
+    open_ = [mod["name"] for mod in modules if mod["status"] == "inconclusive"]
+    if open_:
+        copied.append(m.t("summary.open_modules", modules=", ".join(open_)))
     failed = [c for c in r["criteria"] if c["status"] == "fail"]
     changes = []
     flagged = [mod["name"] for mod in modules if mod["status"] in FLAGGED]

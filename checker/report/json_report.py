@@ -17,9 +17,8 @@ from checker.audit import AuditResult
 from checker.errors import ReportError
 from checker.exitcodes import VERDICT_EXIT
 from checker.metrics.fixed_tables import FIXED_KEYS
-from checker.metrics.experts import part_roles
 from checker.report.i18n import messages
-from checker.metrics.interface import Match, ModuleEvidence
+from checker.metrics.interface import REVIEW_ONLY, Match, ModuleEvidence
 from checker.modules import Module
 from checker.verdicts import Architecture, Evidence, ModuleVerdict, Msg, architecture_sentence, p_from_log10
 from checker.yamlio import schema
@@ -106,16 +105,6 @@ def weak_evidence(m: Match, module: Module | None) -> list[dict]:
     return out[:64]
 
 
-def coverage(module: Module, matches: tuple[Match, ...]) -> float:
-    """Share of the module's parameters in tensors that a decisive statistic compared with a reference."""
-    compared = {(c.sub_layer, r.role) for m in matches if m.decisive for c in m.cells for r in c.roles}
-    done = sum(t.numel for t in module.tensors  # a fused expert tensor is compared under its parts' roles
-               if t.decisive and any((t.layer, r) in compared for r in part_roles(t.role)))
-    if any(m.identical_fraction >= 0.99 for m in matches):
-        done = module.parameters
-    return done / max(module.parameters, 1)
-
-
 def fixed_parameters(module: Module, skipped) -> int:
     """Parameters of the module's fixed tables (sinusoids, masks, constants: never evidence)."""
     names = {s.what for s in skipped if s.key in FIXED_KEYS}
@@ -151,18 +140,19 @@ def recovered_alignment(m: Match) -> dict:
     }
 
 
-def _module(mv: ModuleVerdict, correction: float, ev: ModuleEvidence | None) -> dict:
+def _module(mv: ModuleVerdict, correction: tuple[float, float], ev: ModuleEvidence | None) -> dict:
+    """``correction``: log10 of the exact-null family's test count, and of the REVIEW_ONLY family's."""
     sig = {id(m) for m in mv.significant}
     module = ev.module if ev is not None else None
     return {
         "name": mv.name, "kind": mv.kind, "family": mv.family, "parameters": mv.parameters,
         "param_fraction": _num(mv.param_fraction, 8), "status": mv.status, "reason": mv.reason,
         **_said("reason", mv.reason_key, mv.reason_args),
-        "coverage": None if module is None else _num(coverage(module, ev.matches), 6),
+        "coverage": _num(mv.coverage, 6), "derived_parameters": mv.derived_parameters,
         "fixed_table_fraction": None if module is None else _num(fixed_parameters(module, mv.skipped) / max(module.parameters, 1), 6),
         "layers": len(mv.layers),
         "best_match": None if mv.best is None else {"reference": mv.best.reference, "reference_module": mv.best.reference_module},
-        "matches": [_match(m, correction, id(m) in sig, m is mv.best, module) for m in mv.matches],
+        "matches": [_match(m, correction[m.statistic in REVIEW_ONLY], id(m) in sig, m is mv.best, module) for m in mv.matches],
         "baseline": _baseline(mv),
         "skipped": _group_skipped(mv.skipped),
     }
@@ -172,7 +162,7 @@ def _baseline(mv: ModuleVerdict) -> dict:
     """The empirical baseline beside the calibrated p-values: how the module scores against the
     reference modules it is *not* related to (the non-significant comparisons)."""
     sig = {id(m) for m in mv.significant}
-    others = [m for m in mv.matches if m.decisive and id(m) not in sig and m.identical_fraction < 0.99]
+    others = [m for m in mv.matches if m.decisive and id(m) not in sig and m.identical_fraction < 0.99 and m.statistic not in REVIEW_ONLY]
     return {"comparisons": len(others),
             "max_score": _num(max((m.score for m in others), default=None)),
             "max_z_score": _num(max((m.z for m in others), default=None), 3)}
@@ -208,10 +198,12 @@ def build_report(result: AuditResult, command: str | None = None) -> dict:
     """The report as a JSON-ready dict, validated against rules/schema/report.schema.json.
 
     ``command`` is the command line that reproduces this audit (the CLI passes it)."""
-    tests = sum(1 for mv in result.modules for m in mv.matches if m.decisive)
+    # REVIEW_ONLY statistics are a family of their own (verdicts/modules.py): not among the exact-null tests
+    tests = sum(1 for mv in result.modules for m in mv.matches if m.decisive and m.statistic not in REVIEW_ONLY)
+    reviews = sum(1 for mv in result.modules for m in mv.matches if m.statistic in REVIEW_ONLY)
     evidence = {ev.module.name: ev for ev in result.facts.modules}
-    modules = [_module(mv, correction_for(tests), evidence.get(mv.name)) for mv in result.modules]
-    covered = sum(m["coverage"] * m["parameters"] for m in modules if m["coverage"] is not None)
+    modules = [_module(mv, (correction_for(tests), correction_for(reviews)), evidence.get(mv.name)) for mv in result.modules]
+    weighed = sum(mv.evidence_parameters for mv in result.modules)
     fixed = sum(fixed_parameters(evidence[mv.name].module, mv.skipped) for mv in result.modules if mv.name in evidence)
     sub = result.submission
     toks = sorted(result.facts.tokenizers, key=lambda t: -t.vocab_jaccard)
@@ -234,10 +226,11 @@ def build_report(result: AuditResult, command: str | None = None) -> dict:
         "verdict": result.verdict,
         "exit_code": int(VERDICT_EXIT[result.verdict]),
         "derived_param_fraction": _num(result.derived_param_fraction, 8),
+        "derived_module_fraction": _num(result.derived_module_fraction, 8),
         "significance": next((c.params.significance for c in result.pack.criteria if c.kind == "weights"), result.pack.significance),
         "tests": tests,
         "null_hypothesis": null_hypothesis(),
-        "coverage": _num(covered / max(sub.parameters, 1), 6),
+        "coverage": _num(sum(mv.compared_parameters for mv in result.modules) / weighed, 6) if weighed else None,
         "fixed_table_fraction": _num(fixed / max(sub.parameters, 1), 6),
         "modules": modules,
         "criteria": [

@@ -23,7 +23,7 @@ from checker.report.i18n import DEFAULT_LANG, messages
 from checker.resources import templates_dir
 
 STATUS_CLASS = {"pass": "ok", "independent": "ok", "fail": "bad", "derived": "bad", "identical": "bad",
-                "warn": "warn", "inconclusive": "warn", "review": "warn", "not_applicable": "na", "error": "bad"}
+                "warn": "warn", "inconclusive": "warn", "review": "review", "not_applicable": "na", "error": "bad"}
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!~{}])")
 #: Hangul syllables and jamo: text that needs a Korean font to show as anything but empty boxes.

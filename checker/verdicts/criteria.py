@@ -14,7 +14,7 @@ from checker.verdicts.interface import (
     DECIDING, NEGLIGIBLE_SHARE, Architecture, CriterionResult, Facts, ModuleVerdict, evidence, p_from_log10,
 )
 from checker.verdicts.messages import Msg, msg
-from checker.verdicts.modules import derived_fraction, module_verdicts
+from checker.verdicts.modules import derived_fraction, derived_module_fraction, module_verdicts
 
 
 def _applies(c: Criterion, mv: ModuleVerdict) -> bool:
@@ -31,8 +31,9 @@ def _result(c: Criterion, status: str, message: str, said: Msg | None, evidence:
 
 def evaluate_weights(c: Criterion, facts: Facts) -> tuple[CriterionResult, tuple[ModuleVerdict, ...]]:
     p = c.params
-    mvs = [mv for mv in module_verdicts(facts, p.significance, p.references, p.statistic) if _applies(c, mv)]
+    mvs = [mv for mv in module_verdicts(facts, p.significance, p.references, p.statistic, p.max_uncompared) if _applies(c, mv)]
     bad = [mv for mv in mvs if mv.status in ("derived", "identical") and not (p.allow_identical and mv.status == "identical")]
+    review = [mv for mv in mvs if mv.status == "review"]
     unknown = [mv for mv in mvs if mv.status == "inconclusive"]
     ev = tuple(evidence(f"{mv.name} ({mv.kind}, {mv.param_fraction:.1%} of parameters): {mv.status}: {mv.reason}",
                         msg("v.weights.module", module=mv.name, kind=mv.kind, share=mv.param_fraction, status=mv.status,
@@ -40,7 +41,8 @@ def evaluate_weights(c: Criterion, facts: Facts) -> tuple[CriterionResult, tuple
                         module=mv.name, reference=mv.best.reference if mv.best else None,
                         statistic=mv.best.statistic if mv.best else None, score=mv.best.score if mv.best else None,
                         p_value=p_from_log10(mv.log10_p_corrected) if mv.best else None,
-                        log10_p_value=round(mv.log10_p_corrected, 3) if mv.best else None) for mv in mvs)
+                        log10_p_value=round(mv.log10_p_corrected, 3) if mv.best else None)
+               for mv in sorted(mvs, key=lambda mv: mv.status != "review"))  # the modules a human must look at first
     if not facts.reference_ids:
         return _result(c, "inconclusive", "the registry holds no reference models to compare with "
                        "(add them with 'fromscratch registry add')", msg("v.weights.no_registry"), ev), tuple(mvs)
@@ -50,7 +52,13 @@ def evaluate_weights(c: Criterion, facts: Facts) -> tuple[CriterionResult, tuple
         return _result(c, "fail", f"{len(bad)} module(s) derive from a registered reference: {names}",
                        msg("v.weights.fail", n=len(bad), modules=items), ev,
                        [(mv.name, mv.best.reference) for mv in bad]), tuple(mvs)
-    untested = sum(mv.param_fraction for mv in unknown)
+    if review:  # never a pass: the evidence is there, but no calibrated null can make it significant
+        names = ", ".join(f"{mv.name} (from {mv.best.reference})" for mv in review)
+        items = tuple(msg("v.weights.review_item", module=mv.name, reference=mv.best.reference) for mv in review)
+        return _result(c, "inconclusive", f"{len(review)} module(s) need a human review: evidence of derivation that no "
+                       f"calibrated null can make significant: {names}", msg("v.weights.review", n=len(review), modules=items), ev,
+                       [(mv.name, mv.best.reference) for mv in review]), tuple(mvs)
+    untested = sum(mv.open_fraction for mv in unknown)
     if unknown and untested >= NEGLIGIBLE_SHARE:  # the untested modules together, not one by one
         names = ", ".join(mv.name for mv in unknown)
         return _result(c, "inconclusive", f"{len(unknown)} module(s) holding {untested:.1%} of the parameters could not be tested: "
@@ -65,21 +73,27 @@ def evaluate_weights(c: Criterion, facts: Facts) -> tuple[CriterionResult, tuple
 
 
 def evaluate_derived_share(c: Criterion, mvs: tuple[ModuleVerdict, ...]) -> CriterionResult:
+    """The share of the parameters tied to a reference layer by layer (shares.py); the module-level
+    figure (whole derived modules) is in the message beside it. Modules under review count like
+    inconclusive ones."""
     p = c.params
-    frac = derived_fraction(mvs, p.count_inconclusive)
-    ev = tuple(evidence(f"{mv.name}: {mv.parameters:,} parameters ({mv.param_fraction:.2%}) {mv.status}",
-                        msg("v.share.module", module=mv.name, parameters=mv.parameters, share=mv.param_fraction, status=mv.status),
-                        module=mv.name, reference=mv.best.reference if mv.best else None)
-               for mv in mvs if mv.status in ("derived", "identical"))
-    text = f"derived parameter share {frac:.2%} (allowed at most {p.max_fraction:.2%})"
+    frac, whole = derived_fraction(mvs, p.count_inconclusive), derived_module_fraction(mvs)
+    flagged = [mv for mv in mvs if mv.status in ("derived", "identical")]
+    ev = tuple(evidence(f"{mv.name}: {mv.derived_parameters:,} of {mv.parameters:,} parameters ({mv.derived_fraction:.2%}) "
+                        f"{mv.status}",
+                        msg("v.share.module", module=mv.name, derived=mv.derived_parameters, parameters=mv.parameters,
+                            share=mv.derived_fraction, status=mv.status),
+                        module=mv.name, reference=mv.best.reference if mv.best else None) for mv in flagged)
+    text = (f"derived parameter share {frac:.2%} layer by layer, {whole:.2%} by whole modules "
+            f"(allowed at most {p.max_fraction:.2%})")
+    said = msg("v.share.result", share=frac, modules=whole, max=p.max_fraction)
     if frac > p.max_fraction + 1e-12:
-        return _result(c, "fail", text, msg("v.share.result", share=frac, max=p.max_fraction), ev,
-                       [(mv.name, mv.best.reference if mv.best else None) for mv in mvs if mv.status in ("derived", "identical")])
-    untested = sum(mv.param_fraction for mv in mvs if mv.status == "inconclusive")
+        return _result(c, "fail", text, said, ev, [(mv.name, mv.best.reference if mv.best else None) for mv in flagged])
+    untested = sum(mv.open_fraction for mv in mvs)
     if not p.count_inconclusive and untested >= NEGLIGIBLE_SHARE:
         return _result(c, "inconclusive", f"{text}, but {untested:.2%} of the parameters could not be tested",
-                       msg("v.share.untested", share=frac, max=p.max_fraction, untested=untested), ev)
-    return _result(c, "pass", text, msg("v.share.result", share=frac, max=p.max_fraction), ev)
+                       msg("v.share.untested", share=frac, modules=whole, max=p.max_fraction, untested=untested), ev)
+    return _result(c, "pass", text, said, ev)
 
 
 def evaluate_tokenizer(c: Criterion, facts: Facts) -> CriterionResult:

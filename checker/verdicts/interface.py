@@ -37,11 +37,11 @@ class ModuleVerdict:
     family: str
     parameters: int
     param_fraction: float
-    status: str  # independent | derived | identical | inconclusive
+    status: str  # independent | derived | identical | review | inconclusive
     reason: str
     best: Match | None
     matches: tuple[Match, ...]
-    significant: tuple[Match, ...]
+    significant: tuple[Match, ...]  # the matches behind the status: exact-null ones (derived), REVIEW_ONLY ones (review)
     skipped: tuple[Skipped, ...]
     layers: tuple[int, ...]
     #: the best match's p-value after the audit-wide Bonferroni correction (log10; None without a match)
@@ -49,10 +49,29 @@ class ModuleVerdict:
     #: ``reason`` as a catalogue key and its arguments
     reason_key: str = ""
     reason_args: tuple[tuple[str, Arg], ...] = ()
+    #: parameters compared with a reference by a statistic with an exact null, and the coverage
+    #: denominator (the module's parameters less its fixed tables); see shares.py
+    compared_parameters: int = 0
+    evidence_parameters: int = 0
+    #: parameters tied to a reference layer by layer (shares.py); 0 unless derived or identical
+    derived_parameters: int = 0
+    #: share of all the submission's parameters this module leaves undecided: all of it when
+    #: inconclusive or under review, its uncompared part when that exceeds the pack's ``max_uncompared``
+    open_fraction: float = 0.0
 
     @property
     def reason_msg(self) -> Msg:
         return Msg(self.reason_key, self.reason_args)
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of the module's evidence (all but fixed tables) compared; None when it holds no evidence."""
+        return self.compared_parameters / self.evidence_parameters if self.evidence_parameters else None
+
+    @property
+    def derived_fraction(self) -> float:
+        """The parameters tied to a reference, as a share of all the submission's parameters."""
+        return self.param_fraction * self.derived_parameters / self.parameters if self.parameters else 0.0
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ MESSAGES = {
     "role.bias": "bias", "role.linear": "linear weight", "role.unknown": "{name}",
     # report: frame
     "report.title": "Audit report", "report.verdict": "Verdict", "report.derived_share": "Derived parameter share",
+    "report.module_share": "layer by layer; {share} by whole modules", "report.coverage": "Compared",
     "report.running": "{submission} · verdict: {verdict}",
     "pdf.page_before": "page ", "pdf.page_between": " of ", "pdf.page_after": "",
     "sec.cover": "1. Cover", "sec.summary": "2. Summary", "sec.criteria": "3. Criteria", "sec.weights": "4. Weight evidence per module",
@@ -56,6 +57,8 @@ MESSAGES = {
     "summary.share": "In all, {share} of the submission's parameters derive from registered reference models.",
     "summary.nothing_copied": "No module of the submission derives from any of the {n} registered reference models.",
     "summary.open_modules": "Not decided by the weights: {modules} (see 'Not evaluated').",
+    "summary.review_modules": "Needs a human review: {modules}. The weights show evidence of derivation that no calibrated null "
+                              "can make significant; the tool neither clears nor flags these modules.",
     "summary.failed": "Failed criteria", "summary.what": "What was found", "summary.change": "What would change the verdict",
     "summary.change.derived": "Retraining the derived module(s) {modules} from scratch, or removing them, and auditing again.",
     "summary.change.criterion": "Criterion {id} would have to be met: {title}.",
@@ -78,7 +81,8 @@ MESSAGES = {
     "w.status": "Status", "w.best": "Best-matching reference", "w.statistic": "Statistic", "w.score": "Score", "w.z": "z",
     "w.p": "p", "w.p_corrected": "p (corrected)", "w.layer_map": "Layer map (submission → reference)", "w.reason": "Reason",
     "w.none": "no reference module compared", "w.overview": "Overview", "w.other_refs": "All references compared",
-    "w.identical": "Byte-identical", "w.weak_only": "weak evidence only", "w.heatmap": "Layer × layer z-scores",
+    "w.identical": "Byte-identical", "w.derived_parameters": "Tied to the reference (layer by layer)",
+    "w.derived_parameters_value": "{parameters} of {total} parameters ({share} of the module)", "w.weak_only": "weak evidence only", "w.heatmap": "Layer × layer z-scores",
     "w.heatmap_note": "Darker red is stronger evidence; outlined cells form the layer map.",
     "w.null": "Null distribution and observed value", "w.null_note": "Under independent training the z-score follows the "
               "standard normal curve; the red line is the observed z of the best layer pair.",
@@ -173,6 +177,7 @@ MESSAGES = {
     # index (batch)
     "index.title": "Audit reports", "index.rank": "#", "index.submission": "Submission", "index.verdict": "Verdict",
     "index.share": "Derived share", "index.failed": "Failed criteria", "index.report": "Report", "index.error": "Error",
+    "index.review": "needs review: {modules}",
     "index.summary": "{n} submission(s): {counts}.", "index.created": "Rule pack {pack}; {date}.",
     # terminal
     "term.modules": "{submission}: modules", "term.criteria": "{submission}: criteria ({pack} v{version})",
@@ -198,18 +203,26 @@ MESSAGES = {
     "v.skip.expert_axes": "not compared: no axis of the expert tensor {shape} has the hidden width {hidden}",
     "v.skip.expert_split": "not compared: the fused gate and up expert tensor has an odd number of units ({units})",
     "v.mod.no_compatible": "no registered reference has a module of a compatible kind",
+    "v.mod.review": "evidence of derivation from {reference}:{reference_module} ({statistic} {score:num3}, z {z:z}, p {p:p} after "
+                    "correction for {tests} tests of its kind) that no calibrated null can make significant: a human decides",
+    "v.mod.uncompared": "{uncompared:pct1} of its parameters were compared with no reference (at most {max:pct1} may be), and what "
+                        "was compared matches none (best p {p:p})",
+    "v.mod.fixed_only": "it holds only fixed tables (formulas, masks, constants), which are never evidence",
     "v.weights.module": "{module} ({kind}, {share:pct1} of parameters): {status}: {reason}",
     "v.weights.no_registry": "the registry holds no reference models to compare with (add them with 'fromscratch registry add')",
     "v.weights.fail": "{n} module(s) derive from a registered reference: {modules:commas}",
     "v.weights.derived_item": "{module} ({status}, from {reference})",
+    "v.weights.review": "{n} module(s) need a human review: evidence of derivation that no calibrated null can make significant: "
+                        "{modules:commas}",
+    "v.weights.review_item": "{module} (from {reference})",
     "v.weights.untested": "{n} module(s) holding {share:pct1} of the parameters could not be tested: {modules}",
     "v.weights.pass": "all {tested} tested modules are independent of the {refs} registered reference(s) at p < {significance:g}",
     "v.weights.pass_tiny_untested": "all {tested} tested modules are independent of the {refs} registered reference(s) at "
                                     "p < {significance:g}; {n} tiny module(s) ({share:pct2} of the parameters) could not be tested",
-    "v.share.module": "{module}: {parameters:int} parameters ({share:pct2}) {status}",
-    "v.share.result": "derived parameter share {share:pct2} (allowed at most {max:pct2})",
-    "v.share.untested": "derived parameter share {share:pct2} (allowed at most {max:pct2}), but {untested:pct2} of the parameters "
-                        "could not be tested",
+    "v.share.module": "{module}: {derived:int} of {parameters:int} parameters ({share:pct2}) {status}",
+    "v.share.result": "derived parameter share {share:pct2} layer by layer, {modules:pct2} by whole modules (allowed at most {max:pct2})",
+    "v.share.untested": "derived parameter share {share:pct2} layer by layer, {modules:pct2} by whole modules (allowed at most "
+                        "{max:pct2}), but {untested:pct2} of the parameters could not be tested",
     "v.tok.none": "no tokenizer to compare (the submission or the references ship none)",
     "v.tok.evidence": "{reference}: vocabulary Jaccard {jaccard:num3}, same-id fraction {same_id:num3} (chance {chance:g2}), "
                       "merges agreement {merges:raw}",

@@ -27,6 +27,7 @@ MESSAGES = {
     "role.bias": "편향", "role.linear": "선형 가중치", "role.unknown": "{name}",
     # 보고서 틀
     "report.title": "감사 보고서", "report.verdict": "판정", "report.derived_share": "파생 파라미터 비율",
+    "report.module_share": "레이어 단위. 모듈 단위로는 {share}", "report.coverage": "비교 범위",
     "report.running": "{submission} · 판정: {verdict}",
     "pdf.page_before": "", "pdf.page_between": " / ", "pdf.page_after": " 쪽",
     "sec.cover": "1. 표지", "sec.summary": "2. 요약", "sec.criteria": "3. 평가 기준", "sec.weights": "4. 모듈별 가중치 증거",
@@ -56,6 +57,8 @@ MESSAGES = {
     "summary.share": "제출물 파라미터 중 등록된 참조 모델에서 파생된 비율은 모두 {share}입니다.",
     "summary.nothing_copied": "제출물의 어떤 모듈도 등록된 참조 모델 {n}개 중 어느 것에서도 파생되지 않았습니다.",
     "summary.open_modules": "가중치로 판정하지 못한 모듈: {modules} ('평가하지 못한 항목' 참조).",
+    "summary.review_modules": "사람의 검토가 필요한 모듈: {modules}. 가중치에 파생의 증거가 있으나 보정된 귀무분포로 유의성을 "
+                              "판단할 수 없어, 도구는 이 모듈들을 독립으로도 파생으로도 판정하지 않습니다.",
     "summary.failed": "충족하지 못한 기준", "summary.what": "확인된 사항", "summary.change": "판정이 달라질 수 있는 조건",
     "summary.change.derived": "파생된 모듈 {modules}을(를) 처음부터 다시 학습하거나 제거한 뒤 다시 감사하는 경우.",
     "summary.change.criterion": "기준 {id}을(를) 충족하는 경우: {title}.",
@@ -78,7 +81,8 @@ MESSAGES = {
     "w.status": "결과", "w.best": "가장 유사한 참조 모델", "w.statistic": "통계량", "w.score": "점수", "w.z": "z",
     "w.p": "p", "w.p_corrected": "p (보정)", "w.layer_map": "레이어 대응 (제출물 → 참조 모델)", "w.reason": "사유",
     "w.none": "비교한 참조 모듈 없음", "w.overview": "개요", "w.other_refs": "비교한 모든 참조 모델",
-    "w.identical": "바이트 동일 비율", "w.weak_only": "약한 증거만 있음", "w.heatmap": "레이어 × 레이어 z 점수",
+    "w.identical": "바이트 동일 비율", "w.derived_parameters": "참조 모델에 대응된 파라미터 (레이어 단위)",
+    "w.derived_parameters_value": "파라미터 {total}개 중 {parameters}개 (모듈의 {share})", "w.weak_only": "약한 증거만 있음", "w.heatmap": "레이어 × 레이어 z 점수",
     "w.heatmap_note": "붉을수록 증거가 강합니다. 테두리가 있는 칸이 레이어 대응입니다.",
     "w.null": "귀무분포와 관측값", "w.null_note": "독립적으로 학습한 경우 z 점수는 표준정규분포를 따릅니다. "
               "붉은 선은 가장 유사한 레이어 쌍의 관측 z입니다.",
@@ -172,6 +176,7 @@ MESSAGES = {
     # 색인 (일괄 감사)
     "index.title": "감사 보고서 목록", "index.rank": "순위", "index.submission": "제출물", "index.verdict": "판정",
     "index.share": "파생 비율", "index.failed": "충족하지 못한 기준", "index.report": "보고서", "index.error": "오류",
+    "index.review": "검토 필요: {modules}",
     "index.summary": "제출물 {n}건: {counts}.", "index.created": "규칙 팩 {pack}; {date}.",
     # 터미널
     "term.modules": "{submission}: 모듈", "term.criteria": "{submission}: 평가 기준 ({pack} v{version})",
@@ -198,18 +203,27 @@ MESSAGES = {
     "v.skip.expert_axes": "비교하지 않음: 전문가(expert) 텐서 {shape}의 어느 축도 은닉 폭 {hidden}과 같지 않습니다",
     "v.skip.expert_split": "비교하지 않음: gate와 up을 합친 전문가 텐서의 단위 수가 홀수입니다({units})",
     "v.mod.no_compatible": "등록된 참조 모델 중 종류가 호환되는 모듈을 가진 모델이 없습니다",
+    "v.mod.review": "{reference}:{reference_module}에서 파생되었다는 증거가 있으나({statistic:stat} {score:num3}, z {z:z}, "
+                    "같은 종류의 비교 {tests}건으로 보정한 p값 {p:p}), 보정된 귀무분포로 유의성을 판단할 수 없는 통계량입니다: "
+                    "사람이 판단합니다",
+    "v.mod.uncompared": "파라미터의 {uncompared:pct1}는 어떤 참조 모델과도 비교하지 못했고(허용 상한 {max:pct1}), 비교한 부분은 "
+                        "어느 참조 모듈과도 일치하지 않습니다 (가장 작은 보정 후 p값 {p:p})",
+    "v.mod.fixed_only": "고정 표(수식, 마스크, 상수)만 담고 있어 증거가 되지 않습니다",
     "v.weights.module": "{module}({kind:kind}, 파라미터의 {share:pct1}): {status:status}: {reason}",
     "v.weights.no_registry": "레지스트리에 비교할 참조 모델이 없습니다 ('fromscratch registry add'로 등록하십시오)",
     "v.weights.fail": "모듈 {n}개가 등록된 참조 모델에서 파생되었습니다: {modules:commas}",
     "v.weights.derived_item": "{module}({status:status}, 출처 {reference})",
+    "v.weights.review": "모듈 {n}개는 사람의 검토가 필요합니다. 파생의 증거가 있으나 보정된 귀무분포로 유의성을 판단할 수 "
+                        "없습니다: {modules:commas}",
+    "v.weights.review_item": "{module}(출처 {reference})",
     "v.weights.untested": "파라미터의 {share:pct1}를 차지하는 모듈 {n}개를 검사하지 못했습니다: {modules}",
     "v.weights.pass": "검사한 모듈 {tested}개 모두 p < {significance:g} 수준에서 등록된 참조 모델 {refs}개와 독립입니다",
     "v.weights.pass_tiny_untested": "검사한 모듈 {tested}개 모두 p < {significance:g} 수준에서 등록된 참조 모델 {refs}개와 "
                                     "독립입니다. 다만 매우 작은 모듈 {n}개(파라미터의 {share:pct2})는 검사하지 못했습니다",
-    "v.share.module": "{module}: 파라미터 {parameters:int}개({share:pct2}), {status:status}",
-    "v.share.result": "파생 파라미터 비율 {share:pct2} (허용 상한 {max:pct2})",
-    "v.share.untested": "파생 파라미터 비율 {share:pct2} (허용 상한 {max:pct2}). 다만 파라미터의 {untested:pct2}는 "
-                        "검사하지 못했습니다",
+    "v.share.module": "{module}: 파라미터 {parameters:int}개 중 {derived:int}개({share:pct2}), {status:status}",
+    "v.share.result": "파생 파라미터 비율: 레이어 단위 {share:pct2}, 모듈 단위 {modules:pct2} (허용 상한 {max:pct2})",
+    "v.share.untested": "파생 파라미터 비율: 레이어 단위 {share:pct2}, 모듈 단위 {modules:pct2} (허용 상한 {max:pct2}). "
+                        "다만 파라미터의 {untested:pct2}는 검사하지 못했습니다",
     "v.tok.none": "비교할 토크나이저가 없습니다 (제출물 또는 참조 모델에 토크나이저가 없음)",
     "v.tok.evidence": "{reference}: 어휘 중복도(자카드) {jaccard:num3}, 동일 토큰 ID 비율 {same_id:num3} (우연 수준 {chance:g2}), "
                       "병합 규칙 일치도 {merges:raw}",
