@@ -20,7 +20,7 @@ def test_half_the_layers_reinitialised_counts_only_the_copied_half(zoo):
     g = torch.Generator().manual_seed(11)
     for name in list(state):
         if synth.layer_of(name) in FRESH:
-            state[name] = synth._fresh(name, state[name], g)  # fresh random weights, same shapes
+            state[name] = synth.fresh_tensor(name, state[name], g)  # fresh random weights, same shapes
     total = sum(t.numel() for t in state.values())
     copied = sum(t.numel() for name, t in state.items() if synth.layer_of(name) not in FRESH)
     folder = synth.save_checkpoint(zoo.root / "half-reinit", state, zoo.vocab)

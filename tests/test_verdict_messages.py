@@ -7,6 +7,8 @@ every ``v.*`` key of the catalogue is produced at least once and checked against
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import datetime as dt
 import re
 import string
@@ -71,10 +73,11 @@ EVERY_MODULE_STATUS = _facts(
                             Skipped("e ~ f", "fewer than 16 shared tokens", "v.skip.few_tokens"),
                             Skipped("g ~ h", "patch sizes differ", "v.skip.patch_sizes"))),
     _ev("alone", numel=1),
-    _ev("fixed", skipped=(Skipped("fixed.w", "not evidence: fixed table (1-D sinusoidal position table)", "v.skip.fixed_table",
+    _ev("fixed", skipped=(Skipped("fixed.table", "not evidence: fixed table (1-D sinusoidal position table)", "v.skip.fixed_table",
                                   (("kind", "sinusoid_1d"),)),
                           Skipped("fixed.t", "not evidence: fixed table (shared by 2 registered references)",
-                                  "v.skip.fixed_table_shared", (("references", 2),)))),
+                                  "v.skip.fixed_table_shared", (("references", 2),)),
+                          Skipped("fixed.x ~ r", "patch sizes differ", "v.skip.patch_sizes"))),  # not only fixed tables
     _ev("experts", skipped=(
         Skipped("x.experts.w", "not compared: a 3-D tensor of role 'other' that no known layout splits into matrices",
                 "v.skip.not_compared", (("ndim", 3), ("role", "other"))),
@@ -109,6 +112,8 @@ def results() -> list:
     out += [v.evaluate_weights(W, _facts(_ev("a", _match(log10_p=-0.4)), _ev("b", _match(decisive=False))))[0]]
     out += [v.evaluate_weights(W, _facts(_ev("a", _match(log10_p=-0.4))))[0]]
     out += [v.evaluate_weights(W, _facts(_ev("a", _match(log10_p=-0.4), numel=100000), _ev("b", _match(decisive=False), numel=3)))[0]]
+    # no module of the criterion's kinds: not applicable
+    out += [v.evaluate_weights(replace(W, modules=("audio_encoder",)), _facts(_ev("a", _match(log10_p=-0.4))))[0]]
     # review (a REVIEW_ONLY statistic alone), a module compared only in part, a module of fixed tables only
     review = _facts(_ev("a", _match(log10_p=-40, statistic="rotation_aligned_row_pearson"), _match("ref-b", log10_p=-0.4)))
     out += [*v.module_verdicts(review, 0.01), v.evaluate_weights(W, review)[0]]
@@ -277,3 +282,11 @@ def test_korean_sentences_are_korean(produced):
 def test_a_figure_without_a_format_is_a_bug():
     with pytest.raises(TypeError, match="needs a format spec"):
         messages("en").say({"key": "v.tok.reused", "args": {"references": 0.5}})
+
+
+def test_a_weights_criterion_never_passes_on_nothing():
+    """No module of its kinds: not applicable; every module untested, however small: inconclusive."""
+    none = v.evaluate_weights(replace(W, modules=("audio_encoder",)), _facts(_ev("a", _match(log10_p=-0.4))))[0]
+    assert none.status == "not_applicable"
+    tiny = v.evaluate_weights(W, _facts(_ev("b", _match(decisive=False), numel=3)))[0]
+    assert tiny.status == "inconclusive"

@@ -43,6 +43,10 @@ def evaluate_weights(c: Criterion, facts: Facts) -> tuple[CriterionResult, tuple
                         p_value=p_from_log10(mv.log10_p_corrected) if mv.best else None,
                         log10_p_value=round(mv.log10_p_corrected, 3) if mv.best else None)
                for mv in sorted(mvs, key=lambda mv: mv.status != "review"))  # the modules a human must look at first
+    if not mvs:  # nothing of the kinds this criterion covers: nothing to pass
+        kinds = ", ".join(c.modules)
+        return _result(c, "not_applicable", f"the submission has no module of the kinds this criterion covers ({kinds})",
+                       msg("v.weights.no_modules", kinds=kinds), ev), tuple(mvs)
     if not facts.reference_ids:
         return _result(c, "inconclusive", "the registry holds no reference models to compare with "
                        "(add them with 'fromscratch registry add')", msg("v.weights.no_registry"), ev), tuple(mvs)
@@ -59,7 +63,7 @@ def evaluate_weights(c: Criterion, facts: Facts) -> tuple[CriterionResult, tuple
                        f"calibrated null can make significant: {names}", msg("v.weights.review", n=len(review), modules=items), ev,
                        [(mv.name, mv.best.reference) for mv in review]), tuple(mvs)
     untested = sum(mv.open_fraction for mv in unknown)
-    if unknown and untested >= NEGLIGIBLE_SHARE:  # the untested modules together, not one by one
+    if unknown and (untested >= NEGLIGIBLE_SHARE or len(unknown) == len(mvs)):  # never "all 0 tested modules pass"  # the untested modules together, not one by one
         names = ", ".join(mv.name for mv in unknown)
         return _result(c, "inconclusive", f"{len(unknown)} module(s) holding {untested:.1%} of the parameters could not be tested: "
                        + names, msg("v.weights.untested", n=len(unknown), share=untested, modules=names), ev), tuple(mvs)

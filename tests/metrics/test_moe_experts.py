@@ -18,7 +18,7 @@ from checker.metrics.experts import ExpertPlan, expert_plans, expert_slices
 from checker.modules import split_modules
 from checker.references.fingerprint import build_fingerprint, load_fingerprint, save_fingerprint
 from checker.references.registry import add_reference
-from checker.report.json_report import coverage
+from checker.verdicts.shares import coverage
 from checker.rules import load_pack
 from checker.weights.interface import TensorInfo
 

@@ -216,6 +216,7 @@ MESSAGES = {
                         "{modules:commas}",
     "v.weights.review_item": "{module} (from {reference})",
     "v.weights.untested": "{n} module(s) holding {share:pct1} of the parameters could not be tested: {modules}",
+    "v.weights.no_modules": "the submission has no module of the kinds this criterion covers ({kinds})",
     "v.weights.pass": "all {tested} tested modules are independent of the {refs} registered reference(s) at p < {significance:g}",
     "v.weights.pass_tiny_untested": "all {tested} tested modules are independent of the {refs} registered reference(s) at "
                                     "p < {significance:g}; {n} tiny module(s) ({share:pct2} of the parameters) could not be tested",

@@ -217,6 +217,7 @@ MESSAGES = {
                         "없습니다: {modules:commas}",
     "v.weights.review_item": "{module}(출처 {reference})",
     "v.weights.untested": "파라미터의 {share:pct1}를 차지하는 모듈 {n}개를 검사하지 못했습니다: {modules}",
+    "v.weights.no_modules": "제출 모델에 이 기준이 다루는 종류({kinds})의 모듈이 없습니다",
     "v.weights.pass": "검사한 모듈 {tested}개 모두 p < {significance:g} 수준에서 등록된 참조 모델 {refs}개와 독립입니다",
     "v.weights.pass_tiny_untested": "검사한 모듈 {tested}개 모두 p < {significance:g} 수준에서 등록된 참조 모델 {refs}개와 "
                                     "독립입니다. 다만 매우 작은 모듈 {n}개(파라미터의 {share:pct2})는 검사하지 못했습니다",
