@@ -117,6 +117,7 @@ def results() -> list:
     # review (a REVIEW_ONLY statistic alone), a module compared only in part, a module of fixed tables only
     review = _facts(_ev("a", _match(log10_p=-40, statistic="rotation_aligned_row_pearson"), _match("ref-b", log10_p=-0.4)))
     out += [*v.module_verdicts(review, 0.01), v.evaluate_weights(W, review)[0]]
+    out += [v.evaluate_lineage(_crit("lineage", LineageParams()), review, v.module_verdicts(review, 0.01))]
     out += [*v.module_verdicts(_facts(_ev("a", _match(log10_p=-0.4, role="down"))), 0.01)]
     fixed = Skipped("a.w", "a fixed table", FIXED_TABLE_KEY)
     out += [*v.module_verdicts(_facts(_ev("a", skipped=(fixed,))), 0.01)]

@@ -57,7 +57,9 @@ def _alignment(rec: dict, min_z: float) -> None:
                 f"below the adoption threshold {fmt_z(min_z)})")
     else:
         line = f"  alignment: {h['source']}" + (f", anchor z {fmt_z(h['anchor_z'])}" if h["anchor_z"] is not None else "")
-    if h["adopted"] and h["permuted"]:
+    if h["adopted"] and h.get("rotated"):
+        line += ", residual stream turned by a fitted orthogonal map (every comparison through it is review-only evidence)"
+    elif h["adopted"] and h["permuted"]:
         line += f", hidden permutation found ({h['dims_moved']} of {h['matched_dims']} dims moved), {h['sign_flips']} sign flips"
     console.print(line, markup=False)
     console.print("  layer map: " + (", ".join(f"{k}→{v}" for k, v in rec["layer_map"].items()) or "none significant"))

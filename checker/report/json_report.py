@@ -130,7 +130,7 @@ def recovered_alignment(m: Match) -> dict:
              "scale": _num(x.scale, 4), "scale_spread": _num(x.scale_spread, 3), "units_moved": _num(x.units_moved, 3)}
             for x in c.roles]})
     return {
-        "hidden": {"source": a.source, "matched_dims": a.matched_dims, "permuted": a.permuted,
+        "hidden": {"source": a.source, "matched_dims": a.matched_dims, "permuted": a.permuted, "rotated": a.rotated,
                    "dims_moved": moved, "sign_flips": a.sign_flips, "anchor_z": a.anchor_z},
         "layer_map": {str(s): r for s, r in m.layer_map},
         "reference_layers_unmatched": sorted(set(ref_layers) - mapped_ref) if m.layer_map else [],

@@ -174,6 +174,12 @@ def evaluate_lineage(c: Criterion, facts: Facts, mvs: tuple[ModuleVerdict, ...])
                          ("no module's weights could be compared with a registered reference", msg("v.lin.no_module_compared")))
         return _result(c, "inconclusive", f"nothing was compared, so no derivation can be ruled out ({why})",
                        msg("v.lin.unverified", why=why_said), tuple(ev))
+    review = [mv for mv in mvs if mv.status == "review" and mv.best is not None
+              and not any(_same_model(d, mv.best.reference, sources.get(mv.best.reference)) for d in declared)]
+    if review:  # evidence a human must weigh: the lineage cannot be confirmed either way
+        names = ", ".join(f"{mv.name} (from {mv.best.reference})" for mv in review)
+        return _result(c, "inconclusive", f"module(s) under review may derive from an undeclared reference: {names}",
+                       msg("v.lin.review", modules=names), tuple(ev), [(mv.name, mv.best.reference) for mv in review])
     if not declared and not detected:
         return _result(c, "pass", "no ancestor declared and no derivation detected", msg("v.lin.none"), tuple(ev))
     return _result(c, "pass", "declared lineage agrees with the weights", msg("v.lin.agrees"), tuple(ev))

@@ -68,7 +68,19 @@ def _audit(zoo, name: str, state: dict):
 
 
 def test_a_rotated_copy_of_the_decoder_is_sent_to_review_with_its_layer_map(zoo):
-    mods = _audit(zoo, "rotated-lm", rotate_lm(synth.state(zoo.ft_lm)))
+    from checker.report.json_report import build_report
+    from checker.report.render import render_html, render_markdown
+
+    folder = synth.save_checkpoint(zoo.root / "rotated-lm", rotate_lm(synth.state(zoo.ft_lm)), zoo.vocab)
+    result = audit(str(folder), zoo.registry, load_pack())
+    status = {c.id: c.status for c in result.criteria}
+    assert status["W1"] == status["L2"] == "inconclusive"  # review: never a pass, and a human decides
+    assert result.verdict != "pass"
+    report = build_report(result)
+    assert report["modules"][[m["name"] for m in report["modules"]].index("model")]["status"] == "review"
+    text = render_markdown(report, "en") + render_html(report, "en")
+    assert "residual stream turned by an orthogonal map" in text and "independent initialisation and training" in text
+    mods = {mv.name: mv for mv in result.modules}
     for name in ("model", "model.embed_tokens", "lm_head"):
         mv = mods[name]
         assert mv.status in ("review", "derived"), (name, mv.status, mv.reason)

@@ -87,6 +87,7 @@ MESSAGES = {
     "w.null": "Null distribution and observed value", "w.null_note": "Under independent training the z-score follows the "
               "standard normal curve; the red line is the observed z of the best layer pair.",
     "w.alignment": "Recovered alignment", "w.hidden": "Hidden dimension", "w.identity": "compared as stored (no permutation found)",
+    "w.rotated": "residual stream turned by an orthogonal map fitted on {source} (anchor z {anchor_z}): every comparison through it is review-only evidence",
     "w.permuted": "permutation recovered: {moved} of {dims} dimensions moved, {flips} sign flips (anchors: {source}; anchor z {anchor_z})",
     "w.not_adopted": "no alignment adopted: the best anchors ({source}) agree only at z {anchor_z}, below the adoption threshold "
                      "{min_z}; no permutation was found",
@@ -262,6 +263,7 @@ MESSAGES = {
     "v.lin.not_detected": "declared ancestor {ancestor} not detected ({why}): review",
     "v.lin.not_registered": "its weights are not in the registry, so the claim cannot be checked",
     "v.lin.no_derivation": "the weights show no derivation from it",
+    "v.lin.review": "module(s) under review may derive from an undeclared reference: {modules}",
     "v.lin.none": "no ancestor declared and no derivation detected",
     "v.lin.agrees": "declared lineage agrees with the weights",
     "v.lin.unverified": "nothing was compared, so no derivation can be ruled out ({why})",

@@ -87,6 +87,7 @@ MESSAGES = {
     "w.null": "귀무분포와 관측값", "w.null_note": "독립적으로 학습한 경우 z 점수는 표준정규분포를 따릅니다. "
               "붉은 선은 가장 유사한 레이어 쌍의 관측 z입니다.",
     "w.alignment": "복원된 정렬", "w.hidden": "은닉 차원", "w.identity": "저장된 순서대로 비교 (순열 없음)",
+    "w.rotated": "{source}에서 맞춘 직교 변환으로 잔차 스트림이 회전됨 (기준점 z {anchor_z}): 이를 거친 모든 비교는 검토용 증거입니다",
     "w.permuted": "순열 복원: 차원 {dims}개 중 {moved}개 이동, 부호 반전 {flips}개 (기준점: {source}; 기준점 z {anchor_z})",
     "w.not_adopted": "채택된 정렬 없음: 가장 잘 맞는 기준점({source})의 일치도가 z {anchor_z}로 채택 기준 {min_z}보다 낮아 "
                      "순열을 찾지 못했습니다",
@@ -263,6 +264,7 @@ MESSAGES = {
     "v.lin.not_detected": "신고된 조상 모델 {ancestor}이(가) 검출되지 않았습니다({why}). 검토가 필요합니다",
     "v.lin.not_registered": "해당 모델의 가중치가 레지스트리에 없어 신고 내용을 확인할 수 없음",
     "v.lin.no_derivation": "가중치에서 해당 모델로부터의 파생이 나타나지 않음",
+    "v.lin.review": "검토 중인 모듈이 선언되지 않은 참조 모델에서 파생되었을 수 있습니다: {modules}",
     "v.lin.none": "신고된 조상 모델이 없고 검출된 파생도 없습니다",
     "v.lin.agrees": "신고된 계보가 가중치 분석 결과와 일치합니다",
     "v.lin.unverified": "비교된 것이 없어 파생 여부를 배제할 수 없습니다({why})",
