@@ -17,7 +17,7 @@ import torch
 from checker.metrics import stats
 from checker.metrics.fixed_tables import recognise
 from checker.metrics.interface import AlignmentSummary, Skipped
-from checker.metrics.rotation import ROTATION_MIN_R, ROTATION_MIN_SCORE, align_rotation, project_onto_anchors
+from checker.metrics.rotation import ROTATION_MIN_R, ROTATION_MIN_SCORE, align_rotation, project_onto_anchors, through
 from checker.modules import TensorRole
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
@@ -102,6 +102,7 @@ def _sub_token_rows(rows: RowSource, sub: TensorRole, sub_vocab: Vocabulary | No
 def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skipped) -> list[Anchor]:
     """Every (submission anchor, reference anchor) pair of the same family, aligned."""
     out = []
+    heads: list = []  # output-head anchors no identity or permutation aligned
     ref_anchors = [tp for tp in ref.tensors if tp.has("anchor")]
     for m in sub_modules:
         for tr in m.tensors:
@@ -148,7 +149,9 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                         out.append(Anchor(tr, rp, stats.identity_only(ident, d, ident), ref_rows.shape[0]))
                         continue
                 al = stats.align_hidden(ref_rows, sub_rows)
-                if ref_rows.shape[1] == sub_rows.shape[1] and al.evidence.z < ANCHOR_MIN_Z and geometry >= ROTATION_MIN_R:
+                if ref_rows.shape[1] == sub_rows.shape[1] and al.evidence.z < ANCHOR_MIN_Z and "lm_head" in (tr.role, rp.role.role):
+                    heads.append((len(out), tr, rp, ref_rows, sub_rows))  # scored through the embedding's rotation, below
+                elif ref_rows.shape[1] == sub_rows.shape[1] and al.evidence.z < ANCHOR_MIN_Z and geometry >= ROTATION_MIN_R:
                     # A copy's geometry, yet neither the identity nor a permutation aligns the
                     # anchors: a rotated residual stream (checker/metrics/rotation.py).
                     if ref_rows.shape[0] >= 2 * ref_rows.shape[1]:
@@ -158,6 +161,14 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                     else:  # too few anchors to fit a rotation: compare in anchor space
                         al = project_onto_anchors(ref_rows, sub_rows)
                 out.append(Anchor(tr, rp, al, ref_rows.shape[0]))
+    turned = [a for a in out if a.alignment.rotation is not None and a.sub.role == "embed"]
+    if turned:
+        rot = max(turned, key=lambda a: a.alignment.evidence.z).alignment
+        for i, tr, rp, ref_rows, sub_rows in heads:
+            if rot.ref_map is None or rot.ref_map.shape[0] == ref_rows.shape[1]:
+                al = through(rot, ref_rows, sub_rows)
+                if al.evidence.z >= ANCHOR_MIN_Z:
+                    out[i] = Anchor(tr, rp, al, ref_rows.shape[0])
     return out
 
 

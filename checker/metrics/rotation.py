@@ -23,6 +23,8 @@ module to ``review`` for a human to decide, never to ``derived`` on its own.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -80,6 +82,17 @@ def project_onto_anchors(ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> stat
     return stats.HiddenAlignment(idx, idx, np.ones(t), ev, aligned_rows=ev, identity_rows=None,
                                  rotation=np.ascontiguousarray((sub_anchor - sub_anchor.mean(axis=0)).T),
                                  ref_map=np.ascontiguousarray((ref_anchor - ref_anchor.mean(axis=0)).T))
+
+
+def through(al: stats.HiddenAlignment, ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> stats.HiddenAlignment:
+    """Another anchor set of the same tokens (an output head) scored through a rotation fitted on
+    the input embedding. Output heads are never fitted themselves: what they encode (the next
+    token's distribution) is fixed by the data, so independent models trained on the same text
+    have output-head geometries as alike as a copy's (0.87 against 0.96 in the test models)."""
+    a = ref_anchor if al.ref_map is None else ref_anchor.astype(np.float64) @ al.ref_map
+    b = sub_anchor.astype(np.float64) @ al.rotation
+    ev = stats.held_out_score(stats.standardize_columns(a), stats.standardize_columns(b), np.ones(a.shape[0]))
+    return replace(al, evidence=ev, aligned_rows=ev)
 
 
 def projected_print(rp, ref_map: np.ndarray):
