@@ -149,7 +149,7 @@ def permutation_tails(rng, draws: int) -> list[str]:
             a, b = _t3(rng, (k, m)), _t3(rng, (k, m))
         a, b = stats.standardize_columns(a), stats.standardize_columns(b)
         sign = np.ones(k)
-        an, bn = stats._rownorm(a), stats._rownorm(b)
+        an, bn = stats.rownorm(a), stats.rownorm(b)
         c = an.T @ bn  # m x m: row p of A's columns against column j of B's
         # the score at which the engine's p crosses each level, by bisection on the score
         cuts = []

@@ -14,9 +14,16 @@ Nothing is selected, so every column may score: at most ``INDEX_COLS`` aligned
 columns (fixed by the width) and the K sampled rows of the fingerprint. Columns are
 standardised over those rows on each side, a per-column affine map that commutes
 with the column shuffle of the null (and undoes a folded norm gain).
+
+The test runs on the same-index layer pair and on the pairs the screen sends to the
+full test (linear in depth). The exact null needs the two rows' Gram matrices
+(k x k over the columns); the submission's is computed once per matrix and shared by
+every reference that reads it through the same alignment.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -37,17 +44,27 @@ def index_columns(aligned: int) -> np.ndarray:
     return np.sort(rng.choice(aligned, size=INDEX_COLS, replace=False))
 
 
+def normed(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with columns standardised over them, then centred and unit-norm; and their Gram matrix."""
+    x = stats.rownorm(stats.standardize_columns(rows.astype(np.float64)))
+    return x, x @ x.T
+
+
 def index_score(ref_rows: np.ndarray, sub_rows: np.ndarray, ref_index: np.ndarray, sub_index: np.ndarray,
-                signs: np.ndarray) -> stats.HeldOut | None:
+                signs: np.ndarray, sub_normed: tuple[np.ndarray, np.ndarray] | None = None) -> stats.HeldOut | None:
     """Held-out score of reference rows against the submission rows at the same unit indices.
 
     ``ref_rows`` are the reference's sampled rows (k x reference hidden), ``sub_rows`` the
     submission's rows at the same unit indices (k x submission hidden); ``ref_index``,
-    ``sub_index`` and ``signs`` are the hidden alignment. None when too few columns remain.
+    ``sub_index`` and ``signs`` are the hidden alignment. ``sub_normed`` is ``normed`` of the
+    submission's scoring columns when the caller already has it. None when too few columns remain.
     """
     pos = index_columns(len(ref_index))
     if len(pos) < 8 or ref_rows.shape[0] < 2:
         return None
-    a = ref_rows[:, ref_index[pos]].astype(np.float64) * signs[pos]
-    b = sub_rows[:, sub_index[pos]].astype(np.float64)
-    return stats.held_out_score(stats.standardize_columns(a), stats.standardize_columns(b), np.ones(a.shape[0]))
+    an, ga = normed(ref_rows[:, ref_index[pos]] * signs[pos])
+    bn, gb = sub_normed if sub_normed is not None else normed(sub_rows[:, sub_index[pos]])
+    k, m = an.shape
+    # the exact column-shuffle variance of the mean row correlation (stats.null_moments)
+    var = float(np.sum(ga * gb)) / (k * k * (m - 1))
+    return stats.held_out_from_sd(float(np.mean(np.sum(an * bn, axis=1))), math.sqrt(max(var, 0.0)), k, m)

@@ -17,7 +17,7 @@ import numpy as np
 
 from checker.metrics import stats
 from checker.metrics.anchors import choose_alignment
-from checker.metrics.indexed import index_score
+from checker.metrics.indexed import index_columns, index_score, normed
 from checker.metrics.interface import RoleScore, Skipped
 from checker.metrics.rotation import projected_print, rotated
 from checker.metrics.rowmatch import Candidate, match_candidates
@@ -96,8 +96,7 @@ def compare_matrix(native, m, tr, acc: object, info) -> bool:
 
 
 def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], acc: object) -> bool:
-    """Index test, screen and full test of one matrix (units on ``axis``) against its targets."""
-    _index_tests(native, axis, m, tr, units, targets, acc)
+    """Screen, index test and full test of one matrix (units on ``axis``) against its targets."""
     grams = {}
     for t in targets:  # one sketch per distinct column set (one for every reference aligned by identity)
         key = t.sub_cols.tobytes()
@@ -127,6 +126,9 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
             acc.screen[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(s)
             scored.append((t, s))
     chosen = _candidates(scored, tr.layer, frozenset(rid for mod, rid in acc.related if mod == m.name))
+    # the index test: the same-index layer pair and every pair the full test will see (linear in depth)
+    picked = {id(t) for t in chosen}
+    _index_tests(native, axis, m, tr, units, [t for t in targets if t.rp.role.layer == tr.layer or id(t) in picked], acc)
     if not chosen:
         return False
     col_mean, col_std, _ = column_moments(native, axis, acc.device)  # the full test standardises
@@ -155,10 +157,12 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
 
 
 def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], acc: object) -> None:
-    """The index-aligned test (:mod:`.indexed`) of every target of the same role and unit count:
-    no search, so it runs on every layer pair, screened or not, and catches what sits at the
-    reference's own unit indices however weakly (a merge)."""
+    """The index-aligned test (:mod:`.indexed`) of the targets of the same role and unit count: no
+    search, screened or not, so it catches what sits at the reference's own unit indices however
+    weakly (a merge). The submission's rows and their Gram matrix are shared by every reference
+    that samples the same units through the same columns (every reference aligned by identity)."""
     rows: dict = {}
+    normed_rows: dict = {}
     for t in targets:
         rp = t.rp
         if rp.role.role != tr.role or rp.units != units or not rp.has("row_index"):
@@ -166,7 +170,11 @@ def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], a
         key = rp.row_index.tobytes()
         if key not in rows:
             rows[key] = unit_rows(native, axis, rp.row_index)
-        ho = index_score(rp.rows, rows[key], t.al.ref_index, t.al.sub_index, t.al.signs)
+        cols = t.al.sub_index[index_columns(len(t.al.ref_index))]
+        nkey = (key, cols.tobytes())
+        if nkey not in normed_rows and len(cols) >= 8:
+            normed_rows[nkey] = normed(rows[key][:, cols])
+        ho = index_score(rp.rows, rows[key], t.al.ref_index, t.al.sub_index, t.al.signs, normed_rows.get(nkey))
         if ho is not None:
             acc.index[(m.name, t.rid, t.rmod.name)][(tr.layer, rp.role.layer)].append(
                 RoleScore(tr.role, rp.role.role, ho.score, ho.z, ho.log10_p))

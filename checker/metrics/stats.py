@@ -107,7 +107,8 @@ def standardize_columns(m: np.ndarray, mean: np.ndarray | None = None, std: np.n
     return (m - mean) / np.where(std > _EPS, std, 1.0)
 
 
-def _rownorm(m: np.ndarray) -> np.ndarray:
+def rownorm(m: np.ndarray) -> np.ndarray:
+    """Rows centred and scaled to unit norm (a zero row stays zero)."""
     c = m - m.mean(axis=1, keepdims=True)
     n = np.linalg.norm(c, axis=1, keepdims=True)
     return c / np.where(n > _EPS, n, 1.0)
@@ -156,7 +157,7 @@ def permutation_check(a: np.ndarray, b: np.ndarray, sign: np.ndarray, draws: int
     """Monte Carlo draws of the same null (shuffled held-out columns), all in one batched
     product: a check on :func:`null_moments` where its normal tail could be doubted."""
     rng = np.random.default_rng(seed)
-    an, bn = _rownorm(a), _rownorm(b)
+    an, bn = rownorm(a), rownorm(b)
     perms = np.stack([rng.permutation(a.shape[1]) for _ in range(draws)])  # draws x m
     out = np.empty(draws)
     for i in range(0, draws, 16):
@@ -167,8 +168,13 @@ def permutation_check(a: np.ndarray, b: np.ndarray, sign: np.ndarray, draws: int
 
 def _held_out(score_rows: np.ndarray, a: np.ndarray, b: np.ndarray, sign: np.ndarray) -> HeldOut:
     k, m = a.shape
-    score = float(score_rows.mean())
-    mu, sd = null_moments(_rownorm(a), _rownorm(b), sign)
+    _, sd = null_moments(rownorm(a), rownorm(b), sign)
+    return held_out_from_sd(float(score_rows.mean()), sd, k, m)
+
+
+def held_out_from_sd(score: float, sd: float, k: int, m: int) -> HeldOut:
+    """The held-out score of k row correlations over m columns, given the exact null sd (mean 0)."""
+    mu = 0.0
     # The spread of a mean of k independent correlations over m values is kept as a floor:
     # rows that happen to be anti-correlated would otherwise narrow the null below it.
     sd = max(sd, 1.0 / math.sqrt(max(k * (m - 1), 1)))
@@ -194,7 +200,7 @@ def match_rows(ref_rows: np.ndarray, sub: np.ndarray, search: np.ndarray | None 
     k, m = ref_rows.shape
     if search is None or held is None:
         search, held = split_columns(m)
-    c = _rownorm(ref_rows[:, search]) @ _rownorm(sub[:, search]).T  # k x n
+    c = rownorm(ref_rows[:, search]) @ rownorm(sub[:, search]).T  # k x n
     best = np.argmax(np.abs(c), axis=1)
     sign = np.sign(c[np.arange(k), best])
     sign[sign == 0] = 1.0
@@ -203,7 +209,7 @@ def match_rows(ref_rows: np.ndarray, sub: np.ndarray, search: np.ndarray | None 
 
 def held_out_score(a: np.ndarray, b: np.ndarray, sign: np.ndarray) -> HeldOut:
     """Row-wise held-out correlations of matched rows (signs chosen on the search half)."""
-    r = np.sum(_rownorm(a) * _rownorm(b), axis=1) * sign
+    r = np.sum(rownorm(a) * rownorm(b), axis=1) * sign
     return _held_out(r, a, b, sign)
 
 
@@ -299,13 +305,13 @@ def assign(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _assign_and_score(r: np.ndarray, s: np.ndarray, search: np.ndarray, held: np.ndarray):
-    c = _rownorm(r[search].T) @ _rownorm(s[search].T).T  # d_r x d_s
+    c = rownorm(r[search].T) @ rownorm(s[search].T).T  # d_r x d_s
     ri, si = assign(np.abs(c))
     signs = np.sign(c[ri, si])
     signs[signs == 0] = 1.0
     a = r[held][:, ri].T  # dims x held-out anchors
     b = s[held][:, si].T
-    return ri, si, signs, np.sum(_rownorm(a) * _rownorm(b), axis=1) * signs
+    return ri, si, signs, np.sum(rownorm(a) * rownorm(b), axis=1) * signs
 
 
 def anchor_split(t: int) -> tuple[np.ndarray, np.ndarray]:

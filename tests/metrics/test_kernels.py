@@ -25,7 +25,7 @@ def test_exact_null_moments_match_shuffles():
     b = base[:, ::-1] + 0.5 * rng.standard_normal((20, 64))
     sign = np.ones(20)
     sign[:3] = -1.0
-    mu, sd = stats.null_moments(stats._rownorm(a), stats._rownorm(b), sign)
+    mu, sd = stats.null_moments(stats.rownorm(a), stats.rownorm(b), sign)
     draws = stats.permutation_check(a, b, sign, 4000, seed=2)
     assert mu == 0.0 and abs(draws.mean()) < 0.1 * sd
     assert sd == pytest.approx(draws.std(), rel=0.05)

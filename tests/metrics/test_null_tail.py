@@ -50,7 +50,7 @@ def test_exact_permutation_tail_of_a_hard_pair():
     k, m = 64, 32
     a, b = _pair(rng, k, m, rank=1)
     base = stats.held_out_score(a, b, np.ones(k))
-    c = stats._rownorm(a).T @ stats._rownorm(b)  # T under column order pi: sum_j c[pi(j), j] / k
+    c = stats.rownorm(a).T @ stats.rownorm(b)  # T under column order pi: sum_j c[pi(j), j] / k
     draws, cols = 600_000, np.arange(m)
     t = np.concatenate([c[rng.permuted(np.tile(cols, (20_000, 1)), axis=1), cols].sum(axis=1) / k
                         for _ in range(draws // 20_000)])
