@@ -3,9 +3,9 @@
 The engine (:mod:`.engine`) streams the submission and hands each weight matrix here with its
 accumulator of evidence. Per reference tensor of a compatible role, under the hidden alignment
 the anchors gave (identity, permutation, or a fitted rotation or anchor-space projection), the
-matrix gets the index-aligned test (:mod:`.indexed`, every layer pair), the layer screen
-(:mod:`.screen`, every layer pair) and, where the screen points or the anchors already show a
-copy, the cross-fitted full test (:mod:`.rowmatch`).
+matrix gets the layer screen (:mod:`.screen`, every layer pair), the index-aligned test
+(:mod:`.indexed`, the same-index pair and the screen's picks) and, where the screen points or
+the anchors already show a copy, the cross-fitted full test (:mod:`.rowmatch`).
 """
 
 from __future__ import annotations
