@@ -184,20 +184,21 @@ def _candidates(scored: list, layer: int | None, related: frozenset) -> list[_Ta
     """Targets for the full test: per reference, those the screen flags (z >= SCREEN_Z), best
     first and at most MAX_CANDIDATES; every target that could not be screened.
 
-    For a reference whose anchors already show a copy of this module (``related``), the best-screened pairs and
+    For a reference whose anchors already show a copy of this module (``related``), the best-screened pair and
     the same-index layer go to the full test whatever their screen z: the sketch columns are fixed
     by the width, so a copy can scramble just them (an orthogonal turn of those dimensions) to keep
     the full test away. Its p-values stay valid (it never sees the screen's columns)."""
     out = [t for t, s in scored if s is None]
     per_ref: dict = defaultdict(list)
     for t, s in scored:
-        if s is not None and (s.z >= SCREEN_Z or t.rid in related):
+        if s is not None:
             per_ref[t.rid].append((s.z, t))
     for rid, lst in per_ref.items():
         lst.sort(key=lambda x: -x[0])
-        out += [t for _, t in lst[:MAX_CANDIDATES]]
-        if rid in related:
-            out += [t for _, t in lst[MAX_CANDIDATES:] if t.rp.role.layer == layer]
+        picked = [t for z, t in lst if z >= SCREEN_Z][:MAX_CANDIDATES]
+        if rid in related:  # the best-screened pair and the same-index pair, flagged or not
+            picked += [t for i, (_, t) in enumerate(lst) if t not in picked and (i == 0 or t.rp.role.layer == layer)]
+        out += picked
     return out
 
 
