@@ -16,7 +16,7 @@ from checker.report.i18n import Messages, messages
 
 FLAGGED = ("derived", "identical")
 STATISTICS = ("heldout_row_pearson", "shared_token_pearson")
-GLOSSARY = ("heldout_row_pearson", "shared_token_pearson", "hidden_gram_mantel", "z", "p", "p_corrected", "coverage", "layer_map",
+GLOSSARY = ("heldout_row_pearson", "shared_token_pearson", "hidden_gram_mantel", "rotation_aligned_row_pearson", "z", "p", "p_corrected", "coverage", "layer_map",
             "alignment", "scale", "units_moved", "weak", "baseline", "null")
 
 

@@ -19,6 +19,7 @@ MESSAGES = {
     "kind.position_ids": "position ids", "kind.identity": "identity matrix", "kind.constant": "constant tensor",
     "stat.heldout_row_pearson": "held-out unit correlation", "stat.shared_token_pearson": "shared-token row correlation",
     "stat.hidden_gram_mantel": "layer similarity screen (Gram-matrix Mantel correlation)",
+    "stat.rotation_aligned_row_pearson": "unit correlation through a fitted rotation (review only)",
     "stat.unknown": "statistic {name}",
     "role.q": "query projection", "role.k": "key projection", "role.v": "value projection", "role.o": "attention output",
     "role.qkv": "fused query/key/value", "role.gate": "FFN gate", "role.up": "FFN up-projection", "role.down": "FFN down-projection",
@@ -120,6 +121,11 @@ MESSAGES = {
                                      "columns (a Gram matrix of 128 hidden dimensions), by a Mantel test whose null relabels the hidden dimensions. "
                                      "Only pairs it flags get the held-out unit correlation; when it flags none, its own p-value is reported, "
                                      "and it cannot reach the verdict threshold.",
+    "gloss.rotation_aligned_row_pearson.term": "unit correlation through a fitted rotation",
+    "gloss.rotation_aligned_row_pearson.text": "When the submission's residual stream appears turned by an orthogonal map (its token or pixel "
+                                               "geometry is the reference's but no permutation aligns it), the map is fitted on shared anchors "
+                                               "and every matrix is compared through it. No exact null exists for a fitted map, so this "
+                                               "evidence sends a module to review by a human and never decides a verdict on its own.",
     "gloss.z.term": "z-score", "gloss.z.text": "How many standard deviations the observed score lies above what independent training gives. "
                                                "Values above about 5 do not occur by chance.",
     "gloss.p.term": "p-value", "gloss.p.text": "The probability of a score at least this high if the module were trained independently.",

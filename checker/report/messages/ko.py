@@ -19,6 +19,7 @@ MESSAGES = {
     "kind.constant": "상수 텐서",
     "stat.heldout_row_pearson": "교차 검증 단위 상관계수", "stat.shared_token_pearson": "공유 토큰 행 상관계수",
     "stat.hidden_gram_mantel": "레이어 유사도 선별 검사 (그램 행렬 맨텔 상관)",
+    "stat.rotation_aligned_row_pearson": "맞춘 회전을 거친 단위 상관계수 (검토용)",
     "stat.unknown": "통계량 {name}",
     "role.q": "쿼리 투영", "role.k": "키 투영", "role.v": "값 투영", "role.o": "어텐션 출력",
     "role.qkv": "결합 쿼리·키·값", "role.gate": "FFN 게이트", "role.up": "FFN 상향 투영", "role.down": "FFN 하향 투영",
@@ -120,6 +121,10 @@ MESSAGES = {
                                      "비교하며, 은닉 차원의 이름을 무작위로 바꾸는 귀무분포에 대한 맨텔 검정을 사용합니다. 이 검사가 지목한 쌍만 "
                                      "교차 검증 단위 상관계수로 검정하며, 지목한 쌍이 없으면 이 검사의 p값을 보고합니다. 이 값만으로는 판정 "
                                      "기준에 도달할 수 없습니다.",
+    "gloss.rotation_aligned_row_pearson.term": "맞춘 회전을 거친 단위 상관계수",
+    "gloss.rotation_aligned_row_pearson.text": "제출물의 잔차 스트림이 직교 변환으로 회전된 것으로 보이면(토큰 또는 픽셀 기하 구조는 참조 모델과 같지만 "
+                                               "순열로는 정렬되지 않으면) 공유 기준점에서 변환을 맞추고 모든 행렬을 그 변환을 거쳐 비교합니다. "
+                                               "맞춘 변환에는 정확한 귀무분포가 없으므로 이 증거는 모듈을 사람의 검토로 보낼 뿐 단독으로 판정을 내리지 않습니다.",
     "gloss.z.term": "z 점수", "gloss.z.text": "관측 점수가 독립 학습에서 기대되는 값보다 표준편차 몇 배만큼 높은지를 나타냅니다. "
                                               "약 5를 넘는 값은 우연히 나오지 않습니다.",
     "gloss.p.term": "p값", "gloss.p.text": "모듈을 독립적으로 학습했다고 가정할 때 이만큼 높은 점수가 나올 확률입니다.",
