@@ -178,8 +178,9 @@ def evaluate_lineage(c: Criterion, facts: Facts, mvs: tuple[ModuleVerdict, ...])
               and not any(_same_model(d, mv.best.reference, sources.get(mv.best.reference)) for d in declared)]
     if review:  # evidence a human must weigh: the lineage cannot be confirmed either way
         names = ", ".join(f"{mv.name} (from {mv.best.reference})" for mv in review)
+        items = tuple(msg("v.weights.review_item", module=mv.name, reference=mv.best.reference) for mv in review)
         return _result(c, "inconclusive", f"module(s) under review may derive from an undeclared reference: {names}",
-                       msg("v.lin.review", modules=names), tuple(ev), [(mv.name, mv.best.reference) for mv in review])
+                       msg("v.lin.review", modules=items), tuple(ev), [(mv.name, mv.best.reference) for mv in review])
     if not declared and not detected:
         return _result(c, "pass", "no ancestor declared and no derivation detected", msg("v.lin.none"), tuple(ev))
     return _result(c, "pass", "declared lineage agrees with the weights", msg("v.lin.agrees"), tuple(ev))

@@ -269,7 +269,7 @@ MESSAGES = {
     "v.lin.not_detected": "declared ancestor {ancestor} not detected ({why}): review",
     "v.lin.not_registered": "its weights are not in the registry, so the claim cannot be checked",
     "v.lin.no_derivation": "the weights show no derivation from it",
-    "v.lin.review": "module(s) under review may derive from an undeclared reference: {modules}",
+    "v.lin.review": "module(s) under review may derive from an undeclared reference: {modules:commas}",
     "v.lin.none": "no ancestor declared and no derivation detected",
     "v.lin.agrees": "declared lineage agrees with the weights",
     "v.lin.unverified": "nothing was compared, so no derivation can be ruled out ({why})",

@@ -269,7 +269,7 @@ MESSAGES = {
     "v.lin.not_detected": "신고된 조상 모델 {ancestor}이(가) 검출되지 않았습니다({why}). 검토가 필요합니다",
     "v.lin.not_registered": "해당 모델의 가중치가 레지스트리에 없어 신고 내용을 확인할 수 없음",
     "v.lin.no_derivation": "가중치에서 해당 모델로부터의 파생이 나타나지 않음",
-    "v.lin.review": "검토 중인 모듈이 선언되지 않은 참조 모델에서 파생되었을 수 있습니다: {modules}",
+    "v.lin.review": "검토 중인 모듈이 선언되지 않은 참조 모델에서 파생되었을 수 있습니다: {modules:commas}",
     "v.lin.none": "신고된 조상 모델이 없고 검출된 파생도 없습니다",
     "v.lin.agrees": "신고된 계보가 가중치 분석 결과와 일치합니다",
     "v.lin.unverified": "비교된 것이 없어 파생 여부를 배제할 수 없습니다({why})",
