@@ -115,7 +115,7 @@ def _engine_settings() -> dict:
             "stats": [stats.N_ROTATIONS, stats.N_ROTATIONS_LARGE, stats.LARGE_WIDTH, stats.HAAR_MAX,
                       stats.SEARCH_ANCHORS, stats.HELD_ANCHORS],
             "engine": [engine.DIGEST_Z, engine.LAYER_MAP_ALPHA],
-            "index": [indexed.INDEX_COLS], "rotation": [rotation.ROTATION_MIN_R, rotation.ROTATION_MIN_SCORE]}
+            "index": [indexed.INDEX_COLS], "rotation": [rotation.ROTATION_MIN_R, rotation.ROTATION_MIN_SCORE, rotation.PROJECTION_ANCHORS]}
 
 
 def _rel(root: Path, p: Path) -> str:

@@ -42,6 +42,9 @@ ROTATION_MIN_R = 0.9
 #: rotated copies 0.74-1.00 (0.74 with fewer shared tokens than twice the width), the best
 #: independent output head 0.33. Empirical gates for a review-only statistic, not a null.
 ROTATION_MIN_SCORE = 0.5
+#: At most this many anchors span the anchor space a matrix is compared in (its cost is units x
+#: hidden x anchors per matrix: at 70B width, 1,024 anchors keep an FFN matrix at ~240 GFLOP).
+PROJECTION_ANCHORS = 1024
 
 
 def procrustes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -75,6 +78,9 @@ def project_onto_anchors(ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> stat
     the Mantel test of the anchors' centred cosines (``stats.geometry_r``), also rotation-free."""
     from checker.metrics.screen import GramSketch, mantel_many
 
+    if ref_anchor.shape[0] > PROJECTION_ANCHORS:  # the comparison space's width: every matrix costs units x hidden x it
+        pick = np.sort(np.concatenate(stats.anchor_split(ref_anchor.shape[0])))[:PROJECTION_ANCHORS]
+        ref_anchor, sub_anchor = ref_anchor[pick], sub_anchor[pick]
     r, z, lp = mantel_many(GramSketch.of(stats.centred_cosines(sub_anchor)), [GramSketch.of(stats.centred_cosines(ref_anchor))])[0]
     t = ref_anchor.shape[0]
     ev = stats.HeldOut(float(r), float(z), float(lp), t, t, 0.0, 1.0)

@@ -149,3 +149,17 @@ def test_turning_only_the_public_sketch_columns_does_not_keep_the_full_test_away
     assert mv.best.cells_tested >= 2 and dict(mv.best.layer_map) == {0: 0, 1: 1}
     screened = [s.z for c in mv.best.cells for s in c.screen]
     assert max(screened) < 4  # the screen alone would have sent nothing
+
+
+def test_the_anchor_space_has_a_bounded_width():
+    from checker.metrics.rotation import PROJECTION_ANCHORS, project_onto_anchors
+
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((3000, 64))
+    q, _ = np.linalg.qr(rng.standard_normal((64, 64)))
+    al = project_onto_anchors(a, a @ q)
+    assert al.rotation.shape == (64, PROJECTION_ANCHORS) == al.ref_map.shape
+    assert al.evidence.score > 0.99 and al.evidence.z > 8
+    # the same anchors on both sides, so a matrix read through either map is the same
+    w = rng.standard_normal((10, 64))
+    assert np.allclose(w @ al.ref_map, (w @ q) @ al.rotation, atol=1e-8)
