@@ -35,7 +35,7 @@ import time
 import numpy as np
 from scipy import stats as sps
 
-from checker.metrics import stats
+from checker.metrics import alignment, stats
 
 THRESHOLDS = (1e-2, 1e-3, 1e-4)
 PERM_LEVELS = (1e-4, 1e-5, 1e-6)
@@ -104,7 +104,7 @@ def draw_anchors(rng) -> float:
         w = rng.standard_normal((r, d)) / math.sqrt(r)
         return (geometry + offset) @ w + 0.3 * _t3(rng, (t, d))
 
-    return stats.identity_rows(model(), model()).log10_p
+    return alignment.identity_rows(model(), model()).log10_p
 
 
 FAMILIES = {"random": draw_random, "structured": draw_structured, "row-search": draw_row_search,

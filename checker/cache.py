@@ -108,12 +108,12 @@ class EvidenceCache:
 def _engine_settings() -> dict:
     """The thresholds evidence depends on: changing one invalidates cached evidence even when
     the tool's version number did not move."""
-    from checker.metrics import anchors, engine, indexed, rotation, screen, stats
+    from checker.metrics import alignment, anchors, engine, indexed, rotation, screen
 
     return {"screen": [screen.SCREEN_DIMS, screen.SCREEN_Z, screen.MAX_CANDIDATES, screen.MIN_SCREEN_DIMS],
             "anchors": [anchors.ANCHOR_MIN_Z, anchors.MIN_ANCHORS, anchors.GEOMETRY_MIN_R, anchors.UNRELATED_HELD],
-            "stats": [stats.N_ROTATIONS, stats.N_ROTATIONS_LARGE, stats.LARGE_WIDTH, stats.HAAR_MAX,
-                      stats.SEARCH_ANCHORS, stats.HELD_ANCHORS],
+            "stats": [alignment.N_ROTATIONS, alignment.N_ROTATIONS_LARGE, alignment.LARGE_WIDTH, alignment.HAAR_MAX,
+                      alignment.SEARCH_ANCHORS, alignment.HELD_ANCHORS],
             "engine": [engine.DIGEST_Z, engine.LAYER_MAP_ALPHA],
             "index": [indexed.INDEX_COLS], "rotation": [rotation.ROTATION_MIN_R, rotation.ROTATION_MIN_SCORE, rotation.PROJECTION_ANCHORS]}
 

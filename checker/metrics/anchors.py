@@ -2,7 +2,7 @@
 
 Token embeddings of strings both vocabularies contain, patch embeddings (pixel
 inputs) and position tables recover the submission's hidden permutation and signs
-relative to each reference (:func:`checker.metrics.stats.align_hidden`), and are
+relative to each reference (:func:`checker.metrics.alignment.align_hidden`), and are
 themselves evidence for the modules that hold them. They are read before the pass
 over the rest of the checkpoint, by positioned reads of just the rows needed.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from checker.metrics import stats
+from checker.metrics import alignment, stats
 from checker.metrics.fixed_tables import recognise
 from checker.metrics.interface import AlignmentSummary, Skipped
 from checker.metrics.rotation import ROTATION_MIN_R, ROTATION_MIN_SCORE, align_rotation, project_onto_anchors, through
@@ -26,7 +26,7 @@ from checker.scanners.tokenizer import Vocabulary
 #: agree far beyond chance.
 ANCHOR_MIN_Z = 8.0
 MIN_ANCHORS = 16
-#: Below this anchor-geometry similarity (stats.geometry_r) no hidden permutation is searched
+#: Below this anchor-geometry similarity (alignment.geometry_r) no hidden permutation is searched
 #: between equal widths: a copy, permuted, rotated or fine-tuned, keeps r near 1; independently
 #: trained models sit far lower. The identity comparison, with its exact null, still runs.
 GEOMETRY_MIN_R = 0.6
@@ -80,7 +80,7 @@ class RowSource:
 class Anchor:
     sub: TensorRole
     ref: TensorPrint
-    alignment: stats.HiddenAlignment
+    alignment: alignment.HiddenAlignment
     count: int
 
 
@@ -137,18 +137,18 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                     # confirm the identity (an unpermuted copy), or when the anchor geometries are
                     # unrelated (the identity comparison, with its exact null, decides).
                     d = ref_rows.shape[1]
-                    geometry = stats.geometry_r(ref_rows, sub_rows)
+                    geometry = alignment.geometry_r(ref_rows, sub_rows)
                     if geometry < GEOMETRY_MIN_R:
                         # Unrelated geometry (every unrelated reference): a smaller held-out set
                         # keeps each extra reference cheap; its null is exact whatever its size.
-                        ident = stats.identity_rows(ref_rows, sub_rows, UNRELATED_HELD)
-                        out.append(Anchor(tr, rp, stats.identity_only(ident, d), ref_rows.shape[0]))
+                        ident = alignment.identity_rows(ref_rows, sub_rows, UNRELATED_HELD)
+                        out.append(Anchor(tr, rp, alignment.identity_only(ident, d), ref_rows.shape[0]))
                         continue
-                    ident = stats.identity_rows(ref_rows, sub_rows)
+                    ident = alignment.identity_rows(ref_rows, sub_rows)
                     if ident.z >= ANCHOR_MIN_Z:
-                        out.append(Anchor(tr, rp, stats.identity_only(ident, d, ident), ref_rows.shape[0]))
+                        out.append(Anchor(tr, rp, alignment.identity_only(ident, d, ident), ref_rows.shape[0]))
                         continue
-                al = stats.align_hidden(ref_rows, sub_rows)
+                al = alignment.align_hidden(ref_rows, sub_rows)
                 if ref_rows.shape[1] == sub_rows.shape[1] and al.evidence.z < ANCHOR_MIN_Z and "lm_head" in (tr.role, rp.role.role):
                     heads.append((len(out), tr, rp, ref_rows, sub_rows))  # scored through the embedding's rotation, below
                 elif ref_rows.shape[1] == sub_rows.shape[1] and al.evidence.z < ANCHOR_MIN_Z and geometry >= ROTATION_MIN_R:
@@ -172,8 +172,8 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
     return out
 
 
-def anchor_evidence(al: stats.HiddenAlignment) -> stats.HeldOut:
-    """The anchors' decisive score (see stats._anchor_rows): their held-out rows under the
+def anchor_evidence(al: alignment.HiddenAlignment) -> stats.HeldOut:
+    """The anchors' decisive score (see alignment._anchor_rows): their held-out rows under the
     recovered alignment when the anchors confirm it (z >= ANCHOR_MIN_Z), else under the
     identity. When the widths differ and the alignment is unconfirmed there is no exact null:
     an alignment fitted between independent models inherits their shared privileged basis
@@ -199,11 +199,11 @@ def choose_alignment(anchors: list[Anchor], sub_mod: str, ref_mod: str, d_s: int
     if best is not None and (best.alignment.evidence.z >= ANCHOR_MIN_Z or d_s != d_r):
         return best.alignment, best
     if d_s == d_r:
-        return stats.identity_alignment(d_s), None
+        return alignment.identity_alignment(d_s), None
     return None, None
 
 
-def alignment_summary(al: stats.HiddenAlignment | None, anchor: Anchor | None) -> AlignmentSummary:
+def alignment_summary(al: alignment.HiddenAlignment | None, anchor: Anchor | None) -> AlignmentSummary:
     if al is None or anchor is None:
         d = 0 if al is None else len(al.ref_index)
         return AlignmentSummary("identity", False, 0, d, None, ())

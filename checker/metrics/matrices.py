@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from checker.metrics import stats
+from checker.metrics import alignment, stats
 from checker.metrics.anchors import choose_alignment
 from checker.metrics.indexed import index_columns, index_score, normed
 from checker.metrics.interface import RoleScore, Skipped
@@ -35,7 +35,7 @@ class _Target:
     rid: str
     rmod: Module
     rp: TensorPrint
-    al: stats.HiddenAlignment
+    al: alignment.HiddenAlignment
     sub_cols: np.ndarray  # submission columns of the sketch, in the reference sketch's order
     ref_idx: np.ndarray  # positions within the reference sketch
     signs: np.ndarray

@@ -7,7 +7,7 @@ the function unchanged (QuaRot, SliceGPT) and spreads every hidden dimension
 over all others, so no permutation of dimensions matches the reference any more.
 
 Token strings fix the rows of an embedding outside the model. When the anchor
-geometries are related (``stats.geometry_r``, unchanged by any orthogonal map:
+geometries are related (``alignment.geometry_r``, unchanged by any orthogonal map:
 1.00 for a rotated copy) but neither the identity nor a permutation aligns the
 anchors, the orthogonal map is fitted by Procrustes on the search half of the
 shared tokens and scored on the held-out half. Every comparison made through it
@@ -28,12 +28,12 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from checker.metrics import stats
+from checker.metrics import alignment, stats
 from checker.metrics.summary import _matrix
 
 #: Name of the statistic of every comparison made through a fitted rotation.
 ROTATION_STATISTIC = "rotation_aligned_row_pearson"
-#: A rotation is fitted only between anchor geometries this alike (stats.geometry_r, unchanged by
+#: A rotation is fitted only between anchor geometries this alike (alignment.geometry_r, unchanged by
 #: any orthogonal map): a copy, rotated or not, scores 0.96-1.00 in the test models, independent
 #: models trained on the same tokenizer and text 0.04 (embeddings) and up to 0.87 (output heads,
 #: whose geometry the data largely fixes).
@@ -53,11 +53,11 @@ def procrustes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return u @ vt
 
 
-def align_rotation(ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> stats.HiddenAlignment:
+def align_rotation(ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> alignment.HiddenAlignment:
     """Fit the orthogonal map taking the reference's anchors to the submission's (equal widths),
     on the search half of the anchors; score it on the held-out half (row correlations under a
     column-shuffle null, which is exact only for a map that knew nothing of the models)."""
-    search, held = stats.anchor_split(ref_anchor.shape[0])
+    search, held = alignment.anchor_split(ref_anchor.shape[0])
     mu_r, mu_s = ref_anchor[search].mean(axis=0), sub_anchor[search].mean(axis=0)
     r = procrustes(ref_anchor[search] - mu_r, sub_anchor[search] - mu_s)  # ref basis -> sub basis
     a = (ref_anchor[held] - mu_r) @ r  # held-out reference anchors, in the submission's basis
@@ -66,31 +66,31 @@ def align_rotation(ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> stats.Hidd
     d = ref_anchor.shape[1]
     idx = np.arange(d)
     # Submission rows x r^T are in the reference's basis.
-    return stats.HiddenAlignment(idx, idx, np.ones(d), ev, aligned_rows=ev, identity_rows=None,
+    return alignment.HiddenAlignment(idx, idx, np.ones(d), ev, aligned_rows=ev, identity_rows=None,
                                  rotation=np.ascontiguousarray(r.T))
 
 
-def project_onto_anchors(ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> stats.HiddenAlignment:
+def project_onto_anchors(ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> alignment.HiddenAlignment:
     """Too few shared anchors to fit a rotation (fewer than twice the width, as a vision tower's
     pixel inputs): compare every matrix in anchor space instead. A units x hidden matrix W read
     against the centred anchors A, W A^T (units x anchors), is the same for W Q and A Q whatever
     the orthogonal Q, and a permutation of the units still only permutes its rows. The evidence is
-    the Mantel test of the anchors' centred cosines (``stats.geometry_r``), also rotation-free."""
+    the Mantel test of the anchors' centred cosines (``alignment.geometry_r``), also rotation-free."""
     from checker.metrics.screen import GramSketch, mantel_many
 
     if ref_anchor.shape[0] > PROJECTION_ANCHORS:  # the comparison space's width: every matrix costs units x hidden x it
-        pick = np.sort(np.concatenate(stats.anchor_split(ref_anchor.shape[0])))[:PROJECTION_ANCHORS]
+        pick = np.sort(np.concatenate(alignment.anchor_split(ref_anchor.shape[0])))[:PROJECTION_ANCHORS]
         ref_anchor, sub_anchor = ref_anchor[pick], sub_anchor[pick]
-    r, z, lp = mantel_many(GramSketch.of(stats.centred_cosines(sub_anchor)), [GramSketch.of(stats.centred_cosines(ref_anchor))])[0]
+    r, z, lp = mantel_many(GramSketch.of(alignment.centred_cosines(sub_anchor)), [GramSketch.of(alignment.centred_cosines(ref_anchor))])[0]
     t = ref_anchor.shape[0]
     ev = stats.HeldOut(float(r), float(z), float(lp), t, t, 0.0, 1.0)
     idx = np.arange(t)
-    return stats.HiddenAlignment(idx, idx, np.ones(t), ev, aligned_rows=ev, identity_rows=None,
+    return alignment.HiddenAlignment(idx, idx, np.ones(t), ev, aligned_rows=ev, identity_rows=None,
                                  rotation=np.ascontiguousarray((sub_anchor - sub_anchor.mean(axis=0)).T),
                                  ref_map=np.ascontiguousarray((ref_anchor - ref_anchor.mean(axis=0)).T))
 
 
-def through(al: stats.HiddenAlignment, ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> stats.HiddenAlignment:
+def through(al: alignment.HiddenAlignment, ref_anchor: np.ndarray, sub_anchor: np.ndarray) -> alignment.HiddenAlignment:
     """Another anchor set of the same tokens (an output head) scored through a rotation fitted on
     the input embedding. Output heads are never fitted themselves: what they encode (the next
     token's distribution) is fixed by the data, so independent models trained on the same text

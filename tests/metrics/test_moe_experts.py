@@ -7,16 +7,14 @@ are replaced by experts, stored fused (transformers v5: ``mlp.experts.gate_up_pr
 
 from __future__ import annotations
 
-import json
 
-import pytest
 import torch
 
 from checker import synth
 from checker.audit import audit
 from checker.metrics.experts import ExpertPlan, expert_plans, expert_slices
 from checker.modules import split_modules
-from checker.references.fingerprint import build_fingerprint, load_fingerprint, save_fingerprint
+from checker.references.fingerprint import load_fingerprint
 from checker.references.registry import add_reference
 from checker.verdicts.shares import coverage
 from checker.rules import load_pack

@@ -1,0 +1,243 @@
+"""Hidden-dimension alignment from anchors: which submission dimension carries each reference one.
+
+Anchors are rows whose meaning is fixed outside the model (token embeddings of shared strings,
+pixel inputs of a patch embedding). The permutation and signs are found by linear assignment on
+half of the anchors and scored on the other half, against a rotation null; the identity and the
+anchor geometry (unchanged by any orthogonal map) decide when no search is needed. Rotations of
+the residual stream are :mod:`.rotation`'s.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from checker.metrics.stats import (
+    HeldOut, _EPS, held_out_score, log10_sf, rownorm, shape_seed, split_columns, standardize_columns,
+)
+
+N_ROTATIONS = 16
+#: Above this width the assignment is solved in blocks (an exact 8k x 8k assignment costs
+#: minutes) and the rotation null uses fewer rotations.
+LARGE_WIDTH = 2048
+N_ROTATIONS_LARGE = 4
+#: Above this width a null rotation is block-structured instead of a Haar rotation
+#: (no d x d QR, d * 128 work per row).
+HAAR_MAX = 256
+#: The assignment search uses at most this many anchors, and at most HELD_ANCHORS of the
+#: others score it (a mean of 1,024 row correlations already puts a copy at z > 30; the exact
+#: null costs held^2 x width).
+SEARCH_ANCHORS = 1024
+HELD_ANCHORS = 1024
+
+
+@dataclass(frozen=True)
+class HiddenAlignment:
+    """Which submission hidden dimension (with which sign) carries each reference dimension."""
+
+    ref_index: np.ndarray
+    sub_index: np.ndarray
+    signs: np.ndarray
+    evidence: HeldOut | None  # the anchor's own held-out score; None for identity
+    #: held-out anchor rows compared under this alignment / under the identity (equal widths
+    #: only), each against a hidden-column permutation null: the decisive token statistic
+    aligned_rows: HeldOut | None = None
+    identity_rows: HeldOut | None = None
+    searched: bool = True  # False: the anchor geometries were unrelated, no permutation was searched
+    #: an orthogonal map of the residual stream (submission hidden x reference hidden): the
+    #: submission's units x hidden rows times it are in the reference's basis; ``*_index`` are then
+    #: the identity (see checker/metrics/rotation.py). None for a permutation alignment.
+    rotation: np.ndarray | None = None
+    #: with ``rotation``: the reference's map into the same comparison space (reference hidden x
+    #: columns), for a projection onto shared anchors; None when ``rotation`` lands in the
+    #: reference's own basis
+    ref_map: np.ndarray | None = None
+
+    @property
+    def is_identity(self) -> bool:
+        return self.rotation is None and (self.evidence is None or (len(self.ref_index) == len(self.sub_index)
+                and bool(np.all(self.ref_index == self.sub_index)) and bool(np.all(self.signs > 0))))
+
+
+def identity_alignment(d: int) -> HiddenAlignment:
+    idx = np.arange(d)
+    return HiddenAlignment(idx, idx, np.ones(d), None)
+
+
+_BLOCK = 128
+
+
+def _random_rotation(r: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``r`` (t x d) times a random rotation of its columns.
+
+    Up to HAAR_MAX a Haar rotation (QR of a Gaussian matrix); above, two rounds of a
+    random permutation followed by random 128 x 128 block rotations, which mix every
+    dimension with every other at d * 128 cost per row instead of d * d (and no d x d QR).
+    """
+    d = r.shape[1]
+    if d <= HAAR_MAX:
+        q, rr = np.linalg.qr(rng.standard_normal((d, d)))
+        return r @ (q * np.sign(np.diag(rr)))
+    out = r
+    for _ in range(2):
+        out = out[:, rng.permutation(d)]
+        full = (d // _BLOCK) * _BLOCK
+        blocks = out[:, :full].reshape(out.shape[0], -1, _BLOCK).transpose(1, 0, 2)  # b x t x 128
+        qs = np.linalg.qr(rng.standard_normal((blocks.shape[0], _BLOCK, _BLOCK)))[0]
+        mixed = np.matmul(blocks, qs).transpose(1, 0, 2).reshape(out.shape[0], full)
+        out = np.concatenate([mixed, out[:, full:]], axis=1) if full < d else mixed
+    return out
+
+
+def assign(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-weight matching of the rows of ``c`` to its columns (rows <= columns after a
+    transpose), exact up to LARGE_WIDTH rows.
+
+    Wider, in blocks: every row whose best column no other row wants keeps it (when all rows
+    agree this *is* the optimum: no matching beats every row's own maximum), and the rows in
+    conflict are matched by exact assignment in blocks of 1024 over the columns still free.
+    """
+    if c.shape[0] > c.shape[1]:
+        ci, ri = assign(c.T)
+        order = np.argsort(ri)
+        return ri[order], ci[order]
+    if c.shape[0] <= LARGE_WIDTH:
+        return linear_sum_assignment(-c)
+    best = np.argmax(c, axis=1)
+    counts = np.bincount(best, minlength=c.shape[1])
+    sole = counts[best] == 1
+    rows, cols = list(np.flatnonzero(sole)), list(best[sole])
+    free = np.ones(c.shape[1], dtype=bool)
+    free[best[sole]] = False
+    pending = np.flatnonzero(~sole)
+    for i in range(0, len(pending), LARGE_WIDTH):
+        blk = pending[i:i + LARGE_WIDTH]
+        avail = np.flatnonzero(free)
+        bi, bj = linear_sum_assignment(-c[np.ix_(blk, avail)])
+        rows += list(blk[bi])
+        cols += list(avail[bj])
+        free[avail[bj]] = False
+    rows_a, cols_a = np.array(rows, dtype=int), np.array(cols, dtype=int)
+    order = np.argsort(rows_a)
+    return rows_a[order], cols_a[order]
+
+
+def _assign_and_score(r: np.ndarray, s: np.ndarray, search: np.ndarray, held: np.ndarray):
+    c = rownorm(r[search].T) @ rownorm(s[search].T).T  # d_r x d_s
+    ri, si = assign(np.abs(c))
+    signs = np.sign(c[ri, si])
+    signs[signs == 0] = 1.0
+    a = r[held][:, ri].T  # dims x held-out anchors
+    b = s[held][:, si].T
+    return ri, si, signs, np.sum(rownorm(a) * rownorm(b), axis=1) * signs
+
+
+def anchor_split(t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Anchors (rows) for the search and held out for scoring: disjoint halves, each capped."""
+    search, held = split_columns(t)
+    return search[:SEARCH_ANCHORS], held[:HELD_ANCHORS]
+
+
+def centred_cosines(x: np.ndarray) -> np.ndarray:
+    """Cosines between rows after removing the mean row: unchanged by any orthogonal map of the
+    columns (rotations, permutations, sign flips), unlike per-column scaling or row centring."""
+    c = x - x.mean(axis=0)
+    n = np.linalg.norm(c, axis=1, keepdims=True)
+    c = c / np.where(n > _EPS, n, 1.0)
+    return c @ c.T
+
+
+def geometry_r(ref_anchor: np.ndarray, sub_anchor: np.ndarray, n: int = 512) -> float:
+    """How alike the two anchor geometries are, whatever either hidden basis: the Mantel
+    correlation of the anchors' centred cosine matrices (n anchors of the search half).
+
+    Unchanged by any orthogonal transform of the hidden dimension, so a permuted, sign-flipped
+    or rotated copy keeps its r (tests/metrics/test_geometry_screen.py: a fine-tuned copy
+    1.00, the same rotated 1.00, an independent model 0.04). It has no exact null and decides
+    nothing: it only spares the permutation search where the geometries are unrelated.
+    """
+    from checker.metrics.screen import GramSketch, mantel_many
+
+    search, _ = anchor_split(ref_anchor.shape[0])
+    pick = search[:n]
+    a, b = centred_cosines(ref_anchor[pick]), centred_cosines(sub_anchor[pick])
+    return mantel_many(GramSketch.of(b), [GramSketch.of(a)])[0][0]
+
+
+def identity_rows(ref_anchor: np.ndarray, sub_anchor: np.ndarray, held_max: int = HELD_ANCHORS) -> HeldOut:
+    """Held-out anchors (at most ``held_max``) compared under the identity alignment (equal
+    widths), exact null."""
+    _, held = anchor_split(ref_anchor.shape[0])
+    held = held[:held_max]
+    # Columns standardised over the held-out anchors themselves: a per-column affine map commutes
+    # with the column shuffle of the null, and only these rows are touched.
+    return _anchor_rows(standardize_columns(ref_anchor[held]), standardize_columns(sub_anchor[held]))
+
+
+def identity_only(ident: HeldOut, d: int, evidence: HeldOut | None = None) -> HiddenAlignment:
+    """The identity alignment, with no permutation searched: either the held-out anchors already
+    confirm it (``evidence`` is then ``ident`` itself, z >= the adoption level), or the anchor
+    geometries are unrelated (``evidence`` records r with z = 0: never adopted)."""
+    idx = np.arange(d)
+    return HiddenAlignment(idx, idx, np.ones(d), evidence or HeldOut(0.0, 0.0, 0.0, 0, 0, 0.0, 1.0), ident, ident,
+                           searched=False)
+
+
+def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, rotations: int | None = None) -> HiddenAlignment:
+    """Recover the hidden permutation and signs from anchor rows both models share.
+
+    Anchors are rows whose meaning is fixed outside the model: the embeddings
+    of token strings both vocabularies contain, or the pixel inputs of a patch
+    embedding. Hidden dimensions are matched by linear assignment on |corr|
+    over half of the anchors; the other half scores the match (AWM aligns with
+    shared-token embeddings in the same way).
+
+    The null is a *rotation* null. Models trained independently on similar data
+    learn token geometries that are related by a linear map, so the best
+    permutation of one onto the other generalises a little (held-out r ~0.3 at
+    hidden size 64 in our tiny models). Only a derivation shares the basis
+    itself. The reference anchors are therefore rotated at random (same
+    geometry, basis destroyed) and the whole search is rerun: the evidence is
+    how far the real score stands above those. Above LARGE_WIDTH the null uses
+    N_ROTATIONS_LARGE rotations: it decides only whether an alignment is adopted
+    (z >= 8), and a derived model stands far above it. The search uses at most
+    SEARCH_ANCHORS anchors; every other anchor is held out.
+    """
+    t = ref_anchor.shape[0]
+    seed = shape_seed(t, ref_anchor.shape[1], sub_anchor.shape[1])
+    search, held = anchor_split(t)
+    r = standardize_columns(ref_anchor)
+    s = standardize_columns(sub_anchor)
+    ri, si, signs, rr = _assign_and_score(r, s, search, held)
+    rng = np.random.default_rng(seed + 7)
+    if rotations is None:
+        width = max(r.shape[1], s.shape[1])
+        rotations = N_ROTATIONS if width <= HAAR_MAX else 8 if width <= LARGE_WIDTH else N_ROTATIONS_LARGE
+    null = np.array([float(np.mean(_assign_and_score(standardize_columns(_random_rotation(r, rng)), s, search, held)[3]))
+                     for _ in range(rotations)])
+    k, m = len(rr), len(held)
+    score = float(rr.mean())
+    sd = max(float(null.std(ddof=1)), 1.0 / math.sqrt(max(k * (m - 1), 1)))
+    mu = float(null.mean())
+    z = (score - mu) / sd
+    aligned = _anchor_rows(r[held][:, ri] * signs, s[held][:, si])
+    identity = _anchor_rows(r[held], s[held]) if r.shape[1] == s.shape[1] else None
+    return HiddenAlignment(ri, si, signs, HeldOut(score, z, log10_sf(z), k, m, mu, sd), aligned, identity)
+
+
+def _anchor_rows(a: np.ndarray, b: np.ndarray) -> HeldOut:
+    """Held-out anchors (tokens both vocabularies share, or pixel inputs) compared row by row
+    over the hidden dimensions, against a null that shuffles the hidden columns.
+
+    This, not the rotation-null score above, is the decisive evidence for token and patch
+    matrices. Adam-trained models have a privileged basis, so independently trained ones
+    match each other's columns a little better than a rotated copy's (rotation-null z ~2
+    between our independent seeds): good enough to decide whether to adopt an alignment at
+    z >= 8, not to calibrate a p-value. A row-wise correlation under an alignment chosen on
+    the other anchors has an exact null instead: under independence the column order of
+    the held-out rows carries no information.
+    """
+    return held_out_score(a, b, np.ones(a.shape[0]))
