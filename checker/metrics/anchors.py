@@ -85,7 +85,7 @@ class Anchor:
 
 
 def _sub_token_rows(rows: RowSource, sub: TensorRole, sub_vocab: Vocabulary | None,
-                    ref: TensorPrint, ref_vocab: Vocabulary | None) -> tuple[np.ndarray, np.ndarray] | None:
+                    ref: TensorPrint, ref_vocab: Vocabulary | None, anchor: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Rows of the submission's token matrix for the reference's anchor tokens that both share."""
     n = sub.shape[0]
     if sub_vocab is not None and ref_vocab is not None:
@@ -96,13 +96,14 @@ def _sub_token_rows(rows: RowSource, sub: TensorRole, sub_vocab: Vocabulary | No
     if len(pairs) < MIN_ANCHORS:
         return None
     ri, si = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-    return ref.anchor[ri], rows.token_rows(sub.name, si)
+    return anchor[ri], rows.token_rows(sub.name, si)
 
 
 def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skipped) -> list[Anchor]:
     """Every (submission anchor, reference anchor) pair of the same family, aligned."""
     out = []
     heads: list = []  # output-head anchors no identity or permutation aligned
+    loaded: dict = {}
     ref_anchors = [tp for tp in ref.tensors if tp.has("anchor")]
     for m in sub_modules:
         for tr in m.tensors:
@@ -114,7 +115,9 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                 if not same_family:
                     continue
                 if tr.role in TOKEN_ROLES:
-                    got = _sub_token_rows(rows, tr, sub_vocab, rp, ref.vocab)
+                    if id(rp) not in loaded:  # a registered print reads its anchors from disk on every access
+                        loaded[id(rp)] = rp.anchor
+                    got = _sub_token_rows(rows, tr, sub_vocab, rp, ref.vocab, loaded[id(rp)])
                     if got is None:
                         skipped.append(Skipped(f"{tr.name} ~ {ref.source}:{rp.role.name}", "fewer than 16 shared tokens", "v.skip.few_tokens"))
                         continue

@@ -167,9 +167,10 @@ def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], a
         rp = t.rp
         if rp.role.role != tr.role or rp.units != units or not rp.has("row_index"):
             continue
-        key = rp.row_index.tobytes()
+        ri = rp.row_index  # a registered print loads it from disk on every access
+        key = ri.tobytes()
         if key not in rows:
-            rows[key] = unit_rows(native, axis, rp.row_index)
+            rows[key] = unit_rows(native, axis, ri)
         cols = t.al.sub_index[index_columns(len(t.al.ref_index))]
         nkey = (key, cols.tobytes())
         if nkey not in normed_rows and len(cols) >= 8:
