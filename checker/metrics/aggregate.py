@@ -8,8 +8,8 @@ Two families of evidence, each Bonferroni-corrected over its own cells:
 - when no pair was chosen, the screen itself (Mantel z of the hidden Gram sketches,
   exact relabelling moments) over every layer pair. It never reaches a verdict
   threshold on its own: a cell that would pass it has been sent to the full test;
-- the index-aligned test (:mod:`.indexed`) on the same-index layer pair and the pairs sent
-  to the full test (equal roles and unit counts), corrected over those pairs.
+- the index-aligned test (:mod:`.indexed`) on the same-index layer pairs (equal roles and
+  unit counts), corrected over those pairs.
 
 The module's p-value is the better of the two families (the search family: the full
 test, or the screen when nothing was sent to it; the index family), Bonferroni-corrected

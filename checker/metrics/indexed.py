@@ -15,8 +15,9 @@ columns (fixed by the width) and the K sampled rows of the fingerprint. Columns 
 standardised over those rows on each side, a per-column affine map that commutes
 with the column shuffle of the null (and undoes a folded norm gain).
 
-The test runs on the same-index layer pair and on the pairs the screen sends to the
-full test (linear in depth). The exact null needs the two rows' Gram matrices
+The test runs on the same-index layer pair only (linear in depth). It scores every
+column, the screen's search half included, so a pair the screen picked could not be
+added without breaking its null; the layer pairs are fixed before any data is seen. The exact null needs the two rows' Gram matrices
 (k x k over the columns); the submission's is computed once per matrix and shared by
 every reference that reads it through the same alignment.
 """

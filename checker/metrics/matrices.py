@@ -4,7 +4,7 @@ The engine (:mod:`.engine`) streams the submission and hands each weight matrix 
 accumulator of evidence. Per reference tensor of a compatible role, under the hidden alignment
 the anchors gave (identity, permutation, or a fitted rotation or anchor-space projection), the
 matrix gets the layer screen (:mod:`.screen`, every layer pair), the index-aligned test
-(:mod:`.indexed`, the same-index pair and the screen's picks) and, where the screen points or
+(:mod:`.indexed`, the same-index pair) and, where the screen points or
 the anchors already show a copy, the cross-fitted full test (:mod:`.rowmatch`).
 """
 
@@ -126,9 +126,10 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
             acc.screen[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(s)
             scored.append((t, s))
     chosen = _candidates(scored, tr.layer, frozenset(rid for mod, rid in acc.related if mod == m.name))
-    # the index test: the same-index layer pair and every pair the full test will see (linear in depth)
-    picked = {id(t) for t in chosen}
-    _index_tests(native, axis, m, tr, units, [t for t in targets if t.rp.role.layer == tr.layer or id(t) in picked], acc)
+    # the index test: the same-index layer pair only (linear in depth). Pairs the screen picked are
+    # not added: the screen saw their search-half columns, which the index test scores too, so their
+    # column-shuffle null would no longer hold.
+    _index_tests(native, axis, m, tr, units, [t for t in targets if t.rp.role.layer == tr.layer], acc)
     if not chosen:
         return False
     col_mean, col_std, _ = column_moments(native, axis, acc.device)  # the full test standardises
