@@ -100,3 +100,20 @@ def test_max_uncompared_is_a_checked_pack_parameter(tmp_path, value, ok):
     else:
         with pytest.raises(RulePackError, match="max_uncompared"):
             load_pack(path)
+
+
+def test_a_matrix_no_statistic_covers_is_listed_and_not_counted_as_compared(zoo):
+    """A 2-D tensor of no known role (a `mask_token`) is neither compared nor weak evidence: it is
+    listed as not compared, and the module's coverage says so."""
+    import torch
+
+    from checker import synth
+    from checker.audit import audit
+
+    state = {**synth.state(zoo.ind_lm), "model.mask_token": torch.randn(1, 64)}
+    folder = synth.save_checkpoint(zoo.root / "mask-token", state, zoo.vocab)
+    mv = {m.name: m for m in audit(str(folder), zoo.registry, load_pack()).modules}["model"]
+    listed = {s.what: s.key for s in mv.skipped if s.key == "v.skip.no_statistic"}
+    assert listed == {"model.mask_token": "v.skip.no_statistic"}
+    assert mv.status == "independent" and mv.coverage < 1.0
+    assert mv.coverage == pytest.approx(1 - 64 / mv.parameters, abs=1e-9)

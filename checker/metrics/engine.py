@@ -172,6 +172,10 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                     _weak(native.float().numpy().ravel(), tr, m, acc)
                 elif native.dim() >= 3 and tr.role not in ANCHOR_ROLES:
                     acc.skipped[m.name].append(plan or not_compared(tr))  # never silently dropped
+                elif native.dim() == 2 and tr.role not in ANCHOR_ROLES:  # a matrix no statistic decides
+                    acc.skipped[m.name].append(Skipped(
+                        tr.name, f"not compared: a 2-D tensor of role '{tr.role}' that no decisive statistic covers",
+                        "v.skip.no_statistic", (("role", tr.role),)))
             # A copy shares its Gram sketch, so a matrix the screen did not flag cannot be identical to
             # any reference tensor: only flagged (or unscreenable) tensors are digested. A constant
             # tensor (a norm left at ones, a zero bias) is identical in every model of its shape: its

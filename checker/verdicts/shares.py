@@ -49,7 +49,8 @@ def compared_tensors(module: Module, matches: tuple[Match, ...], fixed: frozense
     same = {name for m in matches for name in m.identical_tensors}
     # a fused expert tensor is compared under its parts' roles (gate_up: gate and up)
     return frozenset(t.name for t in module.tensors if t.name not in fixed and (
-        t.name in same or (any((t.layer, r) in keys for r in part_roles(t.role)) if t.decisive else bool(keys))))
+        t.name in same or (any((t.layer, r) in keys for r in part_roles(t.role)) if t.decisive
+                           else bool(keys) and len(t.shape) < 2)))  # a 2-D matrix no statistic covers is not
 
 
 def derived_tensors(module: Module, status: str, significant: tuple[Match, ...], matches: tuple[Match, ...],

@@ -206,6 +206,7 @@ MESSAGES = {
     "v.skip.fixed_table_shared": "not evidence: fixed table (shared by {references:int} registered references)",
     "v.skip.few_tokens": "fewer than 16 shared tokens", "v.skip.patch_sizes": "patch sizes differ",
     "v.skip.hidden_sizes": "hidden sizes differ ({hidden} vs {reference_hidden}) and no anchor aligns them",
+    "v.skip.no_statistic": "not compared: a 2-D tensor of role '{role}' that no decisive statistic covers",
     "v.skip.not_compared": "not compared: a {ndim}-D tensor of role '{role}' that no known layout splits into matrices",
     "v.skip.expert_axes": "not compared: no axis of the expert tensor {shape} has the hidden width {hidden}",
     "v.skip.expert_split": "not compared: the fused gate and up expert tensor has an odd number of units ({units})",

@@ -205,6 +205,7 @@ MESSAGES = {
     "v.skip.fixed_table_shared": "증거 아님: 고정 테이블(등록된 참조 모델 {references:int}개에 동일하게 존재)",
     "v.skip.few_tokens": "공유 토큰이 16개 미만입니다", "v.skip.patch_sizes": "패치 크기가 다릅니다",
     "v.skip.hidden_sizes": "은닉 차원이 다르고({hidden} 대 {reference_hidden}) 이를 정렬할 기준점이 없습니다",
+    "v.skip.no_statistic": "비교하지 않음: 결정적 통계량이 다루지 않는 2차원 텐서(역할 '{role}')입니다",
     "v.skip.not_compared": "비교하지 않음: 알려진 어떤 배치로도 행렬로 나눌 수 없는 {ndim}차원 텐서(역할 '{role}')입니다",
     "v.skip.expert_axes": "비교하지 않음: 전문가(expert) 텐서 {shape}의 어느 축도 은닉 폭 {hidden}과 같지 않습니다",
     "v.skip.expert_split": "비교하지 않음: gate와 up을 합친 전문가 텐서의 단위 수가 홀수입니다({units})",
