@@ -24,8 +24,6 @@ every reference that reads it through the same alignment.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from checker.metrics import stats
@@ -66,6 +64,5 @@ def index_score(ref_rows: np.ndarray, sub_rows: np.ndarray, ref_index: np.ndarra
     an, ga = normed(ref_rows[:, ref_index[pos]] * signs[pos])
     bn, gb = sub_normed if sub_normed is not None else normed(sub_rows[:, sub_index[pos]])
     k, m = an.shape
-    # the exact column-shuffle variance of the mean row correlation (stats.null_moments)
-    var = float(np.sum(ga * gb)) / (k * k * (m - 1))
-    return stats.held_out_from_sd(float(np.mean(np.sum(an * bn, axis=1))), math.sqrt(max(var, 0.0)), k, m)
+    _, sd = stats.null_moments(an, bn, np.ones(k), grams=(ga, gb))  # the exact column-shuffle null
+    return stats.held_out_from_sd(float(np.mean(np.sum(an * bn, axis=1))), sd, k, m)

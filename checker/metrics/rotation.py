@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from checker.metrics import alignment, stats
-from checker.metrics.summary import _matrix
+from checker.metrics.summary import unit_blocks
 
 #: Name of the statistic of every comparison made through a fitted rotation.
 ROTATION_STATISTIC = "rotation_aligned_row_pearson"
@@ -116,12 +116,5 @@ def projected_print(rp, ref_map: np.ndarray):
 
 def rotated(native: torch.Tensor, units_axis: int, rotation: np.ndarray, device: str = "cpu") -> torch.Tensor:
     """The units x hidden view of a matrix turned into the reference's basis (float32)."""
-    m = _matrix(native)
-    if units_axis == 1 and m.dim() == 2:
-        m = m.T
     rot = torch.as_tensor(rotation.astype(np.float32), device=device)
-    out = torch.empty((m.shape[0], rot.shape[1]), dtype=torch.float32)
-    step = max(1, (8 << 20) // max(m.shape[1], 1))
-    for s in range(0, m.shape[0], step):
-        out[s:s + step] = (m[s:s + step].to(device=device, dtype=torch.float32) @ rot).cpu()
-    return out
+    return torch.cat([(b @ rot).cpu() for _, b in unit_blocks(native, units_axis, device=device)])

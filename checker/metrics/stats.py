@@ -117,7 +117,8 @@ def split_columns(m: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[: m // 2]), np.sort(perm[m // 2:])
 
 
-def null_moments(an: np.ndarray, bn: np.ndarray, sign: np.ndarray) -> tuple[float, float]:
+def null_moments(an: np.ndarray, bn: np.ndarray, sign: np.ndarray,
+                 grams: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float, float]:
     """Exact mean and sd of the mean held-out correlation under the column-shuffle null.
 
     ``an`` and ``bn`` are row-centred, unit-norm rows over m held-out columns. When one
@@ -125,12 +126,15 @@ def null_moments(an: np.ndarray, bn: np.ndarray, sign: np.ndarray) -> tuple[floa
     of columns broken, each row's own values kept), each row correlation has mean 0 and
     Cov(r_i, r_l) = (an_i . an_l)(bn_i . bn_l) / (m - 1), the classical moments of a
     permutation statistic. The variance of their mean therefore needs two k x k Gram
-    matrices, not shuffles, and includes whatever dependence the rows have.
+    matrices, not shuffles, and includes whatever dependence the rows have. ``grams`` are
+    ``an @ an.T`` and ``bn @ bn.T`` when the caller already has them (signs all +1).
     """
     k, m = an.shape
     if k == 0 or m < 2:
         return 0.0, 1.0
-    if k <= m:  # sum_il s_i s_l (a_i.a_l)(b_i.b_l), through two k x k Gram matrices ...
+    if grams is not None:
+        total = float(np.sum(grams[0] * grams[1]))
+    elif k <= m:  # sum_il s_i s_l (a_i.a_l)(b_i.b_l), through two k x k Gram matrices ...
         sa = an * sign[:, None]
         total = float(np.sum((sa @ sa.T) * (bn @ bn.T)))
     else:  # ... or, the same number, ||A^T diag(s) B||_F^2 through one m x m product

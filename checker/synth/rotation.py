@@ -80,13 +80,16 @@ def _contract(t: torch.Tensor, axis: int, q: torch.Tensor) -> torch.Tensor:
     return torch.movedim(moved, -1, axis).to(t.dtype).contiguous()
 
 
-def rotate_residual(s: Subject, towers: tuple[str, ...] = ("lm", "vit"), seed: int = 9) -> Subject:
+def rotate_residual(s: Subject, towers: tuple[str, ...] = ("lm", "vit"), seed: int = 9,
+                    lm_q: torch.Tensor | None = None) -> Subject:
     """Fold the norms of ``towers`` ("lm": the decoder, "vit": the vision tower), then rotate
     each one's residual stream by its own random orthogonal Q (the vision tower's with Q 1 = 1).
     The decoder's logits and the vision tower's features (up to the decoder's Q on the merger
-    output, which feeds the decoder) are unchanged up to rounding."""
+    output, which feeds the decoder) are unchanged up to rounding. ``lm_q``: the decoder's Q itself
+    (any orthogonal matrix, e.g. one that turns only some dimensions)."""
     s = fold_norms(s, towers)
-    qs = {"lm": random_orthogonal(s.lm.hidden, seed), "vit": random_orthogonal(s.vit.hidden, seed + 1, fix_ones=True)}
+    qs = {"lm": random_orthogonal(s.lm.hidden, seed) if lm_q is None else lm_q.double(),
+          "vit": random_orthogonal(s.vit.hidden, seed + 1, fix_ones=True)}
     out = {}
     for name, t in s.state.items():
         tower = tower_of(name)

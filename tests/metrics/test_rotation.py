@@ -13,33 +13,17 @@ from checker.metrics.rotation import ROTATION_STATISTIC, align_rotation, procrus
 from checker.rules import load_pack
 
 
-def rotate_lm(state: dict, seed: int = 11, dims: np.ndarray | None = None) -> dict:
+def rotate_lm(state: dict, seed: int = 11, dims: np.ndarray | None = None, cfg=None) -> dict:
     """Fold every RMSNorm gain into the matrices reading it, then x -> xQ on the residual stream
-    (Q turns only ``dims`` when given)."""
-    s = {k: v.clone().float() for k, v in state.items()}
-    d = s["model.embed_tokens.weight"].shape[1]
+    (Q turns only ``dims`` when given): ``synth.rotate_residual`` with that Q."""
+    d = state["model.embed_tokens.weight"].shape[1]
     sel = np.arange(d) if dims is None else np.asarray(dims)
     turn, _ = torch.linalg.qr(torch.randn(len(sel), len(sel), generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
     q = torch.eye(d, dtype=torch.float64)
     q[np.ix_(sel, sel)] = turn
-    q = q.float()
-    layers = sorted({int(k.split(".")[2]) for k in s if k.startswith("model.layers.")})
-    for i in layers:
-        p = f"model.layers.{i}."
-        for norm, readers in (("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
-                              ("post_attention_layernorm", ("mlp.gate_proj", "mlp.up_proj"))):
-            g = s[p + norm + ".weight"]
-            for r in readers:
-                s[p + r + ".weight"] = s[p + r + ".weight"] * g  # W diag(g)
-            s[p + norm + ".weight"] = torch.ones_like(g)
-        for r in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "mlp.gate_proj", "mlp.up_proj"):
-            s[p + r + ".weight"] = s[p + r + ".weight"] @ q  # reads x Q: W Q
-        for w in ("self_attn.o_proj", "mlp.down_proj"):
-            s[p + w + ".weight"] = q.T @ s[p + w + ".weight"]  # writes into the turned stream
-    s["lm_head.weight"] = (s["lm_head.weight"] * s["model.norm.weight"]) @ q
-    s["model.norm.weight"] = torch.ones_like(s["model.norm.weight"])
-    s["model.embed_tokens.weight"] = s["model.embed_tokens.weight"] @ q
-    return s
+    layers = len({k.split(".")[2] for k in state if k.startswith("model.layers.")})
+    cfg = cfg or synth.LMConfig(vocab=state["model.embed_tokens.weight"].shape[0], hidden=d, layers=layers)
+    return synth.rotate_residual(synth.Subject(state, [], cfg, synth.ViTConfig()), ("lm",), lm_q=q).state
 
 
 def test_the_rotation_preserves_the_function(zoo):
