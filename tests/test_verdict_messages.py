@@ -83,6 +83,7 @@ EVERY_MODULE_STATUS = _facts(
                 "v.skip.not_compared", (("ndim", 3), ("role", "other"))),
         Skipped("x.mask_token", "not compared: a 2-D tensor of role 'other' that no decisive statistic covers",
                 "v.skip.no_statistic", (("role", "other"),)),
+        Skipped("x.pos ~ r:x.pos", "fewer than 16 anchor rows", "v.skip.few_anchors", (("minimum", 16),)),
         Skipped("x.experts.gate_up_proj", "not compared: no axis of the expert tensor [4, 8, 9] has the hidden width 16",
                 "v.skip.expert_axes", (("shape", "[4, 8, 9]"), ("hidden", 16))),
         Skipped("x.experts.gate_up_proj", "not compared: the fused gate and up expert tensor has an odd number of units (9)",

@@ -19,7 +19,7 @@ from checker.metrics.fixed_tables import recognise
 from checker.metrics.interface import AlignmentSummary, Skipped
 from checker.metrics.rotation import ROTATION_MIN_R, ROTATION_MIN_SCORE, align_rotation, project_onto_anchors, through
 from checker.modules import TensorRole
-from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
+from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint, input_rows
 from checker.scanners.tokenizer import Vocabulary
 
 #: An anchor alignment replaces the identity only when the anchors themselves
@@ -57,13 +57,13 @@ class RowSource:
         return np.stack([cache[int(x)] for x in ids]) if len(ids) else np.zeros((0, 0), np.float32)
 
     def whole(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        return self._stream.rows(name, 0, shape[0]).reshape(shape[0], -1).numpy().astype(np.float32)
+        return self._stream.rows(name, 0, shape[0]).reshape(shape).numpy().astype(np.float32)
 
     def fixed(self, name: str, mat: np.ndarray, shape: tuple[int, ...]) -> bool:
         """Whether the tensor is a fixed table (a sinusoid, ...: :mod:`.fixed_tables`), never an anchor:
         every model of its shape holds it."""
         if name not in self._fixed:
-            self._fixed[name] = recognise(torch.from_numpy(mat).reshape(shape)) is not None
+            self._fixed[name] = recognise(torch.from_numpy(mat)) is not None
         return self._fixed[name]
 
     def vocab_ids(self, vocab: Vocabulary) -> dict[str, int]:
@@ -100,7 +100,8 @@ def _sub_token_rows(rows: RowSource, sub: TensorRole, sub_vocab: Vocabulary | No
 
 
 def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skipped) -> list[Anchor]:
-    """Every (submission anchor, reference anchor) pair of the same family, aligned."""
+    """Every (submission anchor, reference anchor) pair of the same family, aligned. Pairs that
+    cannot be compared go to ``skipped[module name]`` with their reason."""
     out = []
     heads: list = []  # output-head anchors no identity or permutation aligned
     loaded: dict = {}
@@ -119,21 +120,25 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                         loaded[id(rp)] = rp.anchor
                     got = _sub_token_rows(rows, tr, sub_vocab, rp, ref.vocab, loaded[id(rp)])
                     if got is None:
-                        skipped.append(Skipped(f"{tr.name} ~ {ref.source}:{rp.role.name}", "fewer than 16 shared tokens", "v.skip.few_tokens"))
+                        skipped[m.name].append(Skipped(f"{tr.name} ~ {ref.source}:{rp.role.name}", "fewer than 16 shared tokens",
+                                                       "v.skip.few_tokens"))
                         continue
                     ref_rows, sub_rows = got
                 else:
                     mat = rows.whole(tr.name, tr.shape)
                     if rows.fixed(tr.name, mat, tr.shape):
                         continue  # recorded as not evidence by the pass
-                    sub_rows = mat.T if tr.role == "patch_embed" else mat
+                    sub_rows = input_rows(mat, tr.role)
                     ref_anchor = rp.anchor
                     n = min(sub_rows.shape[0], ref_anchor.shape[0])
                     if sub_rows.shape[0] != ref_anchor.shape[0] and tr.role == "patch_embed":
-                        skipped.append(Skipped(f"{tr.name} ~ {ref.source}:{rp.role.name}", "patch sizes differ", "v.skip.patch_sizes"))
+                        skipped[m.name].append(Skipped(f"{tr.name} ~ {ref.source}:{rp.role.name}", "patch sizes differ",
+                                                       "v.skip.patch_sizes"))
                         continue
                     ref_rows, sub_rows = ref_anchor[:n], sub_rows[:n]
                 if ref_rows.shape[0] < MIN_ANCHORS:
+                    skipped[m.name].append(Skipped(f"{tr.name} ~ {ref.source}:{rp.role.name}", f"fewer than {MIN_ANCHORS} anchor rows",
+                                                   "v.skip.few_anchors", (("minimum", MIN_ANCHORS),)))
                     continue
                 if ref_rows.shape[1] == sub_rows.shape[1]:
                     # Equal widths: no permutation is searched when the held-out anchors already

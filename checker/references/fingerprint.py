@@ -173,6 +173,13 @@ def estimated_nbytes(roles, k_rows: int = K_ROWS, anchor_tokens: int = ANCHOR_TO
     return total
 
 
+def input_rows(a, role: str):
+    """An input-anchor tensor as inputs x hidden (numpy or torch): a patch embedding's kernel
+    [hidden, channels, ...] transposed to pixel inputs x hidden; a position table [.., positions,
+    hidden] (a leading batch axis of 1 included) as positions x hidden."""
+    return a.reshape(a.shape[0], -1).T if role == "patch_embed" else a.reshape(-1, a.shape[-1])
+
+
 def _as_stored(a: np.ndarray | None) -> np.ndarray | None:
     """Rows and anchors are stored as float16: a fingerprint used in memory (``compare``) holds
     exactly the values a registered one is read back with, so both give the same figures."""
@@ -209,8 +216,7 @@ def _print_loaded(native: torch.Tensor, role: TensorRole, dtype: str, info, k_ro
     if role.role in ("patch_embed", "pos_embed"):
         # Rows are hidden units for a patch embedding, positions for a position table:
         # stored whole as "inputs x hidden" anchors, for aligning the hidden dimension.
-        m = native.reshape(native.shape[0], -1).to(torch.float32).numpy()
-        anchor = m.T.copy() if role.role == "patch_embed" else m
+        anchor = np.ascontiguousarray(input_rows(native.to(torch.float32).numpy(), role.role))
         return TensorPrint(role, dtype, digests, units=anchor.shape[0], hidden=anchor.shape[1], arrays={"anchor": _as_stored(anchor)})
     units, hidden = units_by_hidden_shape(tuple(native.shape), role.units_axis)
     idx = _sample(units, k_rows, units, hidden)

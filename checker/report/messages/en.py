@@ -204,6 +204,7 @@ MESSAGES = {
     "v.mod.not_comparable": "no comparison was possible: {reasons:semicolons}",
     "v.skip.fixed_table": "not evidence: fixed table ({kind:kind})",
     "v.skip.fixed_table_shared": "not evidence: fixed table (shared by {references:int} registered references)",
+    "v.skip.few_anchors": "fewer than {minimum} anchor rows",
     "v.skip.few_tokens": "fewer than 16 shared tokens", "v.skip.patch_sizes": "patch sizes differ",
     "v.skip.hidden_sizes": "hidden sizes differ ({hidden} vs {reference_hidden}) and no anchor aligns them",
     "v.skip.no_statistic": "not compared: a 2-D tensor of role '{role}' that no decisive statistic covers",

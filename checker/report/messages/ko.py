@@ -203,6 +203,7 @@ MESSAGES = {
     "v.mod.not_comparable": "비교할 수 없었습니다: {reasons:semicolons}",
     "v.skip.fixed_table": "증거 아님: 고정 테이블({kind:kind})",
     "v.skip.fixed_table_shared": "증거 아님: 고정 테이블(등록된 참조 모델 {references:int}개에 동일하게 존재)",
+    "v.skip.few_anchors": "기준점 행이 {minimum}개 미만입니다",
     "v.skip.few_tokens": "공유 토큰이 16개 미만입니다", "v.skip.patch_sizes": "패치 크기가 다릅니다",
     "v.skip.hidden_sizes": "은닉 차원이 다르고({hidden} 대 {reference_hidden}) 이를 정렬할 기준점이 없습니다",
     "v.skip.no_statistic": "비교하지 않음: 결정적 통계량이 다루지 않는 2차원 텐서(역할 '{role}')입니다",
