@@ -16,7 +16,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from checker.metrics.stats import (
-    HeldOut, _EPS, held_out_score, log10_sf, rownorm, shape_seed, split_columns, standardize_columns,
+    HeldOut, _EPS, held_out_from_sd, held_out_score, log10_sf, null_moments, rownorm, shape_seed, split_columns,
+    standardize_columns,
 )
 
 N_ROTATIONS = 16
@@ -150,6 +151,12 @@ def centred_cosines(x: np.ndarray) -> np.ndarray:
     return c @ c.T
 
 
+def geometry_pick(t: int, n: int = 512) -> np.ndarray:
+    """The anchors :func:`geometry_r` compares: the first ``n`` of the search half of ``t``."""
+    search, _ = anchor_split(t)
+    return search[:n]
+
+
 def geometry_r(ref_anchor: np.ndarray, sub_anchor: np.ndarray, n: int = 512) -> float:
     """How alike the two anchor geometries are, whatever either hidden basis: the Mantel
     correlation of the anchors' centred cosine matrices (n anchors of the search half).
@@ -159,22 +166,46 @@ def geometry_r(ref_anchor: np.ndarray, sub_anchor: np.ndarray, n: int = 512) -> 
     1.00, the same rotated 1.00, an independent model 0.04). It has no exact null and decides
     nothing: it only spares the permutation search where the geometries are unrelated.
     """
+    pick = geometry_pick(ref_anchor.shape[0], n)
+    return geometry_of(centred_cosines(ref_anchor[pick]), centred_cosines(sub_anchor[pick]))
+
+
+def geometry_of(ref_cosines: np.ndarray, sub_cosines: np.ndarray) -> float:
+    """:func:`geometry_r` from the two centred cosine matrices (which a caller may keep for
+    the next reference)."""
     from checker.metrics.screen import GramSketch, mantel_many
 
-    search, _ = anchor_split(ref_anchor.shape[0])
-    pick = search[:n]
-    a, b = centred_cosines(ref_anchor[pick]), centred_cosines(sub_anchor[pick])
-    return mantel_many(GramSketch.of(b), [GramSketch.of(a)])[0][0]
+    return mantel_many(GramSketch.of(sub_cosines), [GramSketch.of(ref_cosines)])[0][0]
+
+
+def held_anchors(t: int, held_max: int = HELD_ANCHORS) -> np.ndarray:
+    """The held-out anchors (at most ``held_max``) of ``t`` that :func:`identity_rows` scores."""
+    _, held = anchor_split(t)
+    return held[:held_max]
 
 
 def identity_rows(ref_anchor: np.ndarray, sub_anchor: np.ndarray, held_max: int = HELD_ANCHORS) -> HeldOut:
     """Held-out anchors (at most ``held_max``) compared under the identity alignment (equal
     widths), exact null."""
-    _, held = anchor_split(ref_anchor.shape[0])
-    held = held[:held_max]
-    # Columns standardised over the held-out anchors themselves: a per-column affine map commutes
-    # with the column shuffle of the null, and only these rows are touched.
-    return _anchor_rows(standardize_columns(ref_anchor[held]), standardize_columns(sub_anchor[held]))
+    held = held_anchors(ref_anchor.shape[0], held_max)
+    return identity_of(normed_anchors(ref_anchor[held]), normed_anchors(sub_anchor[held]))
+
+
+def normed_anchors(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out anchor rows as :func:`identity_of` scores them, and their Gram matrix: columns
+    standardised over the rows themselves (a per-column affine map commutes with the column
+    shuffle of the null, and only these rows are touched), then rows centred and unit-norm."""
+    x = rownorm(standardize_columns(rows))
+    return x, x @ x.T
+
+
+def identity_of(ref: tuple[np.ndarray, np.ndarray], sub: tuple[np.ndarray, np.ndarray]) -> HeldOut:
+    """The identity comparison of held-out anchors given as :func:`normed_anchors` (each side's
+    Gram matrix computed once, however many references or tensors it meets)."""
+    (an, ga), (bn, gb) = ref, sub
+    k, m = an.shape
+    _, sd = null_moments(an, bn, np.ones(k), grams=(ga, gb))
+    return held_out_from_sd(float(np.mean(np.sum(an * bn, axis=1))), sd, k, m)
 
 
 def identity_only(ident: HeldOut, d: int, evidence: HeldOut | None = None) -> HiddenAlignment:

@@ -41,6 +41,15 @@ class RowSource:
         self._stream = stream
         self._rows: dict[str, dict[int, np.ndarray]] = {}
         self._fixed: dict[str, bool] = {}
+        self._derived: dict = {}  # (what, tensor, ids) -> an array derived from those rows
+
+    def derived(self, what: str, name: str, ids: np.ndarray, make) -> np.ndarray:
+        """``make(rows)`` of the rows ``ids`` of ``name``, kept for the next reference that meets
+        the same rows (references sharing a vocabulary share the anchors' submission side)."""
+        key = (what, name, ids.tobytes())
+        if key not in self._derived:
+            self._derived[key] = make(self.token_rows(name, ids))
+        return self._derived[key]
 
     def token_rows(self, name: str, ids: np.ndarray) -> np.ndarray:
         cache = self._rows.setdefault(name, {})
@@ -74,6 +83,7 @@ class RowSource:
 
     def clear(self) -> None:
         self._rows.clear()
+        self._derived.clear()
 
 
 @dataclass(frozen=True)
@@ -84,9 +94,27 @@ class Anchor:
     count: int
 
 
-def _sub_token_rows(rows: RowSource, sub: TensorRole, sub_vocab: Vocabulary | None,
-                    ref: TensorPrint, ref_vocab: Vocabulary | None, anchor: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Rows of the submission's token matrix for the reference's anchor tokens that both share."""
+class _TokenPair:
+    """The anchor tokens a submission token matrix and a reference token print share: their
+    reference and submission rows, read only where a test needs them (an unrelated reference
+    needs the few hundred its geometry and identity tests look at, not all of them)."""
+
+    def __init__(self, rows: RowSource, sub: TensorRole, ref_stored: np.ndarray, ri: np.ndarray, si: np.ndarray):
+        self.rows, self.sub, self.stored, self.ri, self.si = rows, sub, ref_stored, ri, si
+
+    def __len__(self) -> int:
+        return len(self.ri)
+
+    def ref_rows(self, pos: np.ndarray | None = None) -> np.ndarray:
+        return (self.stored[self.ri] if pos is None else self.stored[self.ri[pos]]).astype(np.float32)
+
+    def sub_rows(self, pos: np.ndarray | None = None) -> np.ndarray:
+        return self.rows.token_rows(self.sub.name, self.si if pos is None else self.si[pos])
+
+
+def _token_pair(rows: RowSource, sub: TensorRole, sub_vocab: Vocabulary | None, ref: TensorPrint,
+                ref_vocab: Vocabulary | None, stored: np.ndarray) -> _TokenPair | None:
+    """The submission's token rows for the reference's anchor tokens that both share."""
     n = sub.shape[0]
     if sub_vocab is not None and ref_vocab is not None:
         ids = rows.vocab_ids(sub_vocab)
@@ -95,8 +123,27 @@ def _sub_token_rows(rows: RowSource, sub: TensorRole, sub_vocab: Vocabulary | No
         pairs = [(i, int(rid)) for i, rid in enumerate(ref.row_index) if rid < n]
     if len(pairs) < MIN_ANCHORS:
         return None
-    ri, si = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-    return anchor[ri], rows.token_rows(sub.name, si)
+    return _TokenPair(rows, sub, stored, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+
+
+def _unrelated_tokens(pair: _TokenPair, rp: TensorPrint, ref_cache: dict, d: int) -> tuple[float, Anchor | None]:
+    """The geometry of a token pair and, when it is unrelated (every unrelated reference), its
+    identity comparison on UNRELATED_HELD held-out anchors: only those rows and the geometry's
+    are read, and each side's products are kept for the next pair that shares them."""
+    rows, name = pair.rows, pair.sub.name
+    pick = alignment.geometry_pick(len(pair))
+    rkey = (id(pair.stored), pair.ri[pick].tobytes())
+    if rkey not in ref_cache:
+        ref_cache[rkey] = alignment.centred_cosines(pair.ref_rows(pick))
+    geometry = alignment.geometry_of(ref_cache[rkey], rows.derived("cosines", name, pair.si[pick], alignment.centred_cosines))
+    if geometry >= GEOMETRY_MIN_R:
+        return geometry, None
+    held = alignment.held_anchors(len(pair), UNRELATED_HELD)
+    hkey = (id(pair.stored), pair.ri[held].tobytes())
+    if hkey not in ref_cache:
+        ref_cache[hkey] = alignment.normed_anchors(pair.ref_rows(held))
+    ident = alignment.identity_of(ref_cache[hkey], rows.derived("held", name, pair.si[held], alignment.normed_anchors))
+    return geometry, Anchor(pair.sub, rp, alignment.identity_only(ident, d), len(pair))
 
 
 def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skipped) -> list[Anchor]:
@@ -106,6 +153,7 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
     heads: list = []  # output-head anchors no identity or permutation aligned
     loaded: dict = {}
     ref_anchors = [tp for tp in ref.tensors if tp.has("anchor")]
+    ref_cache: dict = {}  # reference-side products, shared by the submission's token matrices
     for m in sub_modules:
         for tr in m.tensors:
             if tr.role not in ANCHOR_ROLES or len(tr.shape) < 2:
@@ -115,15 +163,21 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                     tr.role in TOKEN_ROLES or tr.role == rp.role.role)
                 if not same_family:
                     continue
+                geometry = None
                 if tr.role in TOKEN_ROLES:
-                    if id(rp) not in loaded:  # a registered print reads its anchors from disk on every access
-                        loaded[id(rp)] = rp.anchor
-                    got = _sub_token_rows(rows, tr, sub_vocab, rp, ref.vocab, loaded[id(rp)])
-                    if got is None:
+                    if id(rp) not in loaded:  # read from the registry once, as stored (float16)
+                        loaded[id(rp)] = rp.stored("anchor")
+                    pair = _token_pair(rows, tr, sub_vocab, rp, ref.vocab, loaded[id(rp)])
+                    if pair is None:
                         skipped[m.name].append(Skipped(f"{tr.name} ~ {ref.source}:{rp.role.name}", "fewer than 16 shared tokens",
                                                        "v.skip.few_tokens"))
                         continue
-                    ref_rows, sub_rows = got
+                    if pair.stored.shape[1] == tr.shape[1]:
+                        geometry, unrelated = _unrelated_tokens(pair, rp, ref_cache, tr.shape[1])
+                        if unrelated is not None:
+                            out.append(unrelated)
+                            continue
+                    ref_rows, sub_rows = pair.ref_rows(), pair.sub_rows()
                 else:
                     mat = rows.whole(tr.name, tr.shape)
                     if rows.fixed(tr.name, mat, tr.shape):
@@ -145,7 +199,8 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                     # confirm the identity (an unpermuted copy), or when the anchor geometries are
                     # unrelated (the identity comparison, with its exact null, decides).
                     d = ref_rows.shape[1]
-                    geometry = alignment.geometry_r(ref_rows, sub_rows)
+                    if geometry is None:
+                        geometry = alignment.geometry_r(ref_rows, sub_rows)
                     if geometry < GEOMETRY_MIN_R:
                         # Unrelated geometry (every unrelated reference): a smaller held-out set
                         # keeps each extra reference cheap; its null is exact whatever its size.

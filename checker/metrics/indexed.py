@@ -20,9 +20,17 @@ column, the screen's search half included, so a pair the screen picked could not
 added without breaking its null; the layer pairs are fixed before any data is seen. The exact null needs the two rows' Gram matrices
 (k x k over the columns); the submission's is computed once per matrix and shared by
 every reference that reads it through the same alignment.
+
+The reference's side depends on the fingerprint alone when the alignment is the identity
+(every unrelated reference, every unpermuted copy): its normed rows and their Gram matrix are
+computed once, at registration (:func:`reference_side`, stored with the fingerprint), and every
+reference aligned by identity is scored in one batched pass (:func:`identity_scores`), so an
+extra reference costs a dot product per matrix, not a k x k x m product.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -47,6 +55,36 @@ def normed(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows with columns standardised over them, then centred and unit-norm; and their Gram matrix."""
     x = stats.rownorm(stats.standardize_columns(rows.astype(np.float64)))
     return x, x @ x.T
+
+
+def _f16(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float16).astype(np.float32)
+
+
+def reference_side(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's side of the test under the identity alignment: its normed rows at the
+    scoring columns (k x at most INDEX_COLS) and their Gram matrix (k x k), both rounded to
+    float16 as the registry stores them. A function of the fingerprint's rows alone: computed once,
+    at registration, so each reference aligned by identity costs a dot product per matrix."""
+    an, _ = normed(rows[:, index_columns(rows.shape[1])])
+    an = _f16(an)
+    return an, _f16(an.astype(np.float64) @ an.T.astype(np.float64))
+
+
+def identity_scores(sides: list[tuple[np.ndarray, np.ndarray]],
+                    sub_normed: tuple[np.ndarray, np.ndarray]) -> list[stats.HeldOut | None]:
+    """:func:`index_score` for references aligned by identity (same width, no permutation, no
+    signs), from their :func:`reference_side` (the same units sampled); ``sub_normed`` is
+    ``normed`` of the submission's rows at the scoring columns."""
+    bn, gb = sub_normed
+    k, m = bn.shape
+    if m < 8 or k < 2:
+        return [None] * len(sides)
+    an = np.stack([a for a, _ in sides]).astype(np.float64)  # R x k x m
+    scores = np.einsum("rkm,km->r", an, bn) / k
+    totals = np.einsum("rij,ij->r", np.stack([g for _, g in sides]).astype(np.float64), gb)
+    return [stats.held_out_from_sd(float(sc), math.sqrt(max(float(t), 0.0) / (k * k * (m - 1))), k, m)
+            for sc, t in zip(scores, totals)]
 
 
 def index_score(ref_rows: np.ndarray, sub_rows: np.ndarray, ref_index: np.ndarray, sub_index: np.ndarray,

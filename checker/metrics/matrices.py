@@ -17,7 +17,7 @@ import numpy as np
 
 from checker.metrics import alignment, stats
 from checker.metrics.anchors import choose_alignment
-from checker.metrics.indexed import index_columns, index_score, normed
+from checker.metrics.indexed import identity_scores, index_columns, index_score, normed, reference_side
 from checker.metrics.interface import RoleScore, Skipped
 from checker.metrics.rotation import projected_print, rotated
 from checker.metrics.rowmatch import Candidate, match_candidates
@@ -161,9 +161,11 @@ def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], a
     """The index-aligned test (:mod:`.indexed`) of the targets of the same role and unit count: no
     search, screened or not, so it catches what sits at the reference's own unit indices however
     weakly (a merge). The submission's rows and their Gram matrix are shared by every reference
-    that samples the same units through the same columns (every reference aligned by identity)."""
+    that samples the same units through the same columns; the references aligned by identity
+    (every unrelated one) are scored together, with the Gram matrices stored at registration."""
     rows: dict = {}
     normed_rows: dict = {}
+    plain: dict = defaultdict(list)  # (units sampled, width) -> targets aligned by identity
     for t in targets:
         rp = t.rp
         if rp.role.role != tr.role or rp.units != units or not rp.has("row_index"):
@@ -176,10 +178,31 @@ def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], a
         nkey = (key, cols.tobytes())
         if nkey not in normed_rows and len(cols) >= 8:
             normed_rows[nkey] = normed(rows[key][:, cols])
-        ho = index_score(rp.rows, rows[key], t.al.ref_index, t.al.sub_index, t.al.signs, normed_rows.get(nkey))
-        if ho is not None:
-            acc.index[(m.name, t.rid, t.rmod.name)][(tr.layer, rp.role.layer)].append(
-                RoleScore(tr.role, rp.role.role, ho.score, ho.z, ho.log10_p))
+        if _plain(t.al, rp.hidden, rows[key].shape[1]):
+            plain[nkey].append(t)
+            continue
+        _record_index(acc, m, tr, t, index_score(rp.rows, rows[key], t.al.ref_index, t.al.sub_index, t.al.signs,
+                                                 normed_rows.get(nkey)))
+    for nkey, ts in plain.items():
+        if nkey not in normed_rows:
+            continue
+        sides = [(t.rp.index_rows, t.rp.index_gram) if t.rp.has("index_gram") else reference_side(t.rp.rows) for t in ts]
+        for t, ho in zip(ts, identity_scores(sides, normed_rows[nkey])):
+            _record_index(acc, m, tr, t, ho)
+
+
+def _plain(al: alignment.HiddenAlignment, ref_hidden: int, sub_hidden: int) -> bool:
+    """Whether the alignment is the identity of two equal widths (dimension i to dimension i, no sign)."""
+    if al.rotation is not None or ref_hidden != sub_hidden or len(al.ref_index) != ref_hidden:
+        return False
+    ident = np.arange(ref_hidden)
+    return bool(np.array_equal(al.ref_index, ident) and np.array_equal(al.sub_index, ident) and np.all(al.signs > 0))
+
+
+def _record_index(acc, m, tr, t: _Target, ho) -> None:
+    if ho is not None:
+        acc.index[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(
+            RoleScore(tr.role, t.rp.role.role, ho.score, ho.z, ho.log10_p))
 
 
 def _candidates(scored: list, layer: int | None, related: frozenset) -> list[_Target]:

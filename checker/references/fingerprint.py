@@ -38,6 +38,7 @@ from checker.hardware import one_pool
 from checker.metrics.screen import GramSketch, screen_columns
 from checker.metrics.digests import Digester, reference_digests
 from checker.metrics.fixed_tables import recognise
+from checker.metrics.indexed import INDEX_COLS, reference_side
 from checker.metrics.experts import ExpertPlan, expert_plans, expert_slices, is_fused_expert
 from checker.metrics.summary import summarize, units_by_hidden_shape
 from checker.weights.interface import WeightsReader
@@ -109,7 +110,7 @@ class TensorPrint:
         if self.store is None:
             return None
         arr = self.store.get(f"{self.role.name}|{name}")
-        if arr is not None and name in ("rows", "anchor"):
+        if arr is not None and name in _HALF:
             arr = arr.astype(np.float32)
         return arr
 
@@ -121,6 +122,18 @@ class TensorPrint:
     col_std = _Lazy()
     vector = _Lazy()
     anchor = _Lazy()
+    #: the index-aligned test's reference side under the identity alignment
+    #: (:func:`checker.metrics.indexed.reference_side`): normed rows at its scoring columns and their
+    #: Gram matrix; absent from prints registered before them (then computed from ``rows``)
+    index_rows = _Lazy()
+    index_gram = _Lazy()
+
+    def stored(self, name: str) -> np.ndarray | None:
+        """The array as the registry stores it (rows and anchors in float16), not widened: for
+        reading a few rows of a large one (the anchor tests) without a float32 copy of all."""
+        if name in self.arrays or self.store is None:
+            return self.arrays.get(name)
+        return self.store.get(f"{self.role.name}|{name}")
 
     def has(self, name: str) -> bool:
         """Whether the array is there, without loading it."""
@@ -166,7 +179,9 @@ def estimated_nbytes(roles, k_rows: int = K_ROWS, anchor_tokens: int = ANCHOR_TO
             units = r.shape[r.units_axis] if len(r.shape) == 2 else r.shape[0]
             hidden = r.numel // units
             k = min(units, anchor_tokens if r.role in TOKEN_ROLES else k_rows)
-            total += k * hidden * 2 + k * 8 + (0 if r.role in TOKEN_ROLES else 2 * 4 * hidden)
+            total += k * hidden * 2 + k * 8
+            if r.role not in TOKEN_ROLES:  # column moments; the index test's normed rows and Gram matrix
+                total += 2 * 4 * hidden + 2 * k * (min(hidden, INDEX_COLS) + k)
             if r.role not in TOKEN_ROLES:
                 g = len(screen_columns(hidden))
                 total += g * (g - 1)  # float16 upper triangle
@@ -223,8 +238,11 @@ def _print_loaded(native: torch.Tensor, role: TensorRole, dtype: str, info, k_ro
     cols = screen_columns(hidden)
     summ = summarize(native, role.units_axis, {"screen": cols} if len(cols) >= 4 else {}, idx, device)
     require_finite(summ.finite, info)
+    rows = _as_stored(summ.rows)
+    index_rows, index_gram = reference_side(rows)
     return TensorPrint(role, dtype, digests, units=units, hidden=hidden, gram=summ.grams.get("screen"),
-                       arrays={"rows": _as_stored(summ.rows), "row_index": idx, "col_mean": summ.col_mean, "col_std": summ.col_std})
+                       arrays={"rows": rows, "row_index": idx, "col_mean": summ.col_mean, "col_std": summ.col_std,
+                               "index_rows": index_rows, "index_gram": index_gram})
 
 
 def _print_token_matrix(st: StreamedTensor, role: TensorRole, dtype: str, vocab: Vocabulary | None,
@@ -293,8 +311,9 @@ def build_fingerprint(reader: WeightsReader, vocab: Vocabulary | None, source: s
 
 # -- storage: JSON metadata + safetensors arrays (no pickle anywhere) ---------------------
 
-_ARRAYS = ("rows", "row_index", "col_mean", "col_std", "vector", "anchor")
-_STORED_BYTES = {"rows": 2, "anchor": 2, "row_index": 8, "col_mean": 4, "col_std": 4, "vector": 4}
+_ARRAYS = ("rows", "row_index", "col_mean", "col_std", "vector", "anchor", "index_rows", "index_gram")
+_HALF = frozenset({"rows", "anchor", "index_rows", "index_gram"})  # stored as float16, read back as float32
+_STORED_BYTES = {"row_index": 8, "col_mean": 4, "col_std": 4, "vector": 4, **{a: 2 for a in _HALF}}
 _GRAM = "gram"
 
 
@@ -314,7 +333,7 @@ def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
         for a in _ARRAYS:
             arr = tp._array(a)
             if arr is not None:
-                store = arr.astype(np.float16) if a in ("rows", "anchor") else arr
+                store = arr.astype(np.float16) if a in _HALF else arr
                 arrays[f"{r.name}|{a}"] = np.ascontiguousarray(store)
         if tp.gram is not None:
             arrays[f"{r.name}|{_GRAM}"] = tp.gram.upper.astype(np.float16)
