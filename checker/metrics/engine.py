@@ -24,6 +24,8 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Callable, Sequence
 
+import numpy as np
+
 
 from checker.hardware import one_pool
 from checker.metrics import stats
@@ -89,12 +91,14 @@ class _Accumulator:
             self._by_role[key] = [rp for rp in fp.tensors if roles_compatible(role, rp.role.role) and rp.has("rows")]
         return self._by_role[key]
 
-    def vectors(self, rid: str, fp: Fingerprint, role: str, shape: tuple) -> list[TensorPrint]:
-        """The reference's 1-D tensors of this role and shape."""
+    def vector_stack(self, rid: str, fp: Fingerprint, role: str, shape: tuple) -> tuple[list[TensorPrint], np.ndarray]:
+        """The reference's 1-D tensors of this role and shape, and their values stacked (read once)."""
         key = (rid, "vector", role, shape)
         if key not in self._by_role:
-            self._by_role[key] = [rp for rp in fp.tensors if rp.role.role == role and tuple(rp.role.shape) == shape
-                                  and rp.has("vector")]
+            prints = [rp for rp in fp.tensors if rp.role.role == role and tuple(rp.role.shape) == shape and rp.has("vector")]
+            vecs = [(rp, rp.vector) for rp in prints]
+            vecs = [(rp, v) for rp, v in vecs if v is not None and v.shape == (int(np.prod(shape)),)]
+            self._by_role[key] = ([rp for rp, _ in vecs], np.stack([v for _, v in vecs]) if vecs else np.zeros((0, 0)))
         return self._by_role[key]
 
 
@@ -238,13 +242,15 @@ def _compare_experts(native, m, plan: ExpertPlan, acc: _Accumulator, info, ref_d
 
 
 def _weak(vec, tr, m, acc: _Accumulator) -> None:
+    """Norm weights and biases: Pearson and raw cosine with every reference vector of the role and
+    shape (weak evidence, never decisive), one product per reference."""
     for rid, fp in acc.references:
-        for rp in acc.vectors(rid, fp, tr.role, tuple(tr.shape)):
+        prints, mat = acc.vector_stack(rid, fp, tr.role, tuple(tr.shape))
+        keep = [i for i, rp in enumerate(prints) if compatible(m.kind, acc.ref_modules[rid][rp.role.module].kind)
+                and (tr.layer is None) == (rp.role.layer is None)]
+        if not keep:
+            continue
+        for i, (pear, cos) in zip(keep, stats.vector_stats_many(vec, mat[keep])):
+            rp = prints[i]
             rmod = acc.ref_modules[rid][rp.role.module]
-            if not compatible(m.kind, rmod.kind) or (tr.layer is None) != (rp.role.layer is None):
-                continue
-            ref_vec = rp.vector
-            if ref_vec is None or ref_vec.shape != vec.shape:
-                continue
-            pear, cos = stats.vector_stats(vec, ref_vec)
             acc.weak[(m.name, rid, rmod.name)][(tr.layer, rp.role.layer)].append(WeakScore(tr.role, pear, cos, tr.name, rp.role.name))

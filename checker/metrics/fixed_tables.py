@@ -295,9 +295,15 @@ def shared_digests(references) -> SharedDigests:
             for d in tp.digests:
                 holders.setdefault(d, set()).add(rid)
                 shapes[d] = tuple(tp.role.shape)
+    unrelated_among: dict = {}  # holder set -> whether two of them share no layer matrix (decided once per set)
     counts = {}
     for d, rids in holders.items():
-        if len(rids) >= 2 and any(not (layered[a] & layered[b]) for a in rids for b in rids if a < b):
+        if len(rids) < 2:
+            continue
+        key = frozenset(rids)
+        if key not in unrelated_among:
+            unrelated_among[key] = any(not (layered[a] & layered[b]) for a in rids for b in rids if a < b)
+        if unrelated_among[key]:
             counts[d] = len(rids)
     return SharedDigests(counts, frozenset(shapes[d] for d in counts))
 

@@ -203,13 +203,16 @@ def held_out_score(a: np.ndarray, b: np.ndarray, sign: np.ndarray) -> HeldOut:
     return _held_out(r, a, b, sign)
 
 
-def vector_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(Pearson, raw cosine) of two vectors. Raw cosine is shown, never decisive:
-    norm weights are positive and near-constant, so it is ~0.99 between unrelated models."""
-    cos = float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), _EPS))
-    ac, bc = a - a.mean(), b - b.mean()
-    pear = float(ac @ bc / max(np.linalg.norm(ac) * np.linalg.norm(bc), _EPS))
-    return pear, cos
+def vector_stats_many(a: np.ndarray, refs: np.ndarray) -> list[tuple[float, float]]:
+    """(Pearson, raw cosine) of vector ``a`` with each row of ``refs``, in one product. Raw cosine is
+    shown, never decisive: norm weights are positive and near-constant, so it is ~0.99 between
+    unrelated models."""
+    a = a.astype(np.float64)
+    r = refs.astype(np.float64)
+    cos = (r @ a) / np.maximum(np.linalg.norm(r, axis=1) * np.linalg.norm(a), _EPS)
+    ac, rc = a - a.mean(), r - r.mean(axis=1, keepdims=True)
+    pear = (rc @ ac) / np.maximum(np.linalg.norm(rc, axis=1) * np.linalg.norm(ac), _EPS)
+    return [(float(p), float(c)) for p, c in zip(pear, cos)]
 
 
 def scale_ratio(sub_sd: np.ndarray, ref_sd: np.ndarray) -> tuple[float, float]:

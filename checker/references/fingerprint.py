@@ -63,14 +63,36 @@ def tensor_digests(t: torch.Tensor) -> tuple[str, ...]:
 
 class _Store:
     """The fingerprint's arrays, read on demand from its safetensors file (memory-mapped):
-    a registry of large references costs memory only for the arrays a comparison touches."""
+    a registry of large references costs memory only for the arrays a comparison touches.
 
-    def __init__(self, path: Path):
+    Each array is checked, the first time it is read, against the digest recorded at registration
+    (``digests``, kept in the fingerprint's JSON, which the registry verifies whole): an audit
+    verifies exactly what it reads, and an unrelated reference is not hashed whole at every audit."""
+
+    def __init__(self, path: Path, digests: dict[str, str] | None = None):
+        self._path = path
         self._handle = safe_open(str(path), framework="np")
         self._keys = set(self._handle.keys())
+        self._digests = digests
+        self._verified: set[str] = set()
 
     def get(self, key: str) -> np.ndarray | None:
-        return self._handle.get_tensor(key) if key in self._keys else None
+        if key not in self._keys:
+            return None
+        arr = self._handle.get_tensor(key)
+        if self._digests is not None and key not in self._verified:
+            if self._digests.get(key) != array_digest(arr):
+                raise RegistryError(str(self._path), f"array {key!r} does not match the digest recorded at registration "
+                                    "(the fingerprint was modified); re-add the reference")
+            self._verified.add(key)
+        return arr
+
+
+def array_digest(arr: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and bytes, as stored."""
+    h = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode())
+    h.update(np.ascontiguousarray(arr).data)
+    return h.hexdigest()
 
 
 class _Lazy:
@@ -315,6 +337,8 @@ _ARRAYS = ("rows", "row_index", "col_mean", "col_std", "vector", "anchor", "inde
 _HALF = frozenset({"rows", "anchor", "index_rows", "index_gram"})  # stored as float16, read back as float32
 _STORED_BYTES = {"row_index": 8, "col_mean": 4, "col_std": 4, "vector": 4, **{a: 2 for a in _HALF}}
 _GRAM = "gram"
+#: Key of the fingerprint JSON's per-array digests (:class:`_Store` checks each array it reads).
+ARRAY_DIGESTS = "array_sha256"
 
 
 def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
@@ -344,6 +368,7 @@ def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
         "tensors": entries,
         "vocab": None if fp.vocab is None else {"file": fp.vocab.file, "tokens": list(fp.vocab.tokens), "merges": list(fp.vocab.merges)},
     }
+    meta[ARRAY_DIGESTS] = {k: array_digest(a) for k, a in sorted(arrays.items())}
     save_file(arrays, str(folder / "fingerprint.safetensors"))
     (folder / "fingerprint.json").write_text(json.dumps(meta), encoding="utf-8")
 
@@ -352,7 +377,7 @@ def load_fingerprint(folder: Path) -> Fingerprint:
     meta_path, arr_path = folder / "fingerprint.json", folder / "fingerprint.safetensors"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        store = _Store(arr_path)
+        store = _Store(arr_path, meta.get(ARRAY_DIGESTS))
     except FileNotFoundError as exc:
         raise RegistryError(str(folder), f"fingerprint file missing: {Path(exc.filename).name}") from None
     except Exception as exc:

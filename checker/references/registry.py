@@ -17,7 +17,7 @@ import jsonschema
 
 from checker import __version__
 from checker.errors import ReferenceFetchError, RegistryError
-from checker.references.fingerprint import FINGERPRINT_VERSION, Fingerprint, fingerprint_pass, load_fingerprint, save_fingerprint
+from checker.references.fingerprint import ARRAY_DIGESTS, FINGERPRINT_VERSION, Fingerprint, fingerprint_pass, load_fingerprint, save_fingerprint
 from checker.scanners.tokenizer import model_vocabulary
 from checker.weights.common import sha256_file
 from checker.weights import open_checkpoint
@@ -56,12 +56,22 @@ class RegistryEntry:
                 "files": [dict(f) for f in self.files], "fingerprint_sha256": dict(self.fingerprint_sha256)}
 
     def verify(self) -> None:
-        for name, digest in self.fingerprint_sha256:
-            if not (self.folder / name).is_file():
-                raise RegistryError(str(self.folder / name), "fingerprint file missing; re-add the reference")
-            if sha256_file(self.folder / name) != digest:
-                raise RegistryError(str(self.folder / name), "does not match the digest recorded at registration "
+        """Check the fingerprint against the digests recorded at registration. The JSON is checked
+        whole; the arrays file is checked whole only when the JSON records no per-array digests
+        (older prints): otherwise each array is checked when an audit first reads it
+        (``fingerprint._Store``), so what is never read is never hashed."""
+        per_array = False
+        for name, digest in sorted(self.fingerprint_sha256, key=lambda nd: nd[0] != "fingerprint.json"):  # the JSON first
+            path = self.folder / name
+            if not path.is_file():
+                raise RegistryError(str(path), "fingerprint file missing; re-add the reference")
+            if name == "fingerprint.safetensors" and per_array:
+                continue
+            if sha256_file(path) != digest:
+                raise RegistryError(str(path), "does not match the digest recorded at registration "
                                     "(the fingerprint was modified); re-add the reference")
+            if name == "fingerprint.json":
+                per_array = ARRAY_DIGESTS in load_json(path, RegistryError)
 
 
 def _safe_id(ref_id: str) -> str:

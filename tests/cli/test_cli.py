@@ -182,6 +182,27 @@ def test_a_tampered_fingerprint_is_refused(zoo, models, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_tampered_fingerprint_array_is_refused_when_read(zoo, models, tmp_path, capsys):
+    """The arrays file is checked array by array as the audit reads it (not hashed whole at every
+    audit): a changed byte in an array the audit reads still stops it, in one line, with no report."""
+    import shutil
+    import struct
+
+    reg = tmp_path / "reg"
+    shutil.copytree(zoo.registry, reg)
+    arrays = reg / "foreign-vlm" / "fingerprint.safetensors"
+    data = bytearray(arrays.read_bytes())
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    key = next(k for k in header if k.endswith("|gram"))  # every screen sketch is read when the print loads
+    data[8 + n + header[key]["data_offsets"][0]] ^= 0x01
+    arrays.write_bytes(bytes(data))
+    assert main(["audit", str(models["independent"]), "--registry", str(reg), "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip() == (f"fromscratch: {arrays}: array {key!r} does not match the digest recorded at "
+                                               "registration (the fingerprint was modified); re-add the reference")
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("argv,expected", [
     (["audit"], "fromscratch: Missing argument 'SUBMISSIONS...'. (see 'fromscratch audit --help')"),
     (["frobnicate"], "fromscratch: No such command 'frobnicate'. (see 'fromscratch --help')"),
