@@ -80,11 +80,12 @@ def identity_scores(sides: list[tuple[np.ndarray, np.ndarray]],
     k, m = bn.shape
     if m < 8 or k < 2:
         return [None] * len(sides)
-    an = np.stack([a for a, _ in sides]).astype(np.float64)  # R x k x m
-    scores = np.einsum("rkm,km->r", an, bn) / k
-    totals = np.einsum("rij,ij->r", np.stack([g for _, g in sides]).astype(np.float64), gb)
-    return [stats.held_out_from_sd(float(sc), math.sqrt(max(float(t), 0.0) / (k * k * (m - 1))), k, m)
-            for sc, t in zip(scores, totals)]
+    b, g = bn.astype(np.float32).ravel(), gb.astype(np.float32).ravel()
+    out = []
+    for an, ga in sides:  # two float32 dot products per reference (the sides are float16 values)
+        var = float(np.dot(ga.ravel(), g)) / (k * k * (m - 1))
+        out.append(stats.held_out_from_sd(float(np.dot(an.ravel(), b)) / k, math.sqrt(max(var, 0.0)), k, m))
+    return out
 
 
 def index_score(ref_rows: np.ndarray, sub_rows: np.ndarray, ref_index: np.ndarray, sub_index: np.ndarray,
