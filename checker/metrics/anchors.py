@@ -75,12 +75,6 @@ class RowSource:
             self._fixed[name] = recognise(torch.from_numpy(mat)) is not None
         return self._fixed[name]
 
-    def vocab_ids(self, vocab: Vocabulary) -> dict[str, int]:
-        """Token string -> id, built once per vocabulary (not once per reference)."""
-        if getattr(self, "_ids_for", None) is not vocab:
-            self._ids_for, self._ids = vocab, vocab.ids()
-        return self._ids
-
     def clear(self) -> None:
         self._rows.clear()
         self._derived.clear()
@@ -117,7 +111,7 @@ def _token_pair(rows: RowSource, sub: TensorRole, sub_vocab: Vocabulary | None, 
     """The submission's token rows for the reference's anchor tokens that both share."""
     n = sub.shape[0]
     if sub_vocab is not None and ref_vocab is not None:
-        ids = rows.vocab_ids(sub_vocab)
+        ids = sub_vocab.ids()
         pairs = [(i, ids[tok]) for i, tok in enumerate(ref.anchor_tokens) if tok in ids and ids[tok] < n]
     else:  # no tokenizer on one side: assume the ids agree
         pairs = [(i, int(rid)) for i, rid in enumerate(ref.row_index) if rid < n]

@@ -24,7 +24,10 @@ class Vocabulary:
     merges: tuple[str, ...]
 
     def ids(self) -> dict[str, int]:
-        return {t: i for i, t in enumerate(self.tokens) if t is not None}
+        """Token string -> id, built once per vocabulary (each reference compares with it)."""
+        if "_ids" not in self.__dict__:
+            object.__setattr__(self, "_ids", {t: i for i, t in enumerate(self.tokens) if t is not None})
+        return self.__dict__["_ids"]
 
 
 #: Ids far beyond the number of tokens mean a corrupt file, not a vocabulary (and would
