@@ -166,7 +166,7 @@ def _kill_children(signum, frame) -> None:
             except OSError:
                 pass
     print(f"\n! device_compare: stopped by signal {signum}; children killed", flush=True)
-    sys.exit(124)
+    os._exit(124)  # not sys.exit: scale.child's timer thread would keep the process alive
 
 
 def main() -> None:
