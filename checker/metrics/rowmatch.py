@@ -53,21 +53,20 @@ def match_candidates(native: torch.Tensor, units_axis: int, col_mean: np.ndarray
     """
     if not candidates:
         return []
-    mean = torch.as_tensor(col_mean[sub_index], device=device)
     sd = col_std[sub_index]
-    sd_t = torch.as_tensor(np.where(sd > _EPS, sd, 1.0).astype(np.float32), device=device)
-    idx_t = torch.as_tensor(np.asarray(sub_index, dtype=np.int64), device=device)
-    search_t = torch.as_tensor(np.asarray(search, dtype=np.int64), device=device)
+    # Only the search half is standardised per block: the submission columns it reads, their moments
+    cols = np.asarray(sub_index, dtype=np.int64)[np.asarray(search, dtype=np.int64)]
+    mean = torch.as_tensor(col_mean[cols], device=device)
+    sd_t = torch.as_tensor(np.where(col_std[cols] > _EPS, col_std[cols], 1.0).astype(np.float32), device=device)
+    cols_t = torch.as_tensor(cols, device=device)
     ref = np.concatenate([c.ref_rows[:, search] for c in candidates], axis=0).astype(np.float32)
     r = _rownorm_t(torch.as_tensor(ref, device=device))
     k = r.shape[0]
     best_abs = torch.full((k,), -1.0, device=device)
     best_val = torch.zeros(k, device=device)
     best_idx = torch.zeros(k, dtype=torch.int64, device=device)
-    identity = len(sub_index) == col_mean.shape[0] and bool(np.all(sub_index == np.arange(len(sub_index))))
     for start, b in unit_blocks(native, units_axis, device=device):
-        x = ((b if identity else b.index_select(1, idx_t)) - mean) / sd_t
-        c = r @ _rownorm_t(x.index_select(1, search_t)).T  # k x block
+        c = r @ _rownorm_t((b.index_select(1, cols_t) - mean) / sd_t).T  # k x block
         a, j = c.abs().max(dim=1)
         better = a > best_abs
         best_abs = torch.where(better, a, best_abs)
