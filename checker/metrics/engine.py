@@ -20,7 +20,8 @@ per pair), and the full test runs only where a reference is related.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Callable, Sequence
 
@@ -52,6 +53,8 @@ from checker.metrics.aggregate import LAYER_MAP_ALPHA  # noqa: E402  (re-exporte
 _ATTN_IN = frozenset({"q", "k", "v", "qkv"})
 #: Anchor evidence from which a token matrix is also checked for a byte-identical copy.
 DIGEST_Z = 3.0
+#: Bytes of tensors that may wait for their content digest (:class:`_Digests`).
+DIGEST_BACKLOG = 256 * 1024 * 1024
 
 
 def roles_compatible(a: str, b: str) -> bool:
@@ -145,48 +148,49 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
     # an embedding); the others are only hashed with their file.
     suspect_tokens = {a.sub.name for anchors in anchors_by_ref.values() for a in anchors
                       if anchor_evidence(a.alignment).z >= DIGEST_Z}
-    for st in stream:
-        m, tr = by_name[st.info.name]
-        if tr.role in TOKEN_ROLES and len(tr.shape) == 2:
-            if tr.name in suspect_tokens:
-                dg = Digester(tr.shape, st.stored_dtype)
-                for b in st.blocks():
-                    dg.update(b)
-                _identical(acc, m, tr, {dg.hexdigest()}, references, ref_digests)
-        else:
-            native = st.load()
-            fixed = not_evidence(tr.name, native, shared)  # a fixed table: never compared, digested or screened
-            if fixed is not None:
-                acc.skipped[m.name].append(fixed)
-                if progress is not None:
-                    progress(st.info.numel)
-                continue
-            flagged = True
-            plan = plans.get(tr.name)
-            if isinstance(plan, ExpertPlan):
-                _compare_experts(native, m, plan, acc, st.info, ref_digests)
-                flagged = False  # digested slice by slice
-            elif tr.role not in ANCHOR_ROLES and native.dim() >= 2 and tr.decisive and plan is None:
-                flagged = compare_matrix(native, m, tr, acc, st.info)
+    with _Digests() as digests:  # every tensor's digest is in before the evidence is assembled
+        for st in stream:
+            m, tr = by_name[st.info.name]
+            if tr.role in TOKEN_ROLES and len(tr.shape) == 2:
+                if tr.name in suspect_tokens:
+                    dg = Digester(tr.shape, st.stored_dtype)
+                    for b in st.blocks():
+                        dg.update(b)
+                    _identical(acc, m, tr, {dg.hexdigest()}, references, ref_digests)
             else:
-                require_finite(all_finite(native), st.info)
-                if native.dim() < 2 and tr.role not in ANCHOR_ROLES:
-                    _weak(native.float().numpy().ravel(), tr, m, acc)
-                elif native.dim() >= 3 and tr.role not in ANCHOR_ROLES:
-                    acc.skipped[m.name].append(plan or not_compared(tr))  # never silently dropped
-                elif native.dim() == 2 and tr.role not in ANCHOR_ROLES:  # a matrix no statistic decides
-                    acc.skipped[m.name].append(Skipped(
-                        tr.name, f"not compared: a 2-D tensor of role '{tr.role}' that no decisive statistic covers",
-                        "v.skip.no_statistic", (("role", tr.role),)))
-            # A copy shares its Gram sketch, so a matrix the screen did not flag cannot be identical to
-            # any reference tensor: only flagged (or unscreenable) tensors are digested. A constant
-            # tensor (a norm left at ones, a zero bias) is identical in every model of its shape: its
-            # digest says nothing about provenance.
-            if flagged and not _constant(native):
-                _identical(acc, m, tr, set(reference_digests(native, roundings=False)), references, ref_digests)
-            del native
-        if progress is not None:
-            progress(st.info.numel)
+                native = st.load()
+                fixed = not_evidence(tr.name, native, shared)  # a fixed table: never compared, digested or screened
+                if fixed is not None:
+                    acc.skipped[m.name].append(fixed)
+                    if progress is not None:
+                        progress(st.info.numel)
+                    continue
+                flagged = True
+                plan = plans.get(tr.name)
+                if isinstance(plan, ExpertPlan):
+                    _compare_experts(native, m, plan, acc, st.info, ref_digests)
+                    flagged = False  # digested slice by slice
+                elif tr.role not in ANCHOR_ROLES and native.dim() >= 2 and tr.decisive and plan is None:
+                    flagged = compare_matrix(native, m, tr, acc, st.info)
+                else:
+                    require_finite(all_finite(native), st.info)
+                    if native.dim() < 2 and tr.role not in ANCHOR_ROLES:
+                        _weak(native.float().numpy().ravel(), tr, m, acc)
+                    elif native.dim() >= 3 and tr.role not in ANCHOR_ROLES:
+                        acc.skipped[m.name].append(plan or not_compared(tr))  # never silently dropped
+                    elif native.dim() == 2 and tr.role not in ANCHOR_ROLES:  # a matrix no statistic decides
+                        acc.skipped[m.name].append(Skipped(
+                            tr.name, f"not compared: a 2-D tensor of role '{tr.role}' that no decisive statistic covers",
+                            "v.skip.no_statistic", (("role", tr.role),)))
+                # A copy shares its Gram sketch, so a matrix the screen did not flag cannot be identical to
+                # any reference tensor: only flagged (or unscreenable) tensors are digested. A constant
+                # tensor (a norm left at ones, a zero bias) is identical in every model of its shape: its
+                # digest says nothing about provenance.
+                if flagged and not _constant(native):
+                    digests.submit(native, lambda d, m=m, tr=tr: _identical(acc, m, tr, set(d), references, ref_digests))
+                del native
+            if progress is not None:
+                progress(st.info.numel)
 
     out = []
     for m in sub_modules:
@@ -209,6 +213,40 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
         matches.sort(key=lambda x: (x.log10_p, -x.identical_fraction))
         out.append(ModuleEvidence(m, tuple(matches), tuple(acc.skipped.get(m.name, ()))))
     return tuple(out)
+
+
+class _Digests:
+    """Content digests of the tensors that need one, hashed on a worker thread while the pass goes
+    on (hashlib releases the GIL; a derived model has every matrix digested, as many bytes as the
+    file hash). At most DIGEST_BACKLOG bytes of tensors wait, or the latest alone; each result is
+    handed to its callback in the engine's thread."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
+        self._pending: deque = deque()
+        self._bytes = 0
+
+    def submit(self, native, done: Callable) -> None:
+        size = native.numel() * native.element_size()
+        self._pending.append((self._pool.submit(reference_digests, native, False), done, size))
+        self._bytes += size
+        while self._bytes > DIGEST_BACKLOG and len(self._pending) > 1:  # the latest may wait alone, whatever its size
+            self._collect()
+
+    def _collect(self) -> None:
+        future, done, size = self._pending.popleft()
+        self._bytes -= size
+        done(future.result())
+
+    def __enter__(self) -> "_Digests":
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        try:
+            while self._pending and exc_type is None:  # on an error the digests are moot
+                self._collect()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _constant(t) -> bool:
