@@ -167,15 +167,22 @@ def geometry_r(ref_anchor: np.ndarray, sub_anchor: np.ndarray, n: int = 512) -> 
     nothing: it only spares the permutation search where the geometries are unrelated.
     """
     pick = geometry_pick(ref_anchor.shape[0], n)
-    return geometry_of(centred_cosines(ref_anchor[pick]), centred_cosines(sub_anchor[pick]))
+    return geometry_of(geometry_sketch(ref_anchor[pick]), geometry_sketch(sub_anchor[pick]))
 
 
-def geometry_of(ref_cosines: np.ndarray, sub_cosines: np.ndarray) -> float:
-    """:func:`geometry_r` from the two centred cosine matrices (which a caller may keep for
-    the next reference)."""
-    from checker.metrics.screen import GramSketch, mantel_many
+def geometry_sketch(rows: np.ndarray):
+    """The anchors' centred cosine matrix as a Mantel sketch: one side of :func:`geometry_r`,
+    which a caller may keep for the next reference."""
+    from checker.metrics.screen import GramSketch
 
-    return mantel_many(GramSketch.of(sub_cosines), [GramSketch.of(ref_cosines)])[0][0]
+    return GramSketch.of(centred_cosines(rows))
+
+
+def geometry_of(ref_sketch, sub_sketch) -> float:
+    """:func:`geometry_r` from the two sides' :func:`geometry_sketch`."""
+    from checker.metrics.screen import mantel_many
+
+    return mantel_many(sub_sketch, [ref_sketch])[0][0]
 
 
 def held_anchors(t: int, held_max: int = HELD_ANCHORS) -> np.ndarray:

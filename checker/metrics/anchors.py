@@ -128,8 +128,8 @@ def _unrelated_tokens(pair: _TokenPair, rp: TensorPrint, ref_cache: dict, d: int
     pick = alignment.geometry_pick(len(pair))
     rkey = (id(pair.stored), pair.ri[pick].tobytes())
     if rkey not in ref_cache:
-        ref_cache[rkey] = alignment.centred_cosines(pair.ref_rows(pick))
-    geometry = alignment.geometry_of(ref_cache[rkey], rows.derived("cosines", name, pair.si[pick], alignment.centred_cosines))
+        ref_cache[rkey] = alignment.geometry_sketch(pair.ref_rows(pick))
+    geometry = alignment.geometry_of(ref_cache[rkey], rows.derived("geometry", name, pair.si[pick], alignment.geometry_sketch))
     if geometry >= GEOMETRY_MIN_R:
         return geometry, None
     held = alignment.held_anchors(len(pair), UNRELATED_HELD)
