@@ -13,9 +13,14 @@ slice as the dense FFN matrix it stands for (:mod:`checker.metrics.experts`), ex
 the engine compares a submission's experts.
 
 Size: a 2-D weight of U units costs min(U, K_ROWS) rows of float16, so about
-2 * K_ROWS / U bytes per parameter; for 7B-class models (U = 4096..11008) this is
-about 1-3% of the fp16 checkpoint, plus ANCHOR_TOKENS embedding rows (measured
-by benchmarks/provenance_suite.py, which prints it per billion parameters).
+2 * K_ROWS / U bytes per parameter, plus the index test's reference side (the same rows
+normed at up to 1,024 columns, and their K_ROWS x K_ROWS Gram matrix, float16), stored
+so that an unrelated reference is never recomputed at audit time; for 7B-class models
+(U = 4096..11008) this is about 2-3% of the bf16 checkpoint, plus ANCHOR_TOKENS
+embedding rows (measured by benchmarks/provenance_suite.py, which prints it per billion
+parameters: 45-54 MiB).
+
+Every array's digest is recorded in the JSON; an audit checks each array as it first reads it.
 """
 
 from __future__ import annotations
