@@ -32,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from checker import __version__
 from checker.errors import RegistryError
 from checker.modules import Module, TensorRole, split_modules
+from checker.references.store import ARRAY_DIGESTS, HALF, ArrayStore, array_digest
 from checker.scanners.tokenizer import Vocabulary
 from checker.hardware import one_pool
 from checker.metrics.screen import GramSketch, screen_columns
@@ -66,40 +66,6 @@ def tensor_digests(t: torch.Tensor) -> tuple[str, ...]:
     return reference_digests(t)
 
 
-class _Store:
-    """The fingerprint's arrays, read on demand from its safetensors file (memory-mapped):
-    a registry of large references costs memory only for the arrays a comparison touches.
-
-    Each array is checked, the first time it is read, against the digest recorded at registration
-    (``digests``, kept in the fingerprint's JSON, which the registry verifies whole): an audit
-    verifies exactly what it reads, and an unrelated reference is not hashed whole at every audit."""
-
-    def __init__(self, path: Path, digests: dict[str, str] | None = None):
-        self._path = path
-        self._handle = safe_open(str(path), framework="np")
-        self._keys = set(self._handle.keys())
-        self._digests = digests
-        self._verified: set[str] = set()
-
-    def get(self, key: str) -> np.ndarray | None:
-        if key not in self._keys:
-            return None
-        arr = self._handle.get_tensor(key)
-        if self._digests is not None and key not in self._verified:
-            if self._digests.get(key) != array_digest(arr):
-                raise RegistryError(str(self._path), f"array {key!r} does not match the digest recorded at registration "
-                                    "(the fingerprint was modified); re-add the reference")
-            self._verified.add(key)
-        return arr
-
-
-def array_digest(arr: np.ndarray) -> str:
-    """sha256 of an array's dtype, shape and bytes, as stored."""
-    h = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode())
-    h.update(np.ascontiguousarray(arr).data)
-    return h.hexdigest()
-
-
 class _Lazy:
     """A TensorPrint array: given at build time, or read from the registry on access."""
 
@@ -126,7 +92,7 @@ class TensorPrint:
     gram: GramSketch | None = None
     anchor_tokens: tuple[str, ...] = ()  # token strings of anchor rows (token roles)
     arrays: dict = field(default_factory=dict)  # name -> ndarray, when built in memory
-    store: _Store | None = None
+    store: ArrayStore | None = None
     #: the kind of fixed table (checker/metrics/fixed_tables.py) this tensor is; it then keeps no
     #: arrays and no digests, so nothing is ever compared with it
     fixed: str = ""
@@ -137,7 +103,7 @@ class TensorPrint:
         if self.store is None:
             return None
         arr = self.store.get(f"{self.role.name}|{name}")
-        if arr is not None and name in _HALF:
+        if arr is not None and name in HALF:
             arr = arr.astype(np.float32)
         return arr
 
@@ -164,7 +130,7 @@ class TensorPrint:
 
     def has(self, name: str) -> bool:
         """Whether the array is there, without loading it."""
-        return name in self.arrays or (self.store is not None and f"{self.role.name}|{name}" in self.store._keys)
+        return name in self.arrays or (self.store is not None and self.store.has(f"{self.role.name}|{name}"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -339,11 +305,8 @@ def build_fingerprint(reader: WeightsReader, vocab: Vocabulary | None, source: s
 # -- storage: JSON metadata + safetensors arrays (no pickle anywhere) ---------------------
 
 _ARRAYS = ("rows", "row_index", "col_mean", "col_std", "vector", "anchor", "index_rows", "index_gram")
-_HALF = frozenset({"rows", "anchor", "index_rows", "index_gram"})  # stored as float16, read back as float32
-_STORED_BYTES = {"row_index": 8, "col_mean": 4, "col_std": 4, "vector": 4, **{a: 2 for a in _HALF}}
+_STORED_BYTES = {"row_index": 8, "col_mean": 4, "col_std": 4, "vector": 4, **{a: 2 for a in HALF}}
 _GRAM = "gram"
-#: Key of the fingerprint JSON's per-array digests (:class:`_Store` checks each array it reads).
-ARRAY_DIGESTS = "array_sha256"
 
 
 def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
@@ -362,7 +325,7 @@ def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
         for a in _ARRAYS:
             arr = tp._array(a)
             if arr is not None:
-                store = arr.astype(np.float16) if a in _HALF else arr
+                store = arr.astype(np.float16) if a in HALF else arr
                 arrays[f"{r.name}|{a}"] = np.ascontiguousarray(store)
         if tp.gram is not None:
             arrays[f"{r.name}|{_GRAM}"] = tp.gram.upper.astype(np.float16)
@@ -382,7 +345,7 @@ def load_fingerprint(folder: Path) -> Fingerprint:
     meta_path, arr_path = folder / "fingerprint.json", folder / "fingerprint.safetensors"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        store = _Store(arr_path, meta.get(ARRAY_DIGESTS))
+        store = ArrayStore(arr_path, meta.get(ARRAY_DIGESTS))
     except FileNotFoundError as exc:
         raise RegistryError(str(folder), f"fingerprint file missing: {Path(exc.filename).name}") from None
     except Exception as exc:

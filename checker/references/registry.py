@@ -17,7 +17,8 @@ import jsonschema
 
 from checker import __version__
 from checker.errors import ReferenceFetchError, RegistryError
-from checker.references.fingerprint import ARRAY_DIGESTS, FINGERPRINT_VERSION, Fingerprint, fingerprint_pass, load_fingerprint, save_fingerprint
+from checker.references.fingerprint import FINGERPRINT_VERSION, Fingerprint, fingerprint_pass, load_fingerprint, save_fingerprint
+from checker.references.store import ARRAY_DIGESTS
 from checker.scanners.tokenizer import model_vocabulary
 from checker.weights.common import sha256_file
 from checker.weights import open_checkpoint
@@ -59,7 +60,7 @@ class RegistryEntry:
         """Check the fingerprint against the digests recorded at registration. The JSON is checked
         whole; the arrays file is checked whole only when the JSON records no per-array digests
         (older prints): otherwise each array is checked when an audit first reads it
-        (``fingerprint._Store``), so what is never read is never hashed."""
+        (``store.ArrayStore``), so what is never read is never hashed."""
         per_array = False
         for name, digest in sorted(self.fingerprint_sha256, key=lambda nd: nd[0] != "fingerprint.json"):  # the JSON first
             path = self.folder / name
