@@ -32,6 +32,8 @@ MIN_ANCHORS = 16
 GEOMETRY_MIN_R = 0.6
 #: Held-out anchors scoring the identity when the geometries are unrelated.
 UNRELATED_HELD = 256
+#: Products of the submission's anchor rows kept across references (RowSource.derived).
+DERIVED_KEEP = 16
 
 
 class RowSource:
@@ -45,11 +47,20 @@ class RowSource:
 
     def derived(self, what: str, name: str, ids: np.ndarray, make) -> np.ndarray:
         """``make(rows)`` of the rows ``ids`` of ``name``, kept for the next reference that meets
-        the same rows (references sharing a vocabulary share the anchors' submission side)."""
+        the same rows (references sharing a vocabulary share the anchors' submission side); the
+        DERIVED_KEEP latest are kept, so references with other vocabularies do not pile up."""
         key = (what, name, ids.tobytes())
         if key not in self._derived:
             self._derived[key] = make(self.token_rows(name, ids))
+            while len(self._derived) > DERIVED_KEEP:
+                self._derived.pop(next(iter(self._derived)))
         return self._derived[key]
+
+    def next_reference(self) -> None:
+        """Drop the rows read for the last reference (at most its anchor tokens); the products
+        derived from them stay (:meth:`derived`). Memory stays one reference's rows, whatever the
+        number of references and however many tokens their vocabularies cover together."""
+        self._rows.clear()
 
     def token_rows(self, name: str, ids: np.ndarray) -> np.ndarray:
         cache = self._rows.setdefault(name, {})

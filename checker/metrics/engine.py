@@ -124,6 +124,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
     anchor_for: dict = {}  # (sub module, ref id, ref module) -> the anchor that decided a token module
     for rid, fp in references:
         anchors_by_ref[rid] = find_anchors(rows, sub_modules, sub_vocab, fp, acc.skipped)
+        rows.next_reference()
         for a in anchors_by_ref[rid]:
             key = (a.sub.module, rid, a.ref.role.module)
             ev = anchor_evidence(a.alignment)
