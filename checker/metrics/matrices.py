@@ -39,6 +39,13 @@ class _Target:
     sub_cols: np.ndarray  # submission columns of the sketch, in the reference sketch's order
     ref_idx: np.ndarray  # positions within the reference sketch
     signs: np.ndarray
+    #: computed once per column set (not per target: a deep model against many references has
+    #: layers x references targets per matrix): the sketch columns' key, the screen group's key,
+    #: whether the reference sketch is used whole, whether any sign is flipped
+    cols_key: bytes = b""
+    group_key: bytes = b""
+    whole: bool = False
+    flipped: bool = False
 
 
 def _targets(m, tr, hidden, acc: object) -> list[_Target]:
@@ -70,7 +77,10 @@ def _targets(m, tr, hidden, acc: object) -> list[_Target]:
                 s_ref = screen_columns(rp.hidden)
                 pos = np.flatnonzero(np.isin(al.ref_index, s_ref))
                 pos = pos[np.argsort(al.ref_index[pos])]
-                colsets[ckey] = (al.sub_index[pos], np.searchsorted(s_ref, al.ref_index[pos]), al.signs[pos])
+                sub_cols, ref_idx, signs = al.sub_index[pos], np.searchsorted(s_ref, al.ref_index[pos]), al.signs[pos]
+                colsets[ckey] = (sub_cols, ref_idx, signs, sub_cols.tobytes(), signs.tobytes() + ref_idx.tobytes(),
+                                 len(ref_idx) == len(s_ref) and bool(np.all(ref_idx == np.arange(len(s_ref)))),
+                                 bool(np.any(signs < 0)))
             out.append(_Target(rid, rmod, rp, al, *colsets[ckey]))
     return out
 
@@ -99,25 +109,23 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
     """Screen, index test and full test of one matrix (units on ``axis``) against its targets."""
     grams = {}
     for t in targets:  # one sketch per distinct column set (one for every reference aligned by identity)
-        key = t.sub_cols.tobytes()
-        if key not in grams and len(t.sub_cols) >= 4:
-            grams[key] = gram_sketch(native, axis, t.sub_cols, acc.device)
+        if t.cols_key not in grams and len(t.sub_cols) >= 4:
+            grams[t.cols_key] = gram_sketch(native, axis, t.sub_cols, acc.device)
     # Screen every target; group those sharing sketch columns so one product scores them.
     groups: dict = defaultdict(list)
     for t in targets:
-        groups[(t.sub_cols.tobytes(), t.signs.tobytes(), t.rid, t.rp.hidden, t.ref_idx.tobytes())].append(t)
+        groups[(t.cols_key, t.group_key, t.rid, t.rp.hidden)].append(t)
     scored: list[tuple[_Target, ScreenScore | None]] = []
-    for (ckey, _, _, _, _), ts in groups.items():
+    for (ckey, _, _, _), ts in groups.items():
         t0 = ts[0]
         if t0.rp.gram is None or len(t0.sub_cols) < MIN_SCREEN_DIMS:
             scored += [(t, None) for t in ts]  # too narrow to screen: every pair gets the full test
             continue
         sub = grams[ckey]
-        if np.any(t0.signs < 0):
+        if t0.flipped:
             sub = GramSketch.of(sub.matrix() * np.outer(t0.signs, t0.signs))
-        refs = [t.rp.gram.restrict(t.ref_idx) for t in ts]
-        full = len(t0.ref_idx) == t0.rp.gram.n and bool(np.all(t0.ref_idx == np.arange(t0.rp.gram.n)))
-        skey = (t0.rid, tr.role, tuple(id(t.rp) for t in ts)) if full else None
+        refs = [t.rp.gram for t in ts] if t0.whole else [t.rp.gram.restrict(t.ref_idx) for t in ts]
+        skey = (t0.rid, tr.role, tuple(id(t.rp) for t in ts)) if t0.whole else None
         stacked = acc.stacks.get(skey) if skey else None
         if skey and stacked is None:
             stacked = acc.stacks[skey] = np.stack([g.upper for g in refs]).astype(np.float32)

@@ -113,7 +113,7 @@ def mantel_many(sub: GramSketch, refs: list[GramSketch], stacked: np.ndarray | N
     sd = np.sqrt(np.clip(var, 0.0, None))
     z = np.where(sd > 1e-150, (zstat - mean) / np.where(sd > 1e-150, sd, 1.0), 0.0)
     r = zstat / np.sqrt(np.clip(a2 * b2, 1e-300, None))
-    return [(float(ri), float(zi), log10_sf(float(zi))) for ri, zi in zip(r, z)]
+    return [(float(ri), float(zi), float(pi)) for ri, zi, pi in zip(r, z, log10_sf(z))]
 
 
 def mantel(a: GramSketch, b: GramSketch, role: str, ref_role: str) -> ScreenScore:

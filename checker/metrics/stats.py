@@ -19,8 +19,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betaln, gammaln, hyp2f1, log_ndtr, logsumexp, ndtri_exp
-from scipy.stats import t as t_dist
+from scipy.special import betaln, gammaln, hyp2f1, log_ndtr, logsumexp, ndtri_exp, stdtr
 
 _EPS = 1e-12
 LN10 = math.log(10.0)
@@ -39,9 +38,12 @@ class HeldOut:
     null_sd: float
 
 
-def log10_sf(z: float) -> float:
-    """log10 of the upper normal tail, exact far into the tail (no underflow)."""
-    return float(log_ndtr(-z)) / LN10
+def log10_sf(z):
+    """log10 of the upper normal tail, exact far into the tail (no underflow): a float for a
+    number, an array for an array (the screen's layer pairs at once)."""
+    if np.ndim(z) == 0:
+        return float(log_ndtr(-z)) / LN10
+    return log_ndtr(-np.asarray(z, dtype=np.float64)) / LN10
 
 
 def log10_t_sf(z: float, dof: float) -> float:
@@ -50,11 +52,9 @@ def log10_t_sf(z: float, dof: float) -> float:
     Beyond double precision it uses the exact identity (DLMF 8.17.8)
     I_x(a, b) = x^a (1-x)^b F(a+b, 1; a+1; x) / (a B(a, b)), x = dof / (dof + z^2), a = dof/2, b = 1/2.
     """
-    if z <= 0.0:
-        return float(t_dist.logsf(z, dof)) / LN10
-    lp = float(t_dist.logsf(z, dof))
-    if math.isfinite(lp) and lp > -700.0:
-        return lp / LN10
+    sf = float(stdtr(dof, -z))  # the t upper tail (scipy.stats' t.logsf is the log of the same, at 70x the cost)
+    if z <= 0.0 or (sf > 0.0 and math.log(sf) > -700.0):
+        return math.log(sf) / LN10
     x, a = dof / (dof + z * z), dof / 2.0
     ln = (a * math.log(x) + 0.5 * math.log1p(-x) - math.log(a) - float(betaln(a, 0.5))
           + math.log(float(hyp2f1(a + 0.5, 1.0, a + 1.0, x))) - math.log(2.0))
