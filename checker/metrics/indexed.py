@@ -24,8 +24,8 @@ every reference that reads it through the same alignment.
 The reference's side depends on the fingerprint alone when the alignment is the identity
 (every unrelated reference, every unpermuted copy): its normed rows and their Gram matrix are
 computed once, at registration (:func:`reference_side`, stored with the fingerprint), and every
-reference aligned by identity is scored in one batched pass (:func:`identity_scores`), so an
-extra reference costs a dot product per matrix, not a k x k x m product.
+reference aligned by identity is scored from it (:func:`identity_scores`), so an extra
+reference costs two dot products per matrix, not a k x k x m product.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def reference_side(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The reference's side of the test under the identity alignment: its normed rows at the
     scoring columns (k x at most INDEX_COLS) and their Gram matrix (k x k), both rounded to
     float16 as the registry stores them. A function of the fingerprint's rows alone: computed once,
-    at registration, so each reference aligned by identity costs a dot product per matrix."""
+    at registration, so each reference aligned by identity costs two dot products per matrix."""
     an, _ = normed(rows[:, index_columns(rows.shape[1])])
     an = _f16(an)
     return an, _f16(an.astype(np.float64) @ an.T.astype(np.float64))
