@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from checker.metrics.stats import (
-    HeldOut, _EPS, held_out_from_sd, held_out_score, log10_sf, null_moments, rownorm, shape_seed, split_columns,
+    HeldOut, _EPS, held_out_normed, held_out_score, log10_sf, normed_rows, rownorm, shape_seed, split_columns,
     standardize_columns,
 )
 
@@ -195,24 +195,7 @@ def identity_rows(ref_anchor: np.ndarray, sub_anchor: np.ndarray, held_max: int 
     """Held-out anchors (at most ``held_max``) compared under the identity alignment (equal
     widths), exact null."""
     held = held_anchors(ref_anchor.shape[0], held_max)
-    return identity_of(normed_anchors(ref_anchor[held]), normed_anchors(sub_anchor[held]))
-
-
-def normed_anchors(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out anchor rows as :func:`identity_of` scores them, and their Gram matrix: columns
-    standardised over the rows themselves (a per-column affine map commutes with the column
-    shuffle of the null, and only these rows are touched), then rows centred and unit-norm."""
-    x = rownorm(standardize_columns(rows))
-    return x, x @ x.T
-
-
-def identity_of(ref: tuple[np.ndarray, np.ndarray], sub: tuple[np.ndarray, np.ndarray]) -> HeldOut:
-    """The identity comparison of held-out anchors given as :func:`normed_anchors` (each side's
-    Gram matrix computed once, however many references or tensors it meets)."""
-    (an, ga), (bn, gb) = ref, sub
-    k, m = an.shape
-    _, sd = null_moments(an, bn, np.ones(k), grams=(ga, gb))
-    return held_out_from_sd(float(np.mean(np.sum(an * bn, axis=1))), sd, k, m)
+    return held_out_normed(normed_rows(ref_anchor[held]), normed_rows(sub_anchor[held]))
 
 
 def identity_only(ident: HeldOut, d: int, evidence: HeldOut | None = None) -> HiddenAlignment:

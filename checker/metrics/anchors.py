@@ -146,8 +146,8 @@ def _unrelated_tokens(pair: _TokenPair, rp: TensorPrint, ref_cache: dict, d: int
     held = alignment.held_anchors(len(pair), UNRELATED_HELD)
     hkey = (id(pair.stored), pair.ri[held].tobytes())
     if hkey not in ref_cache:
-        ref_cache[hkey] = alignment.normed_anchors(pair.ref_rows(held))
-    ident = alignment.identity_of(ref_cache[hkey], rows.derived("held", name, pair.si[held], alignment.normed_anchors))
+        ref_cache[hkey] = stats.normed_rows(pair.ref_rows(held))
+    ident = stats.held_out_normed(ref_cache[hkey], rows.derived("held", name, pair.si[held], stats.normed_rows))
     return geometry, Anchor(pair.sub, rp, alignment.identity_only(ident, d), len(pair))
 
 

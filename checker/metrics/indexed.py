@@ -30,8 +30,6 @@ reference costs two dot products per matrix, not a k x k x m product.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from checker.metrics import stats
@@ -51,12 +49,6 @@ def index_columns(aligned: int) -> np.ndarray:
     return np.sort(rng.choice(aligned, size=INDEX_COLS, replace=False))
 
 
-def normed(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows with columns standardised over them, then centred and unit-norm; and their Gram matrix."""
-    x = stats.rownorm(stats.standardize_columns(rows.astype(np.float64)))
-    return x, x @ x.T
-
-
 def _f16(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float16).astype(np.float32)
 
@@ -66,7 +58,7 @@ def reference_side(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scoring columns (k x at most INDEX_COLS) and their Gram matrix (k x k), both rounded to
     float16 as the registry stores them. A function of the fingerprint's rows alone: computed once,
     at registration, so each reference aligned by identity costs two dot products per matrix."""
-    an, _ = normed(rows[:, index_columns(rows.shape[1])])
+    an, _ = stats.normed_rows(rows[:, index_columns(rows.shape[1])])
     an = _f16(an)
     return an, _f16(an.astype(np.float64) @ an.T.astype(np.float64))
 
@@ -75,7 +67,7 @@ def identity_scores(sides: list[tuple[np.ndarray, np.ndarray]],
                     sub_normed: tuple[np.ndarray, np.ndarray]) -> list[stats.HeldOut | None]:
     """:func:`index_score` for references aligned by identity (same width, no permutation, no
     signs), from their :func:`reference_side` (the same units sampled); ``sub_normed`` is
-    ``normed`` of the submission's rows at the scoring columns."""
+    ``stats.normed_rows`` of the submission's rows at the scoring columns."""
     bn, gb = sub_normed
     k, m = bn.shape
     if m < 8 or k < 2:
@@ -83,8 +75,8 @@ def identity_scores(sides: list[tuple[np.ndarray, np.ndarray]],
     b, g = bn.astype(np.float32).ravel(), gb.astype(np.float32).ravel()
     out = []
     for an, ga in sides:  # two float32 dot products per reference (the sides are float16 values)
-        var = float(np.dot(ga.ravel(), g)) / (k * k * (m - 1))
-        out.append(stats.held_out_from_sd(float(np.dot(an.ravel(), b)) / k, math.sqrt(max(var, 0.0)), k, m))
+        sd = stats.gram_null_sd(float(np.dot(ga.ravel(), g)), k, m)
+        out.append(stats.held_out_from_sd(float(np.dot(an.ravel(), b)) / k, sd, k, m))
     return out
 
 
@@ -94,14 +86,11 @@ def index_score(ref_rows: np.ndarray, sub_rows: np.ndarray, ref_index: np.ndarra
 
     ``ref_rows`` are the reference's sampled rows (k x reference hidden), ``sub_rows`` the
     submission's rows at the same unit indices (k x submission hidden); ``ref_index``,
-    ``sub_index`` and ``signs`` are the hidden alignment. ``sub_normed`` is ``normed`` of the
+    ``sub_index`` and ``signs`` are the hidden alignment. ``sub_normed`` is ``stats.normed_rows`` of the
     submission's scoring columns when the caller already has it. None when too few columns remain.
     """
     pos = index_columns(len(ref_index))
     if len(pos) < 8 or ref_rows.shape[0] < 2:
         return None
-    an, ga = normed(ref_rows[:, ref_index[pos]] * signs[pos])
-    bn, gb = sub_normed if sub_normed is not None else normed(sub_rows[:, sub_index[pos]])
-    k, m = an.shape
-    _, sd = stats.null_moments(an, bn, np.ones(k), grams=(ga, gb))  # the exact column-shuffle null
-    return stats.held_out_from_sd(float(np.mean(np.sum(an * bn, axis=1))), sd, k, m)
+    ref = stats.normed_rows(ref_rows[:, ref_index[pos]] * signs[pos])
+    return stats.held_out_normed(ref, sub_normed if sub_normed is not None else stats.normed_rows(sub_rows[:, sub_index[pos]]))

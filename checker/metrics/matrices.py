@@ -17,7 +17,7 @@ import numpy as np
 
 from checker.metrics import alignment, stats
 from checker.metrics.anchors import choose_alignment
-from checker.metrics.indexed import identity_scores, index_columns, index_score, normed, reference_side
+from checker.metrics.indexed import identity_scores, index_columns, index_score, reference_side
 from checker.metrics.interface import RoleScore, Skipped
 from checker.metrics.rotation import projected_print, rotated
 from checker.metrics.rowmatch import Candidate, match_candidates
@@ -185,7 +185,7 @@ def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], a
         cols = t.al.sub_index[index_columns(len(t.al.ref_index))]
         nkey = (key, cols.tobytes())
         if nkey not in normed_rows and len(cols) >= 8:
-            normed_rows[nkey] = normed(rows[key][:, cols])
+            normed_rows[nkey] = stats.normed_rows(rows[key][:, cols])
         if _plain(t.al, rp.hidden, rows[key].shape[1]):
             plain[nkey].append(t)
             continue

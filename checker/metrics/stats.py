@@ -139,8 +139,30 @@ def null_moments(an: np.ndarray, bn: np.ndarray, sign: np.ndarray,
         total = float(np.sum((sa @ sa.T) * (bn @ bn.T)))
     else:  # ... or, the same number, ||A^T diag(s) B||_F^2 through one m x m product
         total = float(np.sum(np.square((an * sign[:, None]).T @ bn)))
-    var = total / (k * k * (m - 1))
-    return 0.0, math.sqrt(max(var, 0.0))
+    return 0.0, gram_null_sd(total, k, m)
+
+
+def gram_null_sd(total: float, k: int, m: int) -> float:
+    """The column-shuffle null's sd of a mean of k row correlations over m columns, from
+    ``total`` = sum_il (a_i . a_l)(b_i . b_l) (:func:`null_moments`)."""
+    return math.sqrt(max(total, 0.0) / (k * k * (m - 1)))
+
+
+def normed_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows as the exact-null held-out tests score them, and their Gram matrix: columns
+    standardised over the rows themselves (a per-column affine map commutes with the column
+    shuffle of the null, and undoes a folded norm gain), then rows centred and unit-norm."""
+    x = rownorm(standardize_columns(rows.astype(np.float64)))
+    return x, x @ x.T
+
+
+def held_out_normed(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> HeldOut:
+    """The held-out score of rows given as :func:`normed_rows` on both sides, row i against row i,
+    with the exact column-shuffle null (each side's Gram matrix computed once by the caller)."""
+    (an, ga), (bn, gb) = a, b
+    k, m = an.shape
+    _, sd = null_moments(an, bn, np.ones(k), grams=(ga, gb))
+    return held_out_from_sd(float(np.mean(np.sum(an * bn, axis=1))), sd, k, m)
 
 
 def permutation_check(a: np.ndarray, b: np.ndarray, sign: np.ndarray, draws: int, seed: int) -> np.ndarray:
