@@ -34,7 +34,9 @@ from checker.weights.interface import WeightFile
 #: 3: the index test scores identity-aligned references from their stored side (float16), anchors are normed
 #: in float64 and the t tail comes from scipy.special: figures move in the last digits, so evidence computed
 #: before is not reused.
-CACHE_VERSION = 3
+#: 4: the full test reads each matrix once (moments and search in one pass); the search half of a matrix
+#: larger than one block is standardised with the moments of evenly sampled units.
+CACHE_VERSION = 4
 
 
 def default_dir() -> Path:

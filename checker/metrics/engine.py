@@ -20,6 +20,8 @@ per pair), and the full test runs only where a reference is related.
 
 from __future__ import annotations
 
+import math
+
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -44,7 +46,7 @@ from checker.modules import Module, compatible
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
 from checker.weights.interface import WeightsReader
-from checker.weights.stream import CheckpointStream, all_finite, require_finite, value_range
+from checker.weights.stream import CheckpointStream, require_finite, value_range
 
 __all__ = ["ANCHOR_MIN_Z", "compare", "roles_compatible", "LAYER_MAP_ALPHA"]
 
@@ -166,15 +168,16 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                     if progress is not None:
                         progress(st.info.numel)
                     continue
+                lo, hi = value_range(native)  # one pass: every value finite, and whether the tensor is constant
+                require_finite(math.isfinite(lo) and math.isfinite(hi), st.info)
                 flagged = True
                 plan = plans.get(tr.name)
                 if isinstance(plan, ExpertPlan):
                     _compare_experts(native, m, plan, acc, st.info, ref_digests)
                     flagged = False  # digested slice by slice
                 elif tr.role not in ANCHOR_ROLES and native.dim() >= 2 and tr.decisive and plan is None:
-                    flagged = compare_matrix(native, m, tr, acc, st.info)
+                    flagged = compare_matrix(native, m, tr, acc)
                 else:
-                    require_finite(all_finite(native), st.info)
                     if native.dim() < 2 and tr.role not in ANCHOR_ROLES:
                         _weak(native.float().numpy().ravel(), tr, m, acc)
                     elif native.dim() >= 3 and tr.role not in ANCHOR_ROLES:
@@ -187,7 +190,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 # any reference tensor: only flagged (or unscreenable) tensors are digested. A constant
                 # tensor (a norm left at ones, a zero bias) is identical in every model of its shape: its
                 # digest says nothing about provenance.
-                if flagged and not _constant(native):
+                if flagged and native.numel() > 1 and lo != hi:
                     digests.submit(native, lambda d, m=m, tr=tr: _identical(acc, m, tr, set(d), references, ref_digests))
                 del native
             if progress is not None:
@@ -269,7 +272,7 @@ def _compare_experts(native, m, plan: ExpertPlan, acc: _Accumulator, info, ref_d
     identical to a reference module when every one of its slices is."""
     common = None
     for vr, sl in expert_slices(plan, native):
-        flagged = compare_matrix(sl, m, vr, acc, info)
+        flagged = compare_matrix(sl, m, vr, acc)
         if common is None or common:
             hits = set()
             if flagged and not _constant(sl):

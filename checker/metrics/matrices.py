@@ -20,12 +20,11 @@ from checker.metrics.anchors import choose_alignment
 from checker.metrics.indexed import identity_scores, index_columns, index_score, reference_side
 from checker.metrics.interface import RoleScore, Skipped
 from checker.metrics.rotation import projected_print, rotated
-from checker.metrics.rowmatch import Candidate, match_candidates
+from checker.metrics.rowmatch import Candidate, Group, match_candidates
 from checker.metrics.screen import MAX_CANDIDATES, MIN_SCREEN_DIMS, SCREEN_Z, GramSketch, ScreenScore, mantel_many, screen_columns
-from checker.metrics.summary import column_moments, gram_sketch, unit_rows, units_by_hidden_shape
+from checker.metrics.summary import gram_sketch, unit_rows, units_by_hidden_shape
 from checker.modules import Module, compatible
 from checker.references.fingerprint import TensorPrint
-from checker.weights.stream import all_finite, require_finite
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,11 +84,10 @@ def _targets(m, tr, hidden, acc: object) -> list[_Target]:
     return out
 
 
-def compare_matrix(native, m, tr, acc: object, info) -> bool:
+def compare_matrix(native, m, tr, acc: object) -> bool:
     """Screen one matrix against every compatible reference tensor and run the full test where the
     screen points. Returns whether anything was sent to the full test (or could not be screened)."""
-    units, hidden = units_by_hidden_shape(tuple(native.shape), tr.units_axis)
-    require_finite(all_finite(native), info)
+    units, hidden = units_by_hidden_shape(tuple(native.shape), tr.units_axis)  # finite: checked by the engine
     targets = _targets(m, tr, hidden, acc)
     if not targets:
         return True
@@ -140,24 +138,22 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
     _index_tests(native, axis, m, tr, units, [t for t in targets if t.rp.role.layer == tr.layer], acc)
     if not chosen:
         return False
-    col_mean, col_std, _ = column_moments(native, axis, acc.device)  # the full test standardises
     by_al: dict = defaultdict(list)
     for t in chosen:
         by_al[id(t.al)].append(t)
+    groups = []
     for ts in by_al.values():
         al = ts[0].al
         search_ref, _ = stats.split_columns(ts[0].rp.hidden)
         in_search = np.isin(al.ref_index, search_ref)
-        search, held = np.flatnonzero(in_search), np.flatnonzero(~in_search)
-        cands = []
-        for t in ts:
-            rp = t.rp
-            ref_std = stats.standardize_columns(rp.rows, rp.col_mean, rp.col_std)[:, al.ref_index] * al.signs
-            cands.append(Candidate(t, ref_std))
-        for res in match_candidates(native, axis, col_mean, col_std, al.sub_index, search, held, cands,
-                                    acc.device):
+        cands = tuple(Candidate(t, stats.standardize_columns(t.rp.rows, t.rp.col_mean, t.rp.col_std)[:, al.ref_index]
+                                * al.signs) for t in ts)
+        groups.append(Group(al.sub_index, np.flatnonzero(in_search), np.flatnonzero(~in_search), cands))
+    found = match_candidates(native, axis, groups, acc.device)  # one pass: the moments and every search
+    for g, matched in zip(groups, found.groups):
+        for res in matched:
             t, ho = res.key, res.held_out
-            scale, spread = stats.scale_ratio(col_std[al.sub_index], t.rp.col_std[al.ref_index])
+            scale, spread = stats.scale_ratio(found.col_std[g.sub_index], t.rp.col_std[t.al.ref_index])
             row_index = t.rp.row_index
             moved = float(np.mean(res.best != row_index)) if row_index is not None else 0.0
             acc.roles[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(

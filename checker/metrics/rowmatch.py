@@ -1,12 +1,23 @@
 """The full row-matching test, streamed over a submission matrix for many candidates at once.
 
-This is :func:`checker.metrics.stats.match_rows` computed block by block: every
-candidate reference's sampled unit rows (standardised, hidden-aligned) are stacked,
-each block of submission units is standardised with the column moments of the
-first pass, and one product per block gives the search-half correlations of every
-reference row with every unit in the block. The best unit per reference row is
-kept; its held-out columns score the match. Memory is one block plus the stacked
-reference rows; the product runs in torch on the chosen device.
+This is :func:`checker.metrics.stats.match_rows` computed block by block, in the same single
+read of each float32 block that yields the exact column moments:
+
+- every candidate reference's sampled unit rows (standardised, hidden-aligned) are stacked and
+  row-normalised once;
+- each block of submission units is centred, its column sums and sums of squares accumulated
+  (float64 across blocks), and its search-half columns standardised;
+- one product per block gives the search-half correlations of every reference row with every
+  unit in the block; the best unit per reference row is kept;
+- after the pass, the chosen units' held-out columns, standardised with the exact moments of all
+  units, score the match.
+
+The search half is standardised with the column moments of at most ``MOMENT_SAMPLE`` units
+taken evenly through the matrix (all units when there are no more; the single block itself when
+the matrix fits one), so the choice of units does not depend on how the pass is cut into blocks
+(CPU and GPU agree). The choice sees the search columns only, so the held-out null holds
+whatever standardised it. Memory is one block plus the stacked reference rows; the products run
+in torch on the chosen device.
 """
 
 from __future__ import annotations
@@ -17,9 +28,10 @@ import numpy as np
 import torch
 
 from checker.metrics import stats
-from checker.metrics.summary import unit_blocks, unit_rows
+from checker.metrics.summary import unit_blocks, unit_rows, units_by_hidden_shape
 
 _EPS = 1e-12
+MOMENT_SAMPLE = 4096  # units whose column moments standardise the search half of a larger matrix
 
 
 @dataclass(frozen=True)
@@ -31,10 +43,30 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Group:
+    """Candidates sharing one hidden alignment: ``sub_index`` maps aligned positions to submission
+    columns; ``search`` and ``held`` are aligned positions."""
+
+    sub_index: np.ndarray
+    search: np.ndarray
+    held: np.ndarray
+    candidates: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
 class Matched:
     key: object
     held_out: stats.HeldOut
     best: np.ndarray  # submission unit chosen for each reference row
+
+
+@dataclass(frozen=True, eq=False)
+class Matches:
+    """The exact column moments of the matrix (float32, population sd) and each group's matches."""
+
+    col_mean: np.ndarray
+    col_std: np.ndarray
+    groups: tuple[tuple[Matched, ...], ...]
 
 
 def _rownorm_t(x: torch.Tensor) -> torch.Tensor:
@@ -43,45 +75,88 @@ def _rownorm_t(x: torch.Tensor) -> torch.Tensor:
     return c / torch.where(n > _EPS, n, torch.ones_like(n))
 
 
-def match_candidates(native: torch.Tensor, units_axis: int, col_mean: np.ndarray, col_std: np.ndarray,
-                     sub_index: np.ndarray, search: np.ndarray, held: np.ndarray,
-                     candidates: list[Candidate], device: str = "cpu") -> list[Matched]:
-    """Match every candidate's rows against all units of ``native`` (see the module docstring).
+class _Search:
+    """One group's running best: search-half correlations of its stacked reference rows."""
 
-    ``sub_index`` maps aligned positions to submission hidden columns; ``search`` and
-    ``held`` are aligned positions.
-    """
-    if not candidates:
-        return []
-    sd = col_std[sub_index]
-    # Only the search half is standardised per block: the submission columns it reads, their moments
-    cols = np.asarray(sub_index, dtype=np.int64)[np.asarray(search, dtype=np.int64)]
-    mean = torch.as_tensor(col_mean[cols], device=device)
-    sd_t = torch.as_tensor(np.where(col_std[cols] > _EPS, col_std[cols], 1.0).astype(np.float32), device=device)
-    cols_t = torch.as_tensor(cols, device=device)
-    ref = np.concatenate([c.ref_rows[:, search] for c in candidates], axis=0).astype(np.float32)
-    r = _rownorm_t(torch.as_tensor(ref, device=device))
-    k = r.shape[0]
-    best_abs = torch.full((k,), -1.0, device=device)
-    best_val = torch.zeros(k, device=device)
-    best_idx = torch.zeros(k, dtype=torch.int64, device=device)
-    for start, b in unit_blocks(native, units_axis, device=device):
-        c = r @ _rownorm_t((b.index_select(1, cols_t) - mean) / sd_t).T  # k x block
+    def __init__(self, g: Group, mean: torch.Tensor, sd: torch.Tensor, device: str):
+        self.group = g
+        cols = np.asarray(g.sub_index, dtype=np.int64)[np.asarray(g.search, dtype=np.int64)]
+        self.cols = torch.as_tensor(cols, device=device)
+        self.inv = 1.0 / torch.where(sd[self.cols] > _EPS, sd[self.cols], torch.ones_like(sd[self.cols]))
+        ref = np.concatenate([c.ref_rows[:, g.search] for c in g.candidates] or [np.zeros((0, len(cols)))],
+                             axis=0).astype(np.float32)
+        self.r = _rownorm_t(torch.as_tensor(ref, device=device))
+        k = self.r.shape[0]
+        self.best_abs = torch.full((k,), -1.0, device=device)
+        self.best_val = torch.zeros(k, device=device)
+        self.best_idx = torch.zeros(k, dtype=torch.int64, device=device)
+
+    def update(self, start: int, centred: torch.Tensor) -> None:
+        """``centred``: a block minus the standardising means. The reference rows are centred, so the
+        product needs no per-unit centring; the unit's centred norm comes from its sums."""
+        z = centred.index_select(1, self.cols).mul_(self.inv)
+        s1 = z.sum(dim=1)
+        norm = torch.sqrt(torch.clamp(torch.linalg.vector_norm(z, dim=1) ** 2 - s1 * s1 / z.shape[1], min=0.0))
+        c = (self.r @ z.T) / torch.where(norm > _EPS, norm, torch.ones_like(norm))
         a, j = c.abs().max(dim=1)
-        better = a > best_abs
-        best_abs = torch.where(better, a, best_abs)
-        best_val = torch.where(better, c.gather(1, j[:, None])[:, 0], best_val)
-        best_idx = torch.where(better, j + start, best_idx)
-    best = best_idx.cpu().numpy()
-    sign = np.sign(best_val.cpu().numpy()).astype(np.float64)
+        better = a > self.best_abs
+        self.best_abs = torch.where(better, a, self.best_abs)
+        self.best_val = torch.where(better, c.gather(1, j[:, None])[:, 0], self.best_val)
+        self.best_idx = torch.where(better, j + start, self.best_idx)
+
+
+def _standardising(native: torch.Tensor, units_axis: int, units: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column means and population sds of up to MOMENT_SAMPLE units taken evenly (float32, on device)."""
+    idx = np.unique(np.linspace(0, units - 1, min(units, MOMENT_SAMPLE)).round().astype(np.int64))
+    x = torch.as_tensor(unit_rows(native, units_axis, idx), device=device)
+    mean = x.mean(dim=0)
+    return mean, torch.sqrt(((x - mean) ** 2).mean(dim=0))
+
+
+def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group], device: str = "cpu") -> Matches:
+    """The exact column moments of ``native`` and every group's matches, in one pass over it."""
+    units, hidden = units_by_hidden_shape(tuple(native.shape), units_axis)
+    shift = sd = None
+    col_sum = torch.zeros(hidden, dtype=torch.float64)
+    col_sq = torch.zeros(hidden, dtype=torch.float64)
+    searches: list[_Search] = []
+    for start, b in unit_blocks(native, units_axis, device=device):
+        if shift is None and len(b) < units:
+            shift, sd = _standardising(native, units_axis, units, device)
+        elif shift is None:  # the whole matrix is this block: its moments are the exact ones
+            shift = b.mean(dim=0)
+        centred = b - shift
+        sq = torch.linalg.vector_norm(centred, dim=0) ** 2
+        col_sum += centred.sum(dim=0).double().cpu()  # float32 within a block (pairwise), float64 across
+        col_sq += sq.double().cpu()
+        if sd is None:
+            sd = torch.sqrt(sq / units)
+        if not searches:
+            searches = [_Search(g, shift, sd, device) for g in groups]
+        for s in searches:
+            s.update(start, centred)
+    n = max(units, 1)
+    shifted = (col_sum / n).numpy()
+    var = np.clip((col_sq / n).numpy() - shifted ** 2, 0.0, None)
+    col_mean = (shifted + (shift.double().cpu().numpy() if shift is not None else 0.0)).astype(np.float32)
+    col_std = np.sqrt(var).astype(np.float32)
+    return Matches(col_mean, col_std, tuple(_held_out(native, units_axis, col_mean, col_std, s) for s in searches))
+
+
+def _held_out(native, units_axis: int, col_mean: np.ndarray, col_std: np.ndarray, s: _Search) -> tuple[Matched, ...]:
+    """Score each candidate on the held-out columns of the units its rows chose."""
+    g = s.group
+    best = s.best_idx.cpu().numpy()
+    sign = np.sign(s.best_val.cpu().numpy()).astype(np.float64)
     sign[sign == 0] = 1.0
+    sd = col_std[g.sub_index]
     rows = unit_rows(native, units_axis, best).astype(np.float64)
-    sub_std = (rows[:, sub_index] - col_mean[sub_index]) / np.where(sd > _EPS, sd, 1.0)
+    sub_std = (rows[:, g.sub_index] - col_mean[g.sub_index]) / np.where(sd > _EPS, sd, 1.0)
     out, at = [], 0
-    for c in candidates:
+    for c in g.candidates:
         n = c.ref_rows.shape[0]
         sl = slice(at, at + n)
-        ho = stats.held_out_score(c.ref_rows[:, held].astype(np.float64), sub_std[sl][:, held].astype(np.float64), sign[sl])
+        ho = stats.held_out_score(c.ref_rows[:, g.held].astype(np.float64), sub_std[sl][:, g.held], sign[sl])
         out.append(Matched(c.key, ho, best[sl]))
         at += n
-    return out
+    return tuple(out)

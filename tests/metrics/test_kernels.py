@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from checker.metrics import stats
-from checker.metrics.rowmatch import Candidate, match_candidates
+from checker.metrics.rowmatch import Candidate, Group, match_candidates
 from checker.metrics.screen import GramSketch, mantel, screen_columns
 from checker.metrics.summary import summarize
 from checker.weights import open_checkpoint
@@ -69,14 +69,46 @@ def test_streamed_row_matching_equals_the_plain_statistic(axis):
     perm = rng.permutation(500)
     sub = ref[perm] + 0.8 * rng.standard_normal((500, 48))
     native = torch.tensor(sub if axis == 0 else sub.T.copy(), dtype=torch.float32)
-    mean, sd = sub.mean(0), sub.std(0)
     rows = stats.standardize_columns(ref)[::5]
     search, held = stats.split_columns(48)
     ho, best = stats.match_rows(rows, stats.standardize_columns(sub), search, held)
-    got = match_candidates(native, axis, mean.astype(np.float32), sd.astype(np.float32), np.arange(48), search, held,
-                           [Candidate("c", rows)])[0]
+    found = match_candidates(native, axis, [Group(np.arange(48), search, held, (Candidate("c", rows),))])
+    got = found.groups[0][0]
     assert np.array_equal(got.best, best)
     assert got.held_out.z == pytest.approx(ho.z, rel=1e-4) and got.held_out.z > 10
+    # the same pass yields the exact column moments
+    assert np.allclose(found.col_mean, sub.mean(0), atol=1e-5) and np.allclose(found.col_std, sub.std(0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_the_search_standardisation_does_not_depend_on_the_block_cut(axis, monkeypatch):
+    """A matrix larger than one block is standardised for the search with the moments of evenly sampled
+    units; cutting the pass into other blocks (another device, another block size) changes nothing
+    but the summation order, and the held-out score still uses the exact moments of all units."""
+    from checker.metrics import rowmatch
+    rng = np.random.default_rng(7)
+    units, hidden = 3000, 64
+    ref = rng.standard_normal((units, hidden)) * rng.uniform(0.5, 2.0, hidden) + rng.uniform(-1, 1, hidden)
+    sub = ref[rng.permutation(units)] + 0.9 * rng.standard_normal((units, hidden))
+    native = torch.tensor(sub if axis == 0 else sub.T.copy(), dtype=torch.float32)
+    rows = stats.standardize_columns(ref)[::37]
+    search, held = stats.split_columns(hidden)
+    group = Group(np.arange(hidden), search, held, (Candidate("c", rows),))
+    monkeypatch.setattr(rowmatch, "MOMENT_SAMPLE", 1000)
+    runs = []
+    for block in (units * hidden, 700 * hidden, 128 * hidden):  # one block, then smaller cuts
+        blocks = rowmatch.unit_blocks
+        monkeypatch.setattr(rowmatch, "unit_blocks", lambda n, a, device="cpu", _b=block: blocks(n, a, _b, device))
+        runs.append(match_candidates(native, axis, [group]))
+        monkeypatch.setattr(rowmatch, "unit_blocks", blocks)
+    exact, sampled, cut = runs
+    assert np.array_equal(sampled.groups[0][0].best, cut.groups[0][0].best)
+    assert sampled.groups[0][0].held_out.z == pytest.approx(cut.groups[0][0].held_out.z, rel=1e-5)
+    for r in runs:
+        assert np.allclose(r.col_mean, sub.mean(0), atol=1e-5) and np.allclose(r.col_std, sub.std(0), rtol=1e-5)
+    # sampled moments pick (nearly) the units the exact ones pick: the copy is found either way
+    assert np.mean(exact.groups[0][0].best == sampled.groups[0][0].best) > 0.95
+    assert sampled.groups[0][0].held_out.z > 10
 
 
 def test_one_pass_hashes_every_file_and_hands_over_every_tensor(tmp_path):
