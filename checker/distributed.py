@@ -60,6 +60,7 @@ def _compare_shard(folder: str, registry: str, ref_ids: tuple[str, ...], device:
     """One task: the submission against the references ``ref_ids`` (all paths, read here)."""
     import torch
 
+    from checker.hardware import reuse_freed_blocks
     from checker.metrics.engine import compare
     from checker.modules import split_modules
     from checker.references.registry import load_references
@@ -68,6 +69,7 @@ def _compare_shard(folder: str, registry: str, ref_ids: tuple[str, ...], device:
     from checker.weights.stream import CheckpointStream
 
     torch.set_num_threads(max(1, threads))  # the task's share of the node's cores, no more
+    reuse_freed_blocks()
     try:
         path = Path(folder)
         reader = open_checkpoint(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from contextlib import contextmanager
 from typing import Iterator
@@ -24,6 +26,7 @@ def resolve_device(choice: str) -> str:
         raise UsageError("--device cuda", "no CUDA device is visible to torch (use --device cpu or auto)")
     device = "cuda" if choice == "cuda" or (choice == "auto" and cuda) else "cpu"
     use_all_cores()
+    reuse_freed_blocks()
     return device
 
 
@@ -31,6 +34,30 @@ def use_all_cores(cores: int | None = None) -> None:
     """torch's thread pool gets every core this process may use (the big products run there)."""
     n = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
     torch.set_num_threads(max(1, n))
+
+
+#: glibc's mallopt parameters, and the values set: blocks up to 256 MiB come from the heap and are
+#: reused when freed, and up to 512 MiB of freed memory stays mapped before it is given back.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 256 * 2**20
+_TRIM_THRESHOLD = 512 * 2**20
+
+
+def reuse_freed_blocks() -> bool:
+    """Let the process reuse the memory of freed float32 blocks instead of mapping fresh pages.
+
+    The engine allocates and frees many blocks of tens of MiB (a converted block, its centred copy,
+    the gathered columns). glibc maps each such block anew and unmaps it when freed, so every one
+    costs its page faults again: converting a 4,096 x 2,048 bf16 block took 13 ms with fresh pages
+    and 3 ms with reused ones on the 2-core machine. Peak memory is unchanged (what is freed is
+    reused, not added); at most ``_TRIM_THRESHOLD`` of freed memory is kept. glibc only: elsewhere
+    this does nothing and returns False."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
 
 
 @contextmanager

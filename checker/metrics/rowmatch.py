@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from checker.metrics import stats
-from checker.metrics.summary import unit_blocks, unit_rows, units_by_hidden_shape
+from checker.metrics.summary import unit_blocks, unit_rows, unit_stride, units_by_hidden_shape
 
 _EPS = 1e-12
 MOMENT_SAMPLE = 4096  # units whose column moments standardise the search half of a larger matrix
@@ -106,11 +106,12 @@ class _Search:
 
 
 def _standardising(native: torch.Tensor, units_axis: int, units: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Column means and population sds of up to MOMENT_SAMPLE units taken evenly (float32, on device)."""
-    idx = np.unique(np.linspace(0, units - 1, min(units, MOMENT_SAMPLE)).round().astype(np.int64))
-    x = torch.as_tensor(unit_rows(native, units_axis, idx), device=device)
+    """Column means and population sds of every k-th unit, k the smallest step that takes at most
+    MOMENT_SAMPLE units (float32, on device)."""
+    x = unit_stride(native, units_axis, -(-units // MOMENT_SAMPLE), device)
     mean = x.mean(dim=0)
-    return mean, torch.sqrt(((x - mean) ** 2).mean(dim=0))
+    x = x - mean  # not in place: a float32 matrix's stride may be a view of the weights
+    return mean, torch.sqrt((x * x).mean(dim=0))
 
 
 def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group], device: str = "cpu") -> Matches:
@@ -126,7 +127,7 @@ def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group],
         elif shift is None:  # the whole matrix is this block: its moments are the exact ones
             shift = b.mean(dim=0)
         centred = b - shift
-        sq = torch.linalg.vector_norm(centred, dim=0) ** 2
+        sq = (centred * centred).sum(dim=0)  # (a norm over dim 0 is several times slower in torch)
         col_sum += centred.sum(dim=0).double().cpu()  # float32 within a block (pairwise), float64 across
         col_sq += sq.double().cpu()
         if sd is None:

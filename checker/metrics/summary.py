@@ -43,7 +43,23 @@ def unit_blocks(native: torch.Tensor, units_axis: int, max_elements: int = BLOCK
     units, hidden = m.shape
     step = max(1, max_elements // max(hidden, 1))
     for s in range(0, units, step):
-        yield s, m[s:s + step].to(device=device, dtype=torch.float32)
+        yield s, _float32_on(m[s:s + step], device)
+
+
+def _float32_on(block: torch.Tensor, device: str) -> torch.Tensor:
+    """A block as float32 on ``device``: moved in its stored dtype (half the bytes of bf16 over the
+    bus), then converted there."""
+    if device == "cpu":
+        return block.to(torch.float32)
+    return block.to(device).to(torch.float32)
+
+
+def unit_stride(native: torch.Tensor, units_axis: int, step: int, device: str = "cpu") -> torch.Tensor:
+    """Every ``step``-th unit of the units x hidden view (from the first), as one float32 block."""
+    m = _matrix(native)
+    if units_axis == 1 and m.dim() == 2:
+        m = m.T
+    return _float32_on(m[::step], device)
 
 
 def units_by_hidden_shape(native_shape: tuple[int, ...], units_axis: int) -> tuple[int, int]:
@@ -91,8 +107,8 @@ def gather_columns(native: torch.Tensor, units_axis: int, cols: np.ndarray, devi
     m = _matrix(native)
     idx = torch.as_tensor(np.asarray(cols, dtype=np.int64))
     if units_axis == 1 and m.dim() == 2:
-        return m.index_select(0, idx).to(device=device, dtype=torch.float32).T  # hidden rows are contiguous
-    return m.index_select(1, idx).to(device=device, dtype=torch.float32)
+        return _float32_on(m.index_select(0, idx), device).T  # hidden rows are contiguous
+    return _float32_on(m.index_select(1, idx), device)
 
 
 def gram_sketch(native: torch.Tensor, units_axis: int, cols: np.ndarray, device: str = "cpu") -> GramSketch:
