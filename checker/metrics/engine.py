@@ -46,7 +46,7 @@ from checker.modules import Module, compatible
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
 from checker.weights.interface import WeightsReader
-from checker.weights.stream import CheckpointStream, require_finite, value_range
+from checker.weights.stream import CheckpointStream, all_finite, require_finite, value_range
 
 __all__ = ["ANCHOR_MIN_Z", "compare", "roles_compatible", "LAYER_MAP_ALPHA"]
 
@@ -157,7 +157,8 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
             if tr.role in TOKEN_ROLES and len(tr.shape) == 2:
                 if tr.name in suspect_tokens:
                     dg = Digester(tr.shape, st.stored_dtype)
-                    for b in st.blocks():
+                    for b in st.blocks(stored=True):  # a bf16 table is hashed from its bytes, not converted back
+                        require_finite(all_finite(b), st.info)
                         dg.update(b)
                     _identical(acc, m, tr, {dg.hexdigest()}, references, ref_digests)
             else:

@@ -85,8 +85,9 @@ class StreamedTensor:
         self._left = 0
         return _view(buf, self._entry)
 
-    def blocks(self, max_elements: int = BLOCK_ELEMENTS) -> Iterator[torch.Tensor]:
-        """float32 blocks of whole rows (first axis), in order."""
+    def blocks(self, max_elements: int = BLOCK_ELEMENTS, stored: bool = False) -> Iterator[torch.Tensor]:
+        """float32 blocks of whole rows (first axis), in order, each checked finite; with ``stored``,
+        the blocks as stored (no conversion, no check: the caller checks what it uses)."""
         self._take()
         shape = self.info.shape
         if self._loader is not None:
@@ -103,7 +104,8 @@ class StreamedTensor:
             n = min(rows, total - s)
             buf = self._read(n * row_elems * itemsize)
             self._left -= n * row_elems * itemsize
-            yield to_float32(_view(buf, self._entry, (n,) + tuple(shape[1:]) if shape else ()), self.info.file, self.info.name)
+            block = _view(buf, self._entry, (n,) + tuple(shape[1:]) if shape else ())
+            yield block if stored else to_float32(block, self.info.file, self.info.name)
 
 
 def require_finite(ok: bool, info: TensorInfo) -> None:
