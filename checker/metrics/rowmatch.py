@@ -118,8 +118,8 @@ def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group],
     """The exact column moments of ``native`` and every group's matches, in one pass over it."""
     units, hidden = units_by_hidden_shape(tuple(native.shape), units_axis)
     shift = sd = None
-    col_sum = torch.zeros(hidden, dtype=torch.float64)
-    col_sq = torch.zeros(hidden, dtype=torch.float64)
+    col_sum = torch.zeros(hidden, dtype=torch.float64, device=device)  # on the device: no sync per block
+    col_sq = torch.zeros(hidden, dtype=torch.float64, device=device)
     searches: list[_Search] = []
     for start, b in unit_blocks(native, units_axis, device=device):
         if shift is None and len(b) < units:
@@ -128,8 +128,8 @@ def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group],
             shift = b.mean(dim=0)
         centred = b - shift
         sq = (centred * centred).sum(dim=0)  # (a norm over dim 0 is several times slower in torch)
-        col_sum += centred.sum(dim=0).double().cpu()  # float32 within a block (pairwise), float64 across
-        col_sq += sq.double().cpu()
+        col_sum += centred.sum(dim=0).double()  # float32 within a block (pairwise), float64 across
+        col_sq += sq.double()
         if sd is None:
             sd = torch.sqrt(sq / units)
         if not searches:
@@ -137,8 +137,8 @@ def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group],
         for s in searches:
             s.update(start, centred)
     n = max(units, 1)
-    shifted = (col_sum / n).numpy()
-    var = np.clip((col_sq / n).numpy() - shifted ** 2, 0.0, None)
+    shifted = (col_sum / n).cpu().numpy()
+    var = np.clip((col_sq / n).cpu().numpy() - shifted ** 2, 0.0, None)
     col_mean = (shifted + (shift.double().cpu().numpy() if shift is not None else 0.0)).astype(np.float32)
     col_std = np.sqrt(var).astype(np.float32)
     return Matches(col_mean, col_std, tuple(_held_out(native, units_axis, col_mean, col_std, s) for s in searches))

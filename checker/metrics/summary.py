@@ -85,15 +85,16 @@ class MatrixSummary:
 def column_moments(native: torch.Tensor, units_axis: int, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, bool]:
     """(mean, population sd, all finite) of every hidden column over all units, in blocks."""
     units, hidden = units_by_hidden_shape(tuple(native.shape), units_axis)
-    col_sum = torch.zeros(hidden, dtype=torch.float64)
-    col_sq = torch.zeros(hidden, dtype=torch.float64)
+    col_sum = torch.zeros(hidden, dtype=torch.float64, device=device)  # on the device: no sync per block
+    col_sq = torch.zeros(hidden, dtype=torch.float64, device=device)
     shift = None  # moments about the first block's column means: no cancellation in E[x^2] - E[x]^2
     for _, b in unit_blocks(native, units_axis, device=device):
         if shift is None:
             shift = b.mean(dim=0)
         centred = b - shift
-        col_sum += centred.sum(dim=0).double().cpu()  # float32 within a block (pairwise), float64 across
-        col_sq += (centred * centred).sum(dim=0).double().cpu()
+        col_sum += centred.sum(dim=0).double()  # float32 within a block (pairwise), float64 across
+        col_sq += (centred * centred).sum(dim=0).double()
+    col_sum, col_sq = col_sum.cpu(), col_sq.cpu()
     finite = bool(torch.isfinite(col_sq).all()) and bool(torch.isfinite(col_sum).all())
     shifted = (col_sum / max(units, 1)).numpy()
     var = np.clip((col_sq / max(units, 1)).numpy() - shifted ** 2, 0.0, None)
