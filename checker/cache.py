@@ -34,7 +34,9 @@ from checker.weights.interface import WeightFile
 #: 3: the index test scores identity-aligned references from their stored side (float16), anchors are normed
 #: in float64 and the t tail comes from scipy.special: figures move in the last digits, so evidence computed
 #: before is not reused.
-CACHE_VERSION = 3
+#: 4: a rotation of the residual stream turns only the modules of its own stream (anchors.lends_rotation): a
+#: merger beside a rotated decoder is no longer compared through the decoder's rotation.
+CACHE_VERSION = 4
 
 
 def default_dir() -> Path:
