@@ -3,8 +3,9 @@ partial re-initialisation, mixture-of-experts surgery, same-seed training, and i
 models that share nothing but a fixed position table.
 
 Each case says what a correct audit concludes: ``derived`` (the modules it names, or all, tied to
-the reference; ``review`` with the evidence also counts, never ``independent``) or
-``independent`` (no module derived, identical or sent to review).
+the reference; ``review`` with the evidence also counts, never ``independent``; the modules it does
+not name neither derived, identical nor sent to review) or ``independent`` (no module derived,
+identical or sent to review).
 """
 
 from __future__ import annotations
@@ -90,6 +91,15 @@ def _vit_copy(w: World, *edits) -> Built:
     return Built(s, _share(s, "visual."))
 
 
+def _decoder_turned(w: World, *taken: str) -> Built:
+    """The reference's decoder, its residual stream turned (the merger's output rows with it),
+    beside an independent vision tower whose tensors under the prefixes ``taken`` are the reference's."""
+    s = _splice(w.ref, w.body)
+    s = replace(s, state={**s.state, **{k: v for k, v in w.ref.state.items() if k.startswith(taken)}})
+    s = synth.rotate_residual(s, ("lm",))
+    return Built(s, 1 - _share(s, "visual.") + sum(_share(s, p) for p in taken))
+
+
 def _finetune(w: World):
     return lambda s: synth.retrain(s, w.steps // 3, 3e-4, 11)
 
@@ -101,6 +111,7 @@ def _permuted(s: synth.Subject) -> synth.Subject:
 def adversary_cases() -> tuple[Case, ...]:
     lm = ("lm",)
     vit_copied = ("visual", "visual.merger")
+    decoder = ("model", "model.embed_tokens", "lm_head")
     merges = tuple(Case(f"merge {a:g} reference + {1 - a:g} independent", "derived",
                         lambda w, a=a: Built(synth.merge(w.ref, w.body, a))) for a in (0.5, 0.2, 0.1, 0.05))
     return (
@@ -109,6 +120,11 @@ def adversary_cases() -> tuple[Case, ...]:
         Case("rotation: decoder + unit permutation", "derived", lambda w: Built(_permuted(synth.rotate_residual(w.ref, lm)))),
         Case("rotation: decoder + light fine-tune", "derived", lambda w: Built(_finetune(w)(synth.rotate_residual(w.ref, lm)))),
         Case("rotation: whole VLM + unit permutation", "derived", lambda w: Built(_permuted(synth.rotate_residual(w.ref)))),
+        Case("rotation: decoder copied, independent vision tower + merger", "derived", _decoder_turned, decoder),
+        Case("rotation: decoder + vision tower copied, independent merger", "derived",
+             lambda w: _decoder_turned(w, "visual.patch_embed.", "visual.blocks."), (*decoder, "visual")),
+        Case("rotation: decoder + merger copied, independent vision tower", "derived",
+             lambda w: _decoder_turned(w, "visual.merger."), (*decoder, "visual.merger")),
         Case("rotation: vision tower copied, independent decoder", "derived", _vit_copy, vit_copied),
         Case("rotation: vision tower copied + unit permutation", "derived", lambda w: _vit_copy(w, _permuted), vit_copied),
         Case("rotation: vision tower copied + light fine-tune", "derived", lambda w: _vit_copy(w, _finetune(w)), vit_copied),

@@ -35,7 +35,9 @@ from checker.weights.interface import WeightFile
 #: in float64 and the t tail comes from scipy.special: figures move in the last digits, so evidence computed
 #: before is not reused.
 #: 4: the full test reads each matrix once (moments and search in one pass); the search half of a matrix
-#: larger than one block is standardised with the moments of evenly sampled units.
+#: larger than one block is standardised with the moments of evenly sampled units. A rotation of the residual
+#: stream turns only the modules of its own stream (anchors.lends_rotation): a merger beside a rotated decoder
+#: is no longer compared through the decoder's rotation.
 CACHE_VERSION = 4
 
 

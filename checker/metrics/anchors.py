@@ -258,11 +258,39 @@ def associated(module: str, anchor_module: str) -> bool:
     return anchor_module == module or anchor_module.startswith(module + ".") or module.startswith(anchor_module + ".")
 
 
-def choose_alignment(anchors: list[Anchor], sub_mod: str, ref_mod: str, d_s: int, d_r: int):
+#: The stream the hidden axis of a module kind's matrices lies in. Kinds not named (generic,
+#: other: renamed or unmapped modules) may lie in any.
+_STREAMS = {"decoder": "token", "encoder": "token", "embeddings": "token", "lm_head": "token",
+            "vision_encoder": "vision", "audio_encoder": "audio"}
+
+
+def lends_rotation(anchor_kind: str, kind: str) -> bool:
+    """Whether a rotation found on the anchors of a module of ``anchor_kind`` may turn the matrices
+    of a module of ``kind`` that has no anchors of its own. Equal widths are not enough: a
+    rotation (or anchor-space projection, checker/metrics/rotation.py) is a fact about the stream
+    whose anchors gave it. A projector reads a vision or audio tower's stream; it writes the
+    decoder's on its units axis (a merger's output rows), which the row matching aligns and no
+    hidden map turns, while its hidden axis there is its own inner width, often the decoder's.
+    Turned by the decoder's projection, an independent merger beside a rotated decoder copy
+    matched the reference's merger (0.21, z 9.7): both sides read through the same anchors."""
+    stream, reads = _STREAMS.get(anchor_kind), _STREAMS.get(kind)
+    if kind == "projector":
+        return stream != "token"
+    return stream is None or reads is None or stream == reads
+
+
+def choose_alignment(anchors: list[Anchor], sub_mod: str, ref_mod: str, d_s: int, d_r: int,
+                     sub_kind: str = "", ref_kind: str = ""):
+    """The hidden alignment of a (submission module, reference module) pair's matrices of hidden
+    widths ``d_s``, ``d_r``: the best-confirmed anchor of the modules themselves, else any anchor of
+    those widths (a decoder its map does not name after its embeddings), a rotation only within
+    its stream (:func:`lends_rotation`); else the identity of equal widths. Returns (alignment,
+    anchor), the anchor None for the identity, and (None, None) when nothing aligns the widths."""
     fits = [a for a in anchors if (len(a.alignment.sub_index) == min(d_s, d_r) or a.alignment.ref_map is not None)
             and a.sub.shape[-1 if a.sub.role in TOKEN_ROLES else 0] == d_s and a.ref.hidden == d_r]
     near = [a for a in fits if associated(sub_mod, a.sub.module) and associated(ref_mod, a.ref.role.module)]
-    pool = near or fits
+    pool = near or [a for a in fits if a.alignment.rotation is None or (
+        lends_rotation(a.sub.kind, sub_kind) and lends_rotation(a.ref.role.kind, ref_kind))]
     best = max(pool, key=lambda a: a.alignment.evidence.z, default=None)
     if best is not None and (best.alignment.evidence.z >= ANCHOR_MIN_Z or d_s != d_r):
         return best.alignment, best

@@ -57,7 +57,8 @@ def _targets(m, tr, hidden, acc: object) -> list[_Target]:
                 continue
             akey = (m.name, rid, rmod.name, hidden, rp.hidden)
             if akey not in aligns:
-                aligns[akey] = choose_alignment(acc.anchors_by_ref[rid], m.name, rmod.name, hidden, rp.hidden)
+                aligns[akey] = choose_alignment(acc.anchors_by_ref[rid], m.name, rmod.name, hidden, rp.hidden,
+                                                m.kind, rmod.kind)
             al, _ = aligns[akey]
             if al is None:
                 acc.skipped[m.name].append(Skipped(f"{tr.name} ~ {rid}:{rp.role.name}",

@@ -11,7 +11,10 @@ geometries are related (``alignment.geometry_r``, unchanged by any orthogonal ma
 1.00 for a rotated copy) but neither the identity nor a permutation aligns the
 anchors, the orthogonal map is fitted by Procrustes on the search half of the
 shared tokens and scored on the held-out half. Every comparison made through it
-is then in the reference's basis again, and the ordinary tests run unchanged.
+is then in the reference's basis again, and the ordinary tests run unchanged. It
+turns the modules of the stream whose anchors gave it, never a module of another
+stream whose width merely coincides (``anchors.lends_rotation``: a vision merger
+beside a rotated decoder is scored in its own bases, its input side deciding).
 
 Their p-values are *not* exact: models trained independently on the same
 tokenizer and text learn token geometries related by a near-linear map (that is
