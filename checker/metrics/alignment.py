@@ -201,14 +201,16 @@ class UnrelatedProbe:
     registration so that an unrelated reference is not read whole (:func:`unrelated_probe`)."""
 
     sketch: object  # GramSketch of the rows geometry_pick(t)
-    held: np.ndarray  # the rows held_anchors(t, UNRELATED_HELD), float32
+    #: normed_rows of the rows held_anchors(t, UNRELATED_HELD) (float64, as the test scores them):
+    #: stored rather than the rows, as hashing them costs less than norming them again
+    held: tuple[np.ndarray, np.ndarray]
 
 
 def unrelated_probe(anchor: np.ndarray) -> UnrelatedProbe:
     """The :class:`UnrelatedProbe` of a whole anchor table (t rows, as the registry stores them)."""
     t = anchor.shape[0]
     return UnrelatedProbe(geometry_sketch(anchor[geometry_pick(t)].astype(np.float32)),
-                          anchor[held_anchors(t, UNRELATED_HELD)].astype(np.float32))
+                          normed_rows(anchor[held_anchors(t, UNRELATED_HELD)].astype(np.float32)))
 
 
 def identity_rows(ref_anchor: np.ndarray, sub_anchor: np.ndarray, held_max: int = HELD_ANCHORS) -> HeldOut:

@@ -44,6 +44,7 @@ class RowSource:
         self._rows: dict[str, dict[int, np.ndarray]] = {}
         self._fixed: dict[str, bool] = {}
         self._derived: dict = {}  # (what, tensor, ids) -> an array derived from those rows
+        self._ids: dict = {}  # (vocabulary, anchor tokens) -> their submission ids
 
     def derived(self, what: str, name: str, ids: np.ndarray, make) -> np.ndarray:
         """``make(rows)`` of the rows ``ids`` of ``name``, kept for the next reference that meets
@@ -55,6 +56,18 @@ class RowSource:
             while len(self._derived) > DERIVED_KEEP:
                 self._derived.pop(next(iter(self._derived)))
         return self._derived[key]
+
+    def vocab_ids(self, vocab: Vocabulary, tokens: tuple[str, ...]) -> np.ndarray:
+        """The submission's ids of ``tokens`` (-1 where it lacks one), kept for the next reference
+        with the same anchor tokens: those are sampled by the table's shape, so references sharing a
+        tokenizer and a shape share them, and each costs a hash of its tokens, not a look-up of each."""
+        key = (id(vocab), tokens)
+        if key not in self._ids:
+            ids = vocab.ids()
+            self._ids[key] = np.fromiter((ids.get(t, -1) for t in tokens), dtype=np.int64, count=len(tokens))
+            while len(self._ids) > DERIVED_KEEP:
+                self._ids.pop(next(iter(self._ids)))
+        return self._ids[key]
 
     def next_reference(self) -> None:
         """Drop the rows read for the last reference (at most its anchor tokens); the products
@@ -89,6 +102,7 @@ class RowSource:
     def clear(self) -> None:
         self._rows.clear()
         self._derived.clear()
+        self._ids.clear()
 
 
 @dataclass(frozen=True)
@@ -139,8 +153,7 @@ def _token_pair(rows: RowSource, sub: TensorRole, sub_vocab: Vocabulary | None, 
     key = (id(ref), n)
     if key not in memo:
         if sub_vocab is not None and ref_vocab is not None:
-            ids = sub_vocab.ids()
-            at = np.fromiter((ids.get(tok, -1) for tok in ref.anchor_tokens), dtype=np.int64, count=len(ref.anchor_tokens))
+            at = rows.vocab_ids(sub_vocab, ref.anchor_tokens)
         else:  # no tokenizer on one side: assume the ids agree
             at = np.asarray(ref.row_index, dtype=np.int64)
         ri = np.flatnonzero((at >= 0) & (at < n))
@@ -165,7 +178,7 @@ def _unrelated_tokens(pair: _TokenPair, rp: TensorPrint, ref_cache: dict, d: int
     held = alignment.held_anchors(len(pair), UNRELATED_HELD)
     hkey = (id(pair._table), pair.ri[held].tobytes())
     if hkey not in ref_cache:
-        ref_cache[hkey] = stats.normed_rows(pair.probe.held if pair.probe is not None else pair.ref_rows(held))
+        ref_cache[hkey] = pair.probe.held if pair.probe is not None else stats.normed_rows(pair.ref_rows(held))
     ident = stats.held_out_normed(ref_cache[hkey], rows.derived("held", name, pair.si[held], stats.normed_rows))
     return geometry, Anchor(pair.sub, rp, alignment.identity_only(ident, d), len(pair))
 

@@ -83,9 +83,9 @@ def estimated_nbytes(roles, k_rows: int = K_ROWS, anchor_tokens: int = ANCHOR_TO
             hidden = r.numel // units
             k = min(units, anchor_tokens if r.role in TOKEN_ROLES else k_rows)
             total += k * hidden * 2 + k * 8
-            if r.role in TOKEN_ROLES:  # the unrelated-anchor probe: geometry sketch (float32) and held rows
-                g = len(geometry_pick(k))
-                total += 4 * (g * (g - 1) // 2) + 4 * 8 + 2 * hidden * len(held_anchors(k, UNRELATED_HELD))
+            if r.role in TOKEN_ROLES:  # the unrelated-anchor probe: geometry sketch (float32), held rows normed
+                g, h = len(geometry_pick(k)), len(held_anchors(k, UNRELATED_HELD))  # and their Gram matrix (float64)
+                total += 4 * (g * (g - 1) // 2) + 4 * 8 + 8 * h * (hidden + h)
             if r.role not in TOKEN_ROLES:  # column moments; the index test's normed rows and Gram matrix
                 total += 2 * 4 * hidden + 2 * k * (min(hidden, INDEX_COLS) + k)
             if r.role not in TOKEN_ROLES:
@@ -175,7 +175,7 @@ def _print_token_matrix(st: StreamedTensor, role: TensorRole, dtype: str, vocab:
     return TensorPrint(role, dtype, tuple(dict.fromkeys(dg.hexdigest() for dg in ds)), units=n, hidden=d,
                        anchor_tokens=tokens, arrays={"anchor": anchor, "row_index": idx, "geometry": g.upper,
                                                      "geometry_moments": np.array([g.n, g.s1, g.s2, g.s3]),
-                                                     "held": probe.held})
+                                                     "held_normed": probe.held[0], "held_gram": probe.held[1]})
 
 
 def fingerprint_pass(reader: WeightsReader, vocab: Vocabulary | None, source: str, k_rows: int = K_ROWS,

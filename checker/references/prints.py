@@ -18,8 +18,9 @@ from checker.references.store import HALF, ArrayStore
 from checker.scanners.tokenizer import Vocabulary
 
 #: A token print's stored :class:`~checker.metrics.alignment.UnrelatedProbe`: the geometry sketch's
-#: upper triangle (float32) and its (n, s1, s2, s3) (float64), the held-out rows (float16).
-PROBE_ARRAYS = ("geometry", "geometry_moments", "held")
+#: upper triangle (float32) and its (n, s1, s2, s3), the held-out rows normed and their Gram matrix
+#: (float64).
+PROBE_ARRAYS = ("geometry", "geometry_moments", "held_normed", "held_gram")
 #: Every array a print may store, and its bytes per element where not its dtype's.
 ARRAYS = ("rows", "row_index", "col_mean", "col_std", "vector", "anchor", "index_rows", "index_gram") + PROBE_ARRAYS
 STORED_BYTES = {"row_index": 8, "col_mean": 4, "col_std": 4, "vector": 4, **{a: 2 for a in HALF}}
@@ -81,7 +82,8 @@ class TensorPrint:
     #: every anchor token (:meth:`probe`); absent from prints registered before them
     geometry = _Lazy()
     geometry_moments = _Lazy()
-    held = _Lazy()
+    held_normed = _Lazy()
+    held_gram = _Lazy()
 
     def probe(self) -> UnrelatedProbe | None:
         """The stored :class:`~checker.metrics.alignment.UnrelatedProbe` of a token table, read
@@ -90,11 +92,13 @@ class TensorPrint:
         if not all(self.has(a) for a in PROBE_ARRAYS):
             return None
         n, s1, s2, s3 = (float(x) for x in self.geometry_moments)
-        return UnrelatedProbe(GramSketch(self.geometry, int(n), s1, s2, s3), self.held)
+        return UnrelatedProbe(GramSketch(self.stored("geometry"), int(n), s1, s2, s3),
+                              (self.stored("held_normed"), self.stored("held_gram")))
 
     def stored(self, name: str) -> np.ndarray | None:
-        """The array as the registry stores it (rows and anchors in float16), not widened: for
-        reading a few rows of a large one (the anchor tests) without a float32 copy of all."""
+        """The array as the registry stores it (rows and anchors in float16), not widened and not
+        copied (read-only): for reading a few rows of a large one (the anchor tests) without a
+        float32 copy of all, or for one only read."""
         if name in self.arrays or self.store is None:
             return self.arrays.get(name)
         return self.store.view(f"{self.role.name}|{name}")

@@ -27,10 +27,10 @@ from checker.errors import RegistryError
 #: Key of the fingerprint JSON's per-array digests.
 ARRAY_DIGESTS = "array_sha256"
 #: Arrays stored as float16 and read back as float32.
-HALF = frozenset({"rows", "anchor", "index_rows", "index_gram", "held"})
+HALF = frozenset({"rows", "anchor", "index_rows", "index_gram"})
 #: safetensors dtype names of the arrays a fingerprint stores.
-_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
-           "U8": "u1", "BOOL": "?"}
+_DTYPES = {k: np.dtype(v) for k, v in {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I64": "<i8", "I32": "<i4",
+                                        "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}.items()}
 
 
 class ArrayStore:
@@ -49,31 +49,40 @@ class ArrayStore:
                 raise ValueError("shorter than a safetensors header")
             n = int.from_bytes(head, "little")
             header = json.loads(fh.read(n))
+            if not isinstance(header, dict):
+                raise ValueError("the safetensors header is not a JSON object")
             self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY) if fh.seek(0, 2) > 0 else b""
-        start, size = 8 + n, len(self._map)
-        self._entries: dict[str, tuple[np.dtype, tuple[int, ...], int]] = {}
-        for key, e in header.items():
-            if key == "__metadata__":
-                continue
-            if e["dtype"] not in _DTYPES:
-                raise ValueError(f"array {key!r} has dtype {e['dtype']}, which no fingerprint stores")
-            dtype, shape = np.dtype(_DTYPES[e["dtype"]]), tuple(int(s) for s in e["shape"])
-            begin, end = (start + int(o) for o in e["data_offsets"])
-            if end - begin != dtype.itemsize * math.prod(shape) or not start <= begin <= end <= size:
-                raise ValueError(f"array {key!r} lies outside the file or has the wrong size")
-            self._entries[key] = (dtype, shape, begin)
+        self._start, self._header = 8 + n, header
+        self._entries: dict[str, tuple[np.dtype, tuple[int, ...], int]] = {}  # read from the header on first use
         self._digests = digests
         self._verified: set[str] = set()
 
     def has(self, key: str) -> bool:
-        return key in self._entries
+        return key != "__metadata__" and key in self._header
+
+    def _entry(self, key: str) -> tuple[np.dtype, tuple[int, ...], int]:
+        """An array's dtype, shape and offset, checked against the file (a reference's header lists
+        some 700 arrays, of which an audit reads a fraction)."""
+        if key not in self._entries:
+            try:
+                e = self._header[key]
+                dtype, shape = _DTYPES[e["dtype"]], tuple(int(x) for x in e["shape"])
+                begin, end = (self._start + int(o) for o in e["data_offsets"])
+                fits = end - begin == dtype.itemsize * math.prod(shape) and self._start <= begin <= end <= len(self._map)
+            except (KeyError, TypeError, ValueError):
+                fits = False
+            if not fits:
+                raise RegistryError(str(self._path), f"array {key!r} has an unreadable entry in the file's header; "
+                                    "re-add the reference")
+            self._entries[key] = (dtype, shape, begin)
+        return self._entries[key]
 
     def _view(self, key: str) -> np.ndarray | None:
         """The array as stored (writable only in this process's private copy of the page), verified
         on its first read."""
-        if key not in self._entries:
+        if not self.has(key):
             return None
-        dtype, shape, begin = self._entries[key]
+        dtype, shape, begin = self._entry(key)
         arr = np.frombuffer(self._map, dtype=dtype, count=math.prod(shape), offset=begin).reshape(shape)
         if self._digests is not None and key not in self._verified:
             if self._digests.get(key) != array_digest(arr):

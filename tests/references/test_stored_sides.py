@@ -73,7 +73,8 @@ def test_the_probe_is_used_only_when_every_anchor_token_is_shared():
     g = probe.sketch
     rp = TensorPrint(_role((64, 16)), "F32", (), 64, 16, anchor_tokens=tokens,
                      arrays={"anchor": table, "row_index": np.arange(64), "geometry": g.upper,
-                             "geometry_moments": np.array([g.n, g.s1, g.s2, g.s3]), "held": probe.held})
+                             "geometry_moments": np.array([g.n, g.s1, g.s2, g.s3]), "held_normed": probe.held[0],
+                             "held_gram": probe.held[1]})
     rows = RowSource(_Stream(table))
     same = Vocabulary("v", tokens, ())
     assert _token_pair(rows, _role((64, 16)), same, rp, same, lambda: table).probe is not None
@@ -139,7 +140,7 @@ def test_old_fingerprints_give_the_same_figures(zoo, tmp_path, monkeypatch):
     got = _evidence(folder, new)
     # the unrelated embedding table was not read (the tiny models' output heads, trained on the same
     # text, have alike geometries, r ~0.87: that pair reads its whole table, as it should)
-    assert "model.embed_tokens.weight|anchor" not in read and "model.embed_tokens.weight|held" in read
+    assert "model.embed_tokens.weight|anchor" not in read and "model.embed_tokens.weight|held_normed" in read
     assert any(k.endswith("|index_rows") for k in read)
     _same_figures(got, _evidence(folder, old))
 
