@@ -6,7 +6,10 @@ deviation of every hidden column over all rows, the hidden Gram sketch the layer
 screen compares (:mod:`checker.metrics.screen`), and content digests in float32,
 bfloat16 and float16.
 For token embeddings it keeps the rows of a sample of tokens together with
-their strings; for patch embeddings (whose other axis is fixed by the pixels)
+their strings, and what the unrelated-anchor test reads of them when a submission shares every
+sampled token (:class:`~checker.metrics.alignment.UnrelatedProbe`: the geometry sketch of 512
+rows and 256 held-out rows normed, with their Gram matrix), so an unrelated reference's table is
+not read whole; for patch embeddings (whose other axis is fixed by the pixels)
 the whole matrix. Norm weights and biases are kept whole: they are small and
 only ever weak evidence. Fused 3-D expert tensors are printed expert by expert, each
 slice as the dense FFN matrix it stands for (:mod:`checker.metrics.experts`), exactly as
@@ -17,8 +20,9 @@ Size: a 2-D weight of U units costs min(U, K_ROWS) rows of float16, so about
 normed at up to 1,024 columns, and their K_ROWS x K_ROWS Gram matrix, float16), stored
 so that an unrelated reference is never recomputed at audit time; for 7B-class models
 (U = 4096..11008) this is about 2-3% of the bf16 checkpoint, plus ANCHOR_TOKENS
-embedding rows (measured by benchmarks/provenance_suite.py, which prints it per billion
-parameters: 45-54 MiB).
+embedding rows and their unrelated-anchor probe (9 MiB a token table at hidden 4096)
+(estimated by benchmarks/provenance_suite.py, which prints it per billion parameters:
+47-57 MiB).
 
 Every array's digest is recorded in the JSON; an audit checks each array as it first reads it.
 """
@@ -39,7 +43,7 @@ from checker.modules import Module, TensorRole, split_modules
 from checker.references.prints import ARRAYS, Fingerprint, TensorPrint
 from checker.references.store import ARRAY_DIGESTS, HALF, ArrayStore, array_digest
 from checker.scanners.tokenizer import Vocabulary
-from checker.metrics.alignment import geometry_pick, held_anchors, UNRELATED_HELD, unrelated_probe
+from checker.metrics.alignment import UNRELATED_HELD, geometry_pick, held_anchors, unrelated_probe
 from checker.hardware import one_pool
 from checker.metrics.screen import GramSketch, screen_columns
 from checker.metrics.digests import Digester, reference_digests
