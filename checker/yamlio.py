@@ -98,9 +98,17 @@ def _index_lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
 def load_json(path: Path, error: Callable[..., CheckerError], want_object: bool = True) -> Any:
     """Parse a JSON file; every failure is ``error`` naming the file (and the line for bad JSON)."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise error(str(path), f"cannot read ({exc.strerror or exc})") from None
+    return parse_json(data, path, error, want_object)
+
+
+def parse_json(data: bytes, path: Path, error: Callable[..., CheckerError], want_object: bool = True) -> Any:
+    """:func:`load_json` of bytes already read from ``path`` (a caller that hashed them parses the
+    very bytes it checked)."""
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise error(str(path), f"not UTF-8 text (byte {exc.start})") from None
     try:

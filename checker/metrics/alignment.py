@@ -33,6 +33,8 @@ HAAR_MAX = 256
 #: null costs held^2 x width).
 SEARCH_ANCHORS = 1024
 HELD_ANCHORS = 1024
+#: Held-out anchors scoring the identity when the geometries are unrelated.
+UNRELATED_HELD = 256
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,26 @@ def held_anchors(t: int, held_max: int = HELD_ANCHORS) -> np.ndarray:
     """The held-out anchors (at most ``held_max``) of ``t`` that :func:`identity_rows` scores."""
     _, held = anchor_split(t)
     return held[:held_max]
+
+
+@dataclass(frozen=True, eq=False)
+class UnrelatedProbe:
+    """The reference's side of the unrelated-anchor test (its anchor geometry, and the rows its
+    identity comparison holds out) for a token table whose every anchor row the submission shares:
+    what :func:`geometry_sketch` and :func:`held_anchors` would take from the whole table, kept at
+    registration so that an unrelated reference is not read whole (:func:`unrelated_probe`)."""
+
+    sketch: object  # GramSketch of the rows geometry_pick(t)
+    #: normed_rows of the rows held_anchors(t, UNRELATED_HELD) (float64, as the test scores them):
+    #: stored rather than the rows, as hashing them costs less than norming them again
+    held: tuple[np.ndarray, np.ndarray]
+
+
+def unrelated_probe(anchor: np.ndarray) -> UnrelatedProbe:
+    """The :class:`UnrelatedProbe` of a whole anchor table (t rows, as the registry stores them)."""
+    t = anchor.shape[0]
+    return UnrelatedProbe(geometry_sketch(anchor[geometry_pick(t)].astype(np.float32)),
+                          normed_rows(anchor[held_anchors(t, UNRELATED_HELD)].astype(np.float32)))
 
 
 def identity_rows(ref_anchor: np.ndarray, sub_anchor: np.ndarray, held_max: int = HELD_ANCHORS) -> HeldOut:

@@ -31,7 +31,7 @@ MIN_ANCHORS = 16
 #: trained models sit far lower. The identity comparison, with its exact null, still runs.
 GEOMETRY_MIN_R = 0.6
 #: Held-out anchors scoring the identity when the geometries are unrelated.
-UNRELATED_HELD = 256
+UNRELATED_HELD = alignment.UNRELATED_HELD
 #: Products of the submission's anchor rows kept across references (RowSource.derived).
 DERIVED_KEEP = 16
 
@@ -44,6 +44,7 @@ class RowSource:
         self._rows: dict[str, dict[int, np.ndarray]] = {}
         self._fixed: dict[str, bool] = {}
         self._derived: dict = {}  # (what, tensor, ids) -> an array derived from those rows
+        self._ids: dict = {}  # (vocabulary, anchor tokens) -> their submission ids
 
     def derived(self, what: str, name: str, ids: np.ndarray, make) -> np.ndarray:
         """``make(rows)`` of the rows ``ids`` of ``name``, kept for the next reference that meets
@@ -55,6 +56,18 @@ class RowSource:
             while len(self._derived) > DERIVED_KEEP:
                 self._derived.pop(next(iter(self._derived)))
         return self._derived[key]
+
+    def vocab_ids(self, vocab: Vocabulary, tokens: tuple[str, ...]) -> np.ndarray:
+        """The submission's ids of ``tokens`` (-1 where it lacks one), kept for the next reference
+        with the same anchor tokens: those are sampled by the table's shape, so references sharing a
+        tokenizer and a shape share them, and each costs a hash of its tokens, not a look-up of each."""
+        key = (id(vocab), tokens)
+        if key not in self._ids:
+            ids = vocab.ids()
+            self._ids[key] = np.fromiter((ids.get(t, -1) for t in tokens), dtype=np.int64, count=len(tokens))
+            while len(self._ids) > DERIVED_KEEP:
+                self._ids.pop(next(iter(self._ids)))
+        return self._ids[key]
 
     def next_reference(self) -> None:
         """Drop the rows read for the last reference (at most its anchor tokens); the products
@@ -89,6 +102,7 @@ class RowSource:
     def clear(self) -> None:
         self._rows.clear()
         self._derived.clear()
+        self._ids.clear()
 
 
 @dataclass(frozen=True)
@@ -102,13 +116,26 @@ class Anchor:
 class _TokenPair:
     """The anchor tokens a submission token matrix and a reference token print share: their
     reference and submission rows, read only where a test needs them (an unrelated reference
-    needs the few hundred its geometry and identity tests look at, not all of them)."""
+    needs the few hundred its geometry and identity tests look at, not all of them).
 
-    def __init__(self, rows: RowSource, sub: TensorRole, ref_stored: np.ndarray, ri: np.ndarray, si: np.ndarray):
-        self.rows, self.sub, self.stored, self.ri, self.si = rows, sub, ref_stored, ri, si
+    ``table`` reads the reference's whole anchor table as stored (float16), on first need;
+    ``probe`` is the reference's stored :class:`~checker.metrics.alignment.UnrelatedProbe` when the
+    submission shares every anchor row (its positions are then those of the whole table), else
+    None: the unrelated test then takes its rows from the table, as for any other overlap."""
+
+    def __init__(self, rows: RowSource, sub: TensorRole, table, ri: np.ndarray, si: np.ndarray,
+                 probe: alignment.UnrelatedProbe | None = None):
+        self.rows, self.sub, self._table, self.ri, self.si, self.probe = rows, sub, table, ri, si, probe
+        self._stored: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ri)
+
+    @property
+    def stored(self) -> np.ndarray:
+        if self._stored is None:
+            self._stored = self._table()
+        return self._stored
 
     def ref_rows(self, pos: np.ndarray | None = None) -> np.ndarray:
         return (self.stored[self.ri] if pos is None else self.stored[self.ri[pos]]).astype(np.float32)
@@ -118,35 +145,40 @@ class _TokenPair:
 
 
 def _token_pair(rows: RowSource, sub: TensorRole, sub_vocab: Vocabulary | None, ref: TensorPrint,
-                ref_vocab: Vocabulary | None, stored: np.ndarray) -> _TokenPair | None:
-    """The submission's token rows for the reference's anchor tokens that both share."""
-    n = sub.shape[0]
-    if sub_vocab is not None and ref_vocab is not None:
-        ids = sub_vocab.ids()
-        pairs = [(i, ids[tok]) for i, tok in enumerate(ref.anchor_tokens) if tok in ids and ids[tok] < n]
-    else:  # no tokenizer on one side: assume the ids agree
-        pairs = [(i, int(rid)) for i, rid in enumerate(ref.row_index) if rid < n]
-    if len(pairs) < MIN_ANCHORS:
-        return None
-    return _TokenPair(rows, sub, stored, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+                ref_vocab: Vocabulary | None, table, memo: dict | None = None) -> _TokenPair | None:
+    """The submission's token rows for the reference's anchor tokens that both share. ``memo``
+    keeps the shared tokens for the submission's next token matrix of as many rows (an embedding
+    and its output head look the reference's anchor tokens up once)."""
+    n, memo = sub.shape[0], {} if memo is None else memo
+    key = (id(ref), n)
+    if key not in memo:
+        if sub_vocab is not None and ref_vocab is not None:
+            at = rows.vocab_ids(sub_vocab, ref.anchor_tokens)
+        else:  # no tokenizer on one side: assume the ids agree
+            at = np.asarray(ref.row_index, dtype=np.int64)
+        ri = np.flatnonzero((at >= 0) & (at < n))
+        # every anchor row shared (ri is then 0..t-1): the stored probe holds the unrelated test's rows
+        memo[key] = (ri, at[ri], ref.probe() if len(ri) == len(at) else None) if len(ri) >= MIN_ANCHORS else None
+    return None if memo[key] is None else _TokenPair(rows, sub, table, *memo[key])
 
 
 def _unrelated_tokens(pair: _TokenPair, rp: TensorPrint, ref_cache: dict, d: int) -> tuple[float, Anchor | None]:
     """The geometry of a token pair and, when it is unrelated (every unrelated reference), its
     identity comparison on UNRELATED_HELD held-out anchors: only those rows and the geometry's
-    are read, and each side's products are kept for the next pair that shares them."""
+    are read (from the stored probe when the submission shares every anchor row), and each side's
+    products are kept for the next pair that shares them."""
     rows, name = pair.rows, pair.sub.name
     pick = alignment.geometry_pick(len(pair))
-    rkey = (id(pair.stored), pair.ri[pick].tobytes())
+    rkey = (id(pair._table), pair.ri[pick].tobytes())
     if rkey not in ref_cache:
-        ref_cache[rkey] = alignment.geometry_sketch(pair.ref_rows(pick))
+        ref_cache[rkey] = pair.probe.sketch if pair.probe is not None else alignment.geometry_sketch(pair.ref_rows(pick))
     geometry = alignment.geometry_of(ref_cache[rkey], rows.derived("geometry", name, pair.si[pick], alignment.geometry_sketch))
     if geometry >= GEOMETRY_MIN_R:
         return geometry, None
     held = alignment.held_anchors(len(pair), UNRELATED_HELD)
-    hkey = (id(pair.stored), pair.ri[held].tobytes())
+    hkey = (id(pair._table), pair.ri[held].tobytes())
     if hkey not in ref_cache:
-        ref_cache[hkey] = stats.normed_rows(pair.ref_rows(held))
+        ref_cache[hkey] = pair.probe.held if pair.probe is not None else stats.normed_rows(pair.ref_rows(held))
     ident = stats.held_out_normed(ref_cache[hkey], rows.derived("held", name, pair.si[held], stats.normed_rows))
     return geometry, Anchor(pair.sub, rp, alignment.identity_only(ident, d), len(pair))
 
@@ -156,9 +188,10 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
     cannot be compared go to ``skipped[module name]`` with their reason."""
     out = []
     heads: list = []  # output-head anchors no identity or permutation aligned
-    loaded: dict = {}
+    tables: dict = {}  # reference token print -> a reader of its whole anchor table (as stored, float16)
     ref_anchors = [tp for tp in ref.tensors if tp.has("anchor")]
     ref_cache: dict = {}  # reference-side products, shared by the submission's token matrices
+    shared: dict = {}  # the anchor tokens each reference token print shares (_token_pair)
     for m in sub_modules:
         for tr in m.tensors:
             if tr.role not in ANCHOR_ROLES or len(tr.shape) < 2:
@@ -170,14 +203,14 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                     continue
                 geometry = None
                 if tr.role in TOKEN_ROLES:
-                    if id(rp) not in loaded:  # read from the registry once, as stored (float16)
-                        loaded[id(rp)] = rp.stored("anchor")
-                    pair = _token_pair(rows, tr, sub_vocab, rp, ref.vocab, loaded[id(rp)])
+                    if id(rp) not in tables:  # read from the registry only where a test needs it whole
+                        tables[id(rp)] = lambda rp=rp: rp.stored("anchor")
+                    pair = _token_pair(rows, tr, sub_vocab, rp, ref.vocab, tables[id(rp)], shared)
                     if pair is None:
                         skipped[m.name].append(Skipped(f"{tr.name} ~ {ref.source}:{rp.role.name}", "fewer than 16 shared tokens",
                                                        "v.skip.few_tokens"))
                         continue
-                    if pair.stored.shape[1] == tr.shape[1]:
+                    if rp.hidden == tr.shape[1]:
                         geometry, unrelated = _unrelated_tokens(pair, rp, ref_cache, tr.shape[1])
                         if unrelated is not None:
                             out.append(unrelated)

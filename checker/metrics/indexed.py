@@ -30,6 +30,8 @@ reference costs two dot products per matrix, not a k x k x m product.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from checker.metrics import stats
@@ -41,12 +43,17 @@ INDEX_COLS = 1024
 INDEX_STATISTIC = "index_row_pearson"
 
 
+@functools.lru_cache(maxsize=64)
 def index_columns(aligned: int) -> np.ndarray:
-    """Positions (within the aligned dims) that score the test, fixed by their number."""
+    """Positions (within the aligned dims) that score the test, fixed by their number. Drawn once
+    per width (every reference asks again for every matrix) and handed out read-only."""
     if aligned <= INDEX_COLS:
-        return np.arange(aligned)
-    rng = np.random.default_rng(stats.shape_seed(aligned, 3))
-    return np.sort(rng.choice(aligned, size=INDEX_COLS, replace=False))
+        out = np.arange(aligned)
+    else:
+        rng = np.random.default_rng(stats.shape_seed(aligned, 3))
+        out = np.sort(rng.choice(aligned, size=INDEX_COLS, replace=False))
+    out.flags.writeable = False
+    return out
 
 
 def _f16(x: np.ndarray) -> np.ndarray:

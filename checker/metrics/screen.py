@@ -101,7 +101,7 @@ def mantel_many(sub: GramSketch, refs: list[GramSketch], stacked: np.ndarray | N
     if n < 4 or not refs:
         return [(0.0, 0.0, 0.0) for _ in refs]
     u = stacked if stacked is not None else np.stack([r.upper for r in refs])
-    zstat = 2.0 * (u.astype(np.float32) @ sub.upper.astype(np.float32)).astype(np.float64)
+    zstat = 2.0 * (u.astype(np.float32, copy=False) @ sub.upper.astype(np.float32, copy=False)).astype(np.float64)
     b1 = np.array([r.s1 for r in refs])
     b2 = np.array([r.s2 for r in refs])
     b3 = np.array([r.s3 for r in refs])

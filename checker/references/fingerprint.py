@@ -6,7 +6,10 @@ deviation of every hidden column over all rows, the hidden Gram sketch the layer
 screen compares (:mod:`checker.metrics.screen`), and content digests in float32,
 bfloat16 and float16.
 For token embeddings it keeps the rows of a sample of tokens together with
-their strings; for patch embeddings (whose other axis is fixed by the pixels)
+their strings, and what the unrelated-anchor test reads of them when a submission shares every
+sampled token (:class:`~checker.metrics.alignment.UnrelatedProbe`: the geometry sketch of 512
+rows and 256 held-out rows normed, with their Gram matrix), so an unrelated reference's table is
+not read whole; for patch embeddings (whose other axis is fixed by the pixels)
 the whole matrix. Norm weights and biases are kept whole: they are small and
 only ever weak evidence. Fused 3-D expert tensors are printed expert by expert, each
 slice as the dense FFN matrix it stands for (:mod:`checker.metrics.experts`), exactly as
@@ -17,8 +20,9 @@ Size: a 2-D weight of U units costs min(U, K_ROWS) rows of float16, so about
 normed at up to 1,024 columns, and their K_ROWS x K_ROWS Gram matrix, float16), stored
 so that an unrelated reference is never recomputed at audit time; for 7B-class models
 (U = 4096..11008) this is about 2-3% of the bf16 checkpoint, plus ANCHOR_TOKENS
-embedding rows (measured by benchmarks/provenance_suite.py, which prints it per billion
-parameters: 45-54 MiB).
+embedding rows and their unrelated-anchor probe (9 MiB a token table at hidden 4096)
+(estimated by benchmarks/provenance_suite.py, which prints it per billion parameters:
+47-57 MiB).
 
 Every array's digest is recorded in the JSON; an audit checks each array as it first reads it.
 """
@@ -27,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +40,10 @@ from safetensors.numpy import save_file
 from checker import __version__
 from checker.errors import RegistryError
 from checker.modules import Module, TensorRole, split_modules
+from checker.references.prints import ARRAYS, Fingerprint, TensorPrint
 from checker.references.store import ARRAY_DIGESTS, HALF, ArrayStore, array_digest
 from checker.scanners.tokenizer import Vocabulary
+from checker.metrics.alignment import UNRELATED_HELD, geometry_pick, held_anchors, unrelated_probe
 from checker.hardware import one_pool
 from checker.metrics.screen import GramSketch, screen_columns
 from checker.metrics.digests import Digester, reference_digests
@@ -66,97 +71,6 @@ def tensor_digests(t: torch.Tensor) -> tuple[str, ...]:
     return reference_digests(t)
 
 
-class _Lazy:
-    """A TensorPrint array: given at build time, or read from the registry on access."""
-
-    def __set_name__(self, owner, name: str) -> None:
-        self.name = name
-
-    def __get__(self, obj, objtype=None):
-        return self if obj is None else obj._array(self.name)
-
-
-@dataclass(frozen=True, eq=False)
-class TensorPrint:
-    """The stored evidence for one tensor of a reference.
-
-    Arrays are given when the print is built and loaded lazily (as float32) when it
-    comes from a registry; the Gram sketch (the screen) is always in memory.
-    """
-
-    role: TensorRole
-    dtype: str
-    digests: tuple[str, ...]
-    units: int = 0
-    hidden: int = 0
-    gram: GramSketch | None = None
-    anchor_tokens: tuple[str, ...] = ()  # token strings of anchor rows (token roles)
-    arrays: dict = field(default_factory=dict)  # name -> ndarray, when built in memory
-    store: ArrayStore | None = None
-    #: the kind of fixed table (checker/metrics/fixed_tables.py) this tensor is; it then keeps no
-    #: arrays and no digests, so nothing is ever compared with it
-    fixed: str = ""
-
-    def _array(self, name: str) -> np.ndarray | None:
-        if name in self.arrays:
-            return self.arrays[name]
-        if self.store is None:
-            return None
-        arr = self.store.get(f"{self.role.name}|{name}")
-        if arr is not None and name in HALF:
-            arr = arr.astype(np.float32)
-        return arr
-
-    #: sampled unit rows (k x hidden), their indices, the column moments, the whole 1-D tensor
-    #: (norm, bias) and anchor rows (tokens or inputs x hidden): float32, loaded on access
-    rows = _Lazy()
-    row_index = _Lazy()
-    col_mean = _Lazy()
-    col_std = _Lazy()
-    vector = _Lazy()
-    anchor = _Lazy()
-    #: the index-aligned test's reference side under the identity alignment
-    #: (:func:`checker.metrics.indexed.reference_side`): normed rows at its scoring columns and their
-    #: Gram matrix; absent from prints registered before them (then computed from ``rows``)
-    index_rows = _Lazy()
-    index_gram = _Lazy()
-
-    def stored(self, name: str) -> np.ndarray | None:
-        """The array as the registry stores it (rows and anchors in float16), not widened: for
-        reading a few rows of a large one (the anchor tests) without a float32 copy of all."""
-        if name in self.arrays or self.store is None:
-            return self.arrays.get(name)
-        return self.store.get(f"{self.role.name}|{name}")
-
-    def has(self, name: str) -> bool:
-        """Whether the array is there, without loading it."""
-        return name in self.arrays or (self.store is not None and self.store.has(f"{self.role.name}|{name}"))
-
-
-@dataclass(frozen=True, eq=False)
-class Fingerprint:
-    """A reference model reduced to what the metric engine needs."""
-
-    source: str
-    parameters: int
-    tensors: tuple[TensorPrint, ...]
-    modules: tuple[Module, ...]
-    vocab: Vocabulary | None
-    meta: dict = field(default_factory=dict)
-
-    def nbytes(self) -> int:
-        """Bytes of the stored arrays (rows, anchors and sketches are stored as float16)."""
-        total = 0
-        for tp in self.tensors:
-            for name in _ARRAYS:
-                arr = tp._array(name)
-                if arr is not None:
-                    total += arr.size * _STORED_BYTES.get(name, arr.dtype.itemsize)
-            if tp.gram is not None:
-                total += tp.gram.upper.size * 2
-        return total
-
-
 def estimated_nbytes(roles, k_rows: int = K_ROWS, anchor_tokens: int = ANCHOR_TOKENS) -> int:
     """What :meth:`Fingerprint.nbytes` will be for tensors of these shapes, without reading them:
     states the fingerprint's size for models too large to fingerprint in a benchmark."""
@@ -173,6 +87,9 @@ def estimated_nbytes(roles, k_rows: int = K_ROWS, anchor_tokens: int = ANCHOR_TO
             hidden = r.numel // units
             k = min(units, anchor_tokens if r.role in TOKEN_ROLES else k_rows)
             total += k * hidden * 2 + k * 8
+            if r.role in TOKEN_ROLES:  # the unrelated-anchor probe: geometry sketch (float32), held rows normed
+                g, h = len(geometry_pick(k)), len(held_anchors(k, UNRELATED_HELD))  # and their Gram matrix (float64)
+                total += 4 * (g * (g - 1) // 2) + 4 * 8 + 8 * h * (hidden + h)
             if r.role not in TOKEN_ROLES:  # column moments; the index test's normed rows and Gram matrix
                 total += 2 * 4 * hidden + 2 * k * (min(hidden, INDEX_COLS) + k)
             if r.role not in TOKEN_ROLES:
@@ -255,10 +172,14 @@ def _print_token_matrix(st: StreamedTensor, role: TensorRole, dtype: str, vocab:
         sel = idx[(idx >= start) & (idx < start + block.shape[0])] - start
         rows.append(block[torch.as_tensor(sel, dtype=torch.long)].numpy().astype(np.float32))
         start += block.shape[0]
-    anchor = np.concatenate(rows, axis=0)
+    anchor = _as_stored(np.concatenate(rows, axis=0))
     tokens = tuple(vocab.tokens[i] if vocab is not None and i < len(vocab.tokens) else f"<id:{i}>" for i in idx)
+    probe = unrelated_probe(anchor)
+    g = probe.sketch
     return TensorPrint(role, dtype, tuple(dict.fromkeys(dg.hexdigest() for dg in ds)), units=n, hidden=d,
-                       anchor_tokens=tokens, arrays={"anchor": _as_stored(anchor), "row_index": idx})
+                       anchor_tokens=tokens, arrays={"anchor": anchor, "row_index": idx, "geometry": g.upper,
+                                                     "geometry_moments": np.array([g.n, g.s1, g.s2, g.s3]),
+                                                     "held_normed": probe.held[0], "held_gram": probe.held[1]})
 
 
 def fingerprint_pass(reader: WeightsReader, vocab: Vocabulary | None, source: str, k_rows: int = K_ROWS,
@@ -304,8 +225,6 @@ def build_fingerprint(reader: WeightsReader, vocab: Vocabulary | None, source: s
 
 # -- storage: JSON metadata + safetensors arrays (no pickle anywhere) ---------------------
 
-_ARRAYS = ("rows", "row_index", "col_mean", "col_std", "vector", "anchor", "index_rows", "index_gram")
-_STORED_BYTES = {"row_index": 8, "col_mean": 4, "col_std": 4, "vector": 4, **{a: 2 for a in HALF}}
 _GRAM = "gram"
 
 
@@ -322,7 +241,7 @@ def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
             "anchor_tokens": list(tp.anchor_tokens), **({"fixed": tp.fixed} if tp.fixed else {}),
             "gram": None if tp.gram is None else {"n": tp.gram.n, "s1": tp.gram.s1, "s2": tp.gram.s2, "s3": tp.gram.s3},
         })
-        for a in _ARRAYS:
+        for a in ARRAYS:
             arr = tp._array(a)
             if arr is not None:
                 store = arr.astype(np.float16) if a in HALF else arr
@@ -341,10 +260,12 @@ def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
     (folder / "fingerprint.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
-def load_fingerprint(folder: Path) -> Fingerprint:
+def load_fingerprint(folder: Path, meta: dict | None = None) -> Fingerprint:
+    """A registered fingerprint; ``meta`` is its JSON when the caller already parsed it (the
+    registry, from the bytes it verified)."""
     meta_path, arr_path = folder / "fingerprint.json", folder / "fingerprint.safetensors"
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta is None else meta
         store = ArrayStore(arr_path, meta.get(ARRAY_DIGESTS))
     except FileNotFoundError as exc:
         raise RegistryError(str(folder), f"fingerprint file missing: {Path(exc.filename).name}") from None
@@ -361,7 +282,7 @@ def load_fingerprint(folder: Path) -> Fingerprint:
         g = e.get("gram")
         gram = None
         if g is not None:
-            upper = store.get(f"{e['name']}|{_GRAM}")
+            upper = store.view(f"{e['name']}|{_GRAM}")
             if upper is None:
                 raise RegistryError(str(arr_path), f"sketch of {e['name']!r} is missing; re-add the reference")
             gram = GramSketch(upper, int(g["n"]), float(g["s1"]), float(g["s2"]), float(g["s3"]))

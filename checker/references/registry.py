@@ -8,6 +8,7 @@ the reference's fingerprint, so audits never need the reference weights again.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from checker.references.store import ARRAY_DIGESTS
 from checker.scanners.tokenizer import model_vocabulary
 from checker.weights.common import sha256_file
 from checker.weights import open_checkpoint
-from checker.yamlio import load_json, schema
+from checker.yamlio import load_json, parse_json, schema
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 #: Only what a fingerprint, the license, lineage and disclosure scanners and a tokenizer
@@ -56,23 +57,26 @@ class RegistryEntry:
                 "source_type": self.source_type, "publisher": self.publisher, "parameters": self.parameters,
                 "files": [dict(f) for f in self.files], "fingerprint_sha256": dict(self.fingerprint_sha256)}
 
-    def verify(self) -> None:
+    def verify(self) -> dict | None:
         """Check the fingerprint against the digests recorded at registration. The JSON is checked
         whole; the arrays file is checked whole only when the JSON records no per-array digests
         (older prints): otherwise each array is checked when an audit first reads it
-        (``store.ArrayStore``), so what is never read is never hashed."""
-        per_array = False
+        (``store.ArrayStore``), so what is never read is never hashed. Returns the JSON, parsed from
+        the very bytes that were checked (None when the entry records no digest of it)."""
+        meta = None
         for name, digest in sorted(self.fingerprint_sha256, key=lambda nd: nd[0] != "fingerprint.json"):  # the JSON first
             path = self.folder / name
             if not path.is_file():
                 raise RegistryError(str(path), "fingerprint file missing; re-add the reference")
-            if name == "fingerprint.safetensors" and per_array:
+            if name == "fingerprint.safetensors" and meta is not None and ARRAY_DIGESTS in meta:
                 continue
-            if sha256_file(path) != digest:
+            data = path.read_bytes() if name == "fingerprint.json" else None
+            if (sha256_file(path) if data is None else hashlib.sha256(data).hexdigest()) != digest:
                 raise RegistryError(str(path), "does not match the digest recorded at registration "
                                     "(the fingerprint was modified); re-add the reference")
-            if name == "fingerprint.json":
-                per_array = ARRAY_DIGESTS in load_json(path, RegistryError)
+            if data is not None:
+                meta = parse_json(data, path, RegistryError)
+        return meta
 
 
 def _safe_id(ref_id: str) -> str:
@@ -196,6 +200,5 @@ def load_references(registry: Path, only: tuple[str, ...] | None = None) -> tupl
         if missing:
             raise RegistryError(str(registry), f"reference {missing[0]!r} is not registered")
         entries = tuple(e for e in entries if e.id in only)
-    for e in entries:
-        e.verify()
-    return tuple((e, load_fingerprint(e.folder)) for e in entries)
+    metas = [e.verify() for e in entries]
+    return tuple((e, load_fingerprint(e.folder, meta)) for e, meta in zip(entries, metas))

@@ -8,7 +8,8 @@ that two models share, whatever their ids.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 from checker.errors import ScanError
@@ -123,6 +124,13 @@ class TokenizerComparison:
 
 
 def compare_vocabularies(sub: Vocabulary, ref: Vocabulary, reference: str) -> TokenizerComparison:
+    return replace(_compared(sub, ref), reference=reference)
+
+
+@lru_cache(maxsize=8)
+def _compared(sub: Vocabulary, ref: Vocabulary) -> TokenizerComparison:
+    """:func:`compare_vocabularies` by content: references sharing a tokenizer (a family, a
+    registry's clones) cost a hash and a comparison of their tokens, not the set operations."""
     s_ids, r_ids = sub.ids(), ref.ids()
     shared = set(s_ids) & set(r_ids)
     union = set(s_ids) | set(r_ids)
@@ -137,7 +145,7 @@ def compare_vocabularies(sub: Vocabulary, ref: Vocabulary, reference: str) -> To
         else:
             merges = 0.0
     return TokenizerComparison(
-        reference=reference, vocab_jaccard=round(len(shared) / max(len(union), 1), 6), shared_tokens=len(shared),
+        reference="", vocab_jaccard=round(len(shared) / max(len(union), 1), 6), shared_tokens=len(shared),
         same_id_fraction=round(same / max(len(shared), 1), 6), same_id_chance=round(1 / max(len(union), 1), 8),
         merges_agreement=merges, identical=sub.tokens == ref.tokens and sub.merges == ref.merges,
     )

@@ -31,7 +31,7 @@ def test_unrelated_tokens_give_the_figures_of_the_full_rows():
     sub, ref = rng.standard_normal((3000, 48)).astype(np.float32), rng.standard_normal((2000, 48)).astype(np.float16)
     ri = np.sort(rng.choice(2000, 1500, replace=False))  # the reference's anchors the submission shares ...
     si = rng.choice(3000, 1500, replace=False)  # ... at its own ids
-    pair = _TokenPair(RowSource(_Stream(sub)), _role(sub.shape), ref, ri, si)
+    pair = _TokenPair(RowSource(_Stream(sub)), _role(sub.shape), lambda: ref, ri, si)
     geometry, anchor = _unrelated_tokens(pair, None, {}, 48)
     full_ref, full_sub = ref[ri].astype(np.float32), sub[si]
     assert abs(geometry - alignment.geometry_r(full_ref, full_sub)) < 1e-9

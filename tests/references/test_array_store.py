@@ -1,0 +1,54 @@
+"""The fingerprint's arrays file, mapped once: copies and read-only views that cannot change what the
+next read sees, float16 widened exactly, and a damaged header refused in one line."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from checker.errors import RegistryError
+from checker.references.store import ArrayStore, array_digest, widen
+
+
+def _store(tmp_path, arrays: dict) -> ArrayStore:
+    path = tmp_path / "fingerprint.safetensors"
+    save_file(arrays, str(path))
+    return ArrayStore(path, {k: array_digest(a) for k, a in arrays.items()})
+
+
+def test_reads_are_copies_or_read_only_views(tmp_path):
+    st = _store(tmp_path, {"a|row_index": np.arange(10), "a|gram": np.ones(6, np.float16)})
+    got = st.get("a|row_index")
+    got[:] = -1
+    assert np.array_equal(st.get("a|row_index"), np.arange(10))
+    view = st.view("a|gram")
+    with pytest.raises(ValueError):
+        view[0] = 2
+    assert st.get("missing") is None and not st.has("missing") and not st.has("__metadata__")
+
+
+def test_float16_is_widened_exactly():
+    x = np.random.default_rng(0).standard_normal(3 * 32768 + 5).astype(np.float16).reshape(-1, 1)
+    x[:4, 0] = [np.inf, -np.inf, 0.0, -0.0]
+    assert np.array_equal(widen(x), x.astype(np.float32)) and widen(x).dtype == np.float32
+
+
+def test_a_header_entry_that_does_not_fit_is_refused_in_one_line(tmp_path):
+    _store(tmp_path, {"a|index_rows": np.zeros((4, 4), np.float16)})
+    path = tmp_path / "fingerprint.safetensors"
+    data = bytearray(path.read_bytes())
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    header["a|index_rows"]["shape"] = [4, 5]  # more bytes than its offsets hold
+    raw = json.dumps(header, separators=(",", ":")).encode().ljust(n)
+    assert len(raw) == n
+    path.write_bytes(data[:8] + raw + data[8 + n:])
+    st = ArrayStore(path, {"a|index_rows": "x"})
+    with pytest.raises(RegistryError) as err:
+        st.get_float32("a|index_rows")
+    assert str(err.value) == (f"{path}: array 'a|index_rows' has an unreadable entry in the file's header; "
+                              "re-add the reference")
