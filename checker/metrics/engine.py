@@ -169,15 +169,18 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                     if progress is not None:
                         progress(st.info.numel)
                     continue
-                lo, hi = value_range(native)  # one pass: every value finite, and whether the tensor is constant
+                plan = plans.get(tr.name)
+                dense = tr.role not in ANCHOR_ROLES and native.dim() >= 2 and tr.decisive and plan is None
+                # a dense matrix goes to the GPU once, in its stored dtype: every pass over it runs from there
+                work = native.to(acc.device) if dense and acc.device != "cpu" else native
+                lo, hi = value_range(work)  # one pass: every value finite, and whether the tensor is constant
                 require_finite(math.isfinite(lo) and math.isfinite(hi), st.info)
                 flagged = True
-                plan = plans.get(tr.name)
                 if isinstance(plan, ExpertPlan):
                     _compare_experts(native, m, plan, acc, st.info, ref_digests)
                     flagged = False  # digested slice by slice
-                elif tr.role not in ANCHOR_ROLES and native.dim() >= 2 and tr.decisive and plan is None:
-                    flagged = compare_matrix(native, m, tr, acc)
+                elif dense:
+                    flagged = compare_matrix(work, m, tr, acc)
                 else:
                     if native.dim() < 2 and tr.role not in ANCHOR_ROLES:
                         _weak(native.float().numpy().ravel(), tr, m, acc)
@@ -193,7 +196,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 # digest says nothing about provenance.
                 if flagged and native.numel() > 1 and lo != hi:
                     digests.submit(native, lambda d, m=m, tr=tr: _identical(acc, m, tr, set(d), references, ref_digests))
-                del native
+                del native, work
             if progress is not None:
                 progress(st.info.numel)
 

@@ -29,9 +29,9 @@ def _matrix(native: torch.Tensor) -> torch.Tensor:
 def unit_rows(native: torch.Tensor, units_axis: int, idx: np.ndarray) -> np.ndarray:
     """Units ``idx`` of the units x hidden view, as float32 rows."""
     m = _matrix(native)
-    ti = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+    ti = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=m.device)
     picked = m.index_select(1, ti).T if units_axis == 1 and m.dim() == 2 else m.index_select(0, ti)
-    return picked.to(torch.float32).numpy().astype(np.float32)
+    return picked.to(torch.float32).cpu().numpy().astype(np.float32)
 
 
 def unit_blocks(native: torch.Tensor, units_axis: int, max_elements: int = BLOCK_ELEMENTS,
@@ -48,8 +48,8 @@ def unit_blocks(native: torch.Tensor, units_axis: int, max_elements: int = BLOCK
 
 def _float32_on(block: torch.Tensor, device: str) -> torch.Tensor:
     """A block as float32 on ``device``: moved in its stored dtype (half the bytes of bf16 over the
-    bus), then converted there."""
-    if device == "cpu":
+    bus), then converted there. The matrix may already be on the device (see the engine)."""
+    if device == "cpu" and block.device.type == "cpu":
         return block.to(torch.float32)
     return block.to(device).to(torch.float32)
 
@@ -106,7 +106,7 @@ def gather_columns(native: torch.Tensor, units_axis: int, cols: np.ndarray, devi
     """Hidden columns ``cols`` of the units x hidden view, all units, as float32 (units x len(cols)).
     Gathered in the stored dtype first, so only these columns are ever converted."""
     m = _matrix(native)
-    idx = torch.as_tensor(np.asarray(cols, dtype=np.int64))
+    idx = torch.as_tensor(np.asarray(cols, dtype=np.int64), device=m.device)
     if units_axis == 1 and m.dim() == 2:
         return _float32_on(m.index_select(0, idx), device).T  # hidden rows are contiguous
     return _float32_on(m.index_select(1, idx), device)
