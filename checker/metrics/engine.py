@@ -96,14 +96,26 @@ class _Accumulator:
             self._by_role[key] = [rp for rp in fp.tensors if roles_compatible(role, rp.role.role) and rp.has("rows")]
         return self._by_role[key]
 
-    def vector_stack(self, rid: str, fp: Fingerprint, role: str, shape: tuple) -> tuple[list[TensorPrint], np.ndarray]:
-        """The reference's 1-D tensors of this role and shape, and their values stacked (read once)."""
-        key = (rid, "vector", role, shape)
+    def vector_stack(self, role: str, shape: tuple, kind: str, top_level: bool) -> tuple[list, np.ndarray]:
+        """Every reference's 1-D tensors of this role and shape that a submission module of ``kind``
+        may be compared with (layer tensors with layer tensors, top-level with top-level), as
+        (reference id, print, reference module) and their values stacked: read once, and scored
+        against all references in one product."""
+        key = ("vector", role, shape, kind, top_level)
         if key not in self._by_role:
-            prints = [rp for rp in fp.tensors if rp.role.role == role and tuple(rp.role.shape) == shape and rp.has("vector")]
-            vecs = [(rp, rp.vector) for rp in prints]
-            vecs = [(rp, v) for rp, v in vecs if v is not None and v.shape == (int(np.prod(shape)),)]
-            self._by_role[key] = ([rp for rp, _ in vecs], np.stack([v for _, v in vecs]) if vecs else np.zeros((0, 0)))
+            entries, vecs = [], []
+            for rid, fp in self.references:
+                for rp in fp.tensors:
+                    if rp.role.role != role or tuple(rp.role.shape) != shape or not rp.has("vector"):
+                        continue
+                    rmod = self.ref_modules[rid][rp.role.module]
+                    if not compatible(kind, rmod.kind) or top_level != (rp.role.layer is None):
+                        continue
+                    v = rp.vector
+                    if v is not None and v.shape == (int(np.prod(shape)),):
+                        entries.append((rid, rp, rmod))
+                        vecs.append(v)
+            self._by_role[key] = (entries, np.stack(vecs) if vecs else np.zeros((0, 0)))
         return self._by_role[key]
 
 
@@ -289,14 +301,9 @@ def _compare_experts(native, m, plan: ExpertPlan, acc: _Accumulator, info, ref_d
 
 def _weak(vec, tr, m, acc: _Accumulator) -> None:
     """Norm weights and biases: Pearson and raw cosine with every reference vector of the role and
-    shape (weak evidence, never decisive), one product per reference."""
-    for rid, fp in acc.references:
-        prints, mat = acc.vector_stack(rid, fp, tr.role, tuple(tr.shape))
-        keep = [i for i, rp in enumerate(prints) if compatible(m.kind, acc.ref_modules[rid][rp.role.module].kind)
-                and (tr.layer is None) == (rp.role.layer is None)]
-        if not keep:
-            continue
-        for i, (pear, cos) in zip(keep, stats.vector_stats_many(vec, mat[keep])):
-            rp = prints[i]
-            rmod = acc.ref_modules[rid][rp.role.module]
-            acc.weak[(m.name, rid, rmod.name)][(tr.layer, rp.role.layer)].append(WeakScore(tr.role, pear, cos, tr.name, rp.role.name))
+    shape (weak evidence, never decisive), one product for all references."""
+    entries, mat = acc.vector_stack(tr.role, tuple(tr.shape), m.kind, tr.layer is None)
+    if not entries:
+        return
+    for (rid, rp, rmod), (pear, cos) in zip(entries, stats.vector_stats_many(vec, mat)):
+        acc.weak[(m.name, rid, rmod.name)][(tr.layer, rp.role.layer)].append(WeakScore(tr.role, pear, cos, tr.name, rp.role.name))
