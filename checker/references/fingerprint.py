@@ -35,13 +35,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
 
 from checker import __version__
 from checker.errors import RegistryError
 from checker.modules import Module, TensorRole, split_modules
 from checker.references.prints import ARRAYS, Fingerprint, TensorPrint
-from checker.references.store import ARRAY_DIGESTS, HALF, ArrayStore, array_digest
+from checker.references.store import ARRAY_DIGESTS, HALF, ArrayStore, write_arrays
 from checker.scanners.tokenizer import Vocabulary
 from checker.metrics.alignment import UNRELATED_HELD, geometry_pick, held_anchors, unrelated_probe
 from checker.hardware import one_pool
@@ -230,7 +229,7 @@ _GRAM = "gram"
 
 def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, tuple] = {}  # key -> (dtype, shape, make): written one by one (store.write_arrays)
     entries = []
     for tp in fp.tensors:
         r = tp.role
@@ -244,10 +243,12 @@ def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
         for a in ARRAYS:
             arr = tp._array(a)
             if arr is not None:
-                store = arr.astype(np.float16) if a in HALF else arr
-                arrays[f"{r.name}|{a}"] = np.ascontiguousarray(store)
+                dtype = np.dtype(np.float16) if a in HALF else arr.dtype
+                arrays[f"{r.name}|{a}"] = (dtype, arr.shape,  # made again when written: nothing held twice
+                                           lambda tp=tp, a=a, dtype=dtype: tp._array(a).astype(dtype, copy=False))
         if tp.gram is not None:
-            arrays[f"{r.name}|{_GRAM}"] = tp.gram.upper.astype(np.float16)
+            upper = tp.gram.upper
+            arrays[f"{r.name}|{_GRAM}"] = (np.dtype(np.float16), upper.shape, lambda u=upper: u.astype(np.float16))
     meta = {
         "fingerprint_version": FINGERPRINT_VERSION, "tool": {"name": "fromscratch", "version": __version__},
         "source": fp.source, "parameters": fp.parameters, "settings": fp.meta,
@@ -255,8 +256,7 @@ def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
         "tensors": entries,
         "vocab": None if fp.vocab is None else {"file": fp.vocab.file, "tokens": list(fp.vocab.tokens), "merges": list(fp.vocab.merges)},
     }
-    meta[ARRAY_DIGESTS] = {k: array_digest(a) for k, a in sorted(arrays.items())}
-    save_file(arrays, str(folder / "fingerprint.safetensors"))
+    meta[ARRAY_DIGESTS] = dict(sorted(write_arrays(folder / "fingerprint.safetensors", arrays).items()))
     (folder / "fingerprint.json").write_text(json.dumps(meta), encoding="utf-8")
 
 

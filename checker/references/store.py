@@ -135,3 +135,34 @@ def array_digest(arr: np.ndarray) -> str:
     h = hashlib.sha256(f"{arr.dtype.str}|{arr.shape}|".encode())
     h.update(np.ascontiguousarray(arr).data)
     return h.hexdigest()
+
+
+_NAMES = {v: k for k, v in _DTYPES.items()}
+
+
+def write_arrays(path: Path, arrays: dict) -> dict[str, str]:
+    """Write ``arrays`` (key -> zero-argument function giving the array as stored) as one
+    safetensors file, array by array: each is made, written and hashed in turn, so writing a deep
+    model's fingerprint holds one array more than the fingerprint, not a second copy of it and its
+    serialised bytes. Returns the per-array digests (:func:`array_digest`). The header needs each
+    array's dtype and shape first, so ``arrays`` values are (dtype, shape, make)."""
+    order = sorted(arrays, key=lambda k: (-np.dtype(arrays[k][0]).itemsize, k))  # each array aligned to its size
+    header, at = {}, 0
+    for k in order:
+        dtype, shape, _ = arrays[k]
+        n = math.prod(shape) * np.dtype(dtype).itemsize
+        header[k] = {"dtype": _NAMES[np.dtype(dtype)], "shape": list(shape), "data_offsets": [at, at + n]}
+        at += n
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    digests = {}
+    with open(path, "wb") as fh:
+        fh.write(len(text).to_bytes(8, "little") + text)
+        for k in order:
+            dtype, shape, make = arrays[k]
+            arr = np.ascontiguousarray(make())
+            if arr.dtype != np.dtype(dtype) or arr.shape != tuple(shape):
+                raise AssertionError(f"{k}: made {arr.dtype} {arr.shape}, announced {np.dtype(dtype)} {tuple(shape)}")
+            fh.write(arr.data)
+            digests[k] = array_digest(arr)
+    return digests

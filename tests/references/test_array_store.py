@@ -52,3 +52,23 @@ def test_a_header_entry_that_does_not_fit_is_refused_in_one_line(tmp_path):
         st.get_float32("a|index_rows")
     assert str(err.value) == (f"{path}: array 'a|index_rows' has an unreadable entry in the file's header; "
                               "re-add the reference")
+
+
+def test_arrays_written_one_by_one_read_back_as_safetensors(tmp_path):
+    """The fingerprint's arrays file is written array by array (no second copy of a deep model's
+    fingerprint in memory): the safetensors library reads it back exactly, every array aligned."""
+    from safetensors.numpy import load_file
+
+    from checker.references.store import ArrayStore, array_digest, write_arrays
+
+    rng = np.random.default_rng(0)
+    arrays = {"a|rows": rng.standard_normal((5, 7)).astype(np.float16), "b|row_index": np.arange(5, dtype=np.int64),
+              "c|col_mean": rng.standard_normal(3).astype(np.float32), "d|gram": np.zeros((0,), np.float16)}
+    path = tmp_path / "fingerprint.safetensors"
+    digests = write_arrays(path, {k: (v.dtype, v.shape, lambda v=v: v) for k, v in arrays.items()})
+    back = load_file(str(path))
+    assert back.keys() == arrays.keys()
+    for k, v in arrays.items():
+        assert back[k].dtype == v.dtype and np.array_equal(back[k], v) and digests[k] == array_digest(v)
+    store = ArrayStore(path, digests)
+    assert np.array_equal(store.get("b|row_index"), arrays["b|row_index"])
