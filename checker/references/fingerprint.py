@@ -149,6 +149,9 @@ def _print_loaded(native: torch.Tensor, role: TensorRole, dtype: str, info, k_ro
     require_finite(summ.finite, info)
     rows = _as_stored(summ.rows)
     index_rows, index_gram = reference_side(rows)
+    # held in float16, as stored, and widened when read (TensorPrint._array): a deep model's prints are
+    # held until they are written, so this halves what registration holds (same values exactly)
+    rows, index_rows, index_gram = (a.astype(np.float16) for a in (rows, index_rows, index_gram))
     return TensorPrint(role, dtype, digests, units=units, hidden=hidden, gram=summ.grams.get("screen"),
                        arrays={"rows": rows, "row_index": idx, "col_mean": summ.col_mean, "col_std": summ.col_std,
                                "index_rows": index_rows, "index_gram": index_gram})

@@ -14,7 +14,7 @@ import numpy as np
 from checker.metrics.alignment import UnrelatedProbe
 from checker.metrics.screen import GramSketch
 from checker.modules import Module, TensorRole
-from checker.references.store import HALF, ArrayStore
+from checker.references.store import HALF, ArrayStore, widen
 from checker.scanners.tokenizer import Vocabulary
 
 #: A token print's stored :class:`~checker.metrics.alignment.UnrelatedProbe`: the geometry sketch's
@@ -59,7 +59,8 @@ class TensorPrint:
 
     def _array(self, name: str) -> np.ndarray | None:
         if name in self.arrays:
-            return self.arrays[name]
+            arr = self.arrays[name]
+            return widen(arr) if name in HALF and arr.dtype == np.float16 else arr
         if self.store is None:
             return None
         key = f"{self.role.name}|{name}"
