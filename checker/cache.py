@@ -38,7 +38,8 @@ from checker.weights.interface import WeightFile
 #: larger than one block is standardised with the moments of evenly sampled units. A rotation of the residual
 #: stream turns only the modules of its own stream (anchors.lends_rotation): a merger beside a rotated decoder
 #: is no longer compared through the decoder's rotation.
-CACHE_VERSION = 4
+#: 5: a match with any cell scored through a rotation is labelled review-only (engine: ``acc.turned``).
+CACHE_VERSION = 5
 
 
 def default_dir() -> Path:

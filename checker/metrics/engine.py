@@ -87,6 +87,9 @@ class _Accumulator:
         self.stacks: dict = {}  # reference sketches stacked for one product
         self._by_role: dict = {}
         self.related: frozenset = frozenset()  # (module, reference) pairs whose anchors show a copy
+        #: (module, reference, reference module) keys with a full-test or index cell scored through a
+        #: fitted rotation or projection: their match has no exact null, whatever else it holds
+        self.turned: set = set()
 
     def matrices(self, rid: str, fp: Fingerprint, role: str) -> list[TensorPrint]:
         """The reference's sampled matrices of a role compatible with ``role`` (indexed once, so
@@ -227,7 +230,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                     al, anchor = a.alignment, a
                 match = aggregate(m, rid, rmod, acc.roles.get(key, {}), acc.weak.get(key, {}), acc.screen.get(key, {}),
                                   acc.identical.get(key, set()), alignment_summary(al, anchor), acc.index.get(key, {}))
-                if al is not None and al.rotation is not None:  # no exact null through a fitted rotation
+                if key in acc.turned or (al is not None and al.rotation is not None):  # no exact null through a rotation
                     match = replace(match, statistic=ROTATION_STATISTIC)
                 matches.append(match)
         matches.sort(key=lambda x: (x.log10_p, -x.identical_fraction))

@@ -159,7 +159,17 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
             moved = float(np.mean(res.best != row_index)) if row_index is not None else 0.0
             acc.roles[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(
                 RoleScore(tr.role, t.rp.role.role, ho.score, ho.z, ho.log10_p, scale, spread, moved))
+            _mark_turned(acc, m, t)
     return True
+
+
+def _mark_turned(acc, m, t: _Target) -> None:
+    """A cell scored through a fitted rotation or anchor-space projection: the module's match is
+    labelled review-only even when another of its widths was aligned without one (the engine
+    labels a match by one alignment; a module of two widths could otherwise mix turned cells into
+    an exact-null match)."""
+    if t.al.rotation is not None:
+        acc.turned.add((m.name, t.rid, t.rmod.name))
 
 
 def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], acc: object) -> None:
@@ -206,6 +216,7 @@ def _plain(al: alignment.HiddenAlignment, ref_hidden: int, sub_hidden: int) -> b
 
 def _record_index(acc, m, tr, t: _Target, ho) -> None:
     if ho is not None:
+        _mark_turned(acc, m, t)
         acc.index[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(
             RoleScore(tr.role, t.rp.role.role, ho.score, ho.z, ho.log10_p))
 
