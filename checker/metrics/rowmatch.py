@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from checker.metrics import stats
-from checker.metrics.summary import unit_blocks, unit_rows, unit_stride, units_by_hidden_shape
+from checker.metrics.summary import ColumnSums, unit_blocks, unit_rows, unit_stride, units_by_hidden_shape
 
 _EPS = 1e-12
 MOMENT_SAMPLE = 4096  # units whose column moments standardise the search half of a larger matrix
@@ -118,8 +118,7 @@ def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group],
     """The exact column moments of ``native`` and every group's matches, in one pass over it."""
     units, hidden = units_by_hidden_shape(tuple(native.shape), units_axis)
     shift = sd = None
-    col_sum = torch.zeros(hidden, dtype=torch.float64, device=device)  # on the device: no sync per block
-    col_sq = torch.zeros(hidden, dtype=torch.float64, device=device)
+    sums = ColumnSums(hidden, device)
     searches: list[_Search] = []
     for start, b in unit_blocks(native, units_axis, device=device):
         if shift is None and len(b) < units:
@@ -127,20 +126,14 @@ def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group],
         elif shift is None:  # the whole matrix is this block: its moments are the exact ones
             shift = b.mean(dim=0)
         centred = b - shift
-        sq = (centred * centred).sum(dim=0)  # (a norm over dim 0 is several times slower in torch)
-        col_sum += centred.sum(dim=0).double()  # float32 within a block (pairwise), float64 across
-        col_sq += sq.double()
+        sq = sums.add(centred)
         if sd is None:
             sd = torch.sqrt(sq / units)
         if not searches:
             searches = [_Search(g, shift, sd, device) for g in groups]
         for s in searches:
             s.update(start, centred)
-    n = max(units, 1)
-    shifted = (col_sum / n).cpu().numpy()
-    var = np.clip((col_sq / n).cpu().numpy() - shifted ** 2, 0.0, None)
-    col_mean = (shifted + (shift.double().cpu().numpy() if shift is not None else 0.0)).astype(np.float32)
-    col_std = np.sqrt(var).astype(np.float32)
+    col_mean, col_std, _ = sums.moments(shift, units)  # finiteness: checked by the engine
     return Matches(col_mean, col_std, tuple(_held_out(native, units_axis, col_mean, col_std, s) for s in searches))
 
 

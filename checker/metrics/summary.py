@@ -82,24 +82,43 @@ class MatrixSummary:
     row_index: np.ndarray | None = None
 
 
+class ColumnSums:
+    """Column sums and sums of squares of centred blocks of one matrix: float32 within a block
+    (pairwise), float64 across blocks, kept on the device (no sync per block). The blocks are
+    centred on a shift near the column means, so E[x^2] - E[x]^2 does not cancel."""
+
+    def __init__(self, hidden: int, device: str):
+        self._sum = torch.zeros(hidden, dtype=torch.float64, device=device)
+        self._sq = torch.zeros(hidden, dtype=torch.float64, device=device)
+
+    def add(self, centred: torch.Tensor) -> torch.Tensor:
+        """Add a centred block; returns its column sums of squares (float32). (A norm over dim 0
+        would be several times slower in torch.)"""
+        sq = (centred * centred).sum(dim=0)
+        self._sum += centred.sum(dim=0).double()
+        self._sq += sq.double()
+        return sq
+
+    def moments(self, shift: torch.Tensor | None, units: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(mean, population sd, all finite) over ``units`` units, given the shift the blocks were centred on."""
+        col_sum, col_sq = self._sum.cpu(), self._sq.cpu()
+        finite = bool(torch.isfinite(col_sq).all()) and bool(torch.isfinite(col_sum).all())
+        shifted = (col_sum / max(units, 1)).numpy()
+        var = np.clip((col_sq / max(units, 1)).numpy() - shifted ** 2, 0.0, None)
+        mean = shifted + (shift.double().cpu().numpy() if shift is not None else 0.0)
+        return mean.astype(np.float32), np.sqrt(var).astype(np.float32), finite
+
+
 def column_moments(native: torch.Tensor, units_axis: int, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, bool]:
     """(mean, population sd, all finite) of every hidden column over all units, in blocks."""
     units, hidden = units_by_hidden_shape(tuple(native.shape), units_axis)
-    col_sum = torch.zeros(hidden, dtype=torch.float64, device=device)  # on the device: no sync per block
-    col_sq = torch.zeros(hidden, dtype=torch.float64, device=device)
-    shift = None  # moments about the first block's column means: no cancellation in E[x^2] - E[x]^2
+    sums = ColumnSums(hidden, device)
+    shift = None  # moments about the first block's column means
     for _, b in unit_blocks(native, units_axis, device=device):
         if shift is None:
             shift = b.mean(dim=0)
-        centred = b - shift
-        col_sum += centred.sum(dim=0).double()  # float32 within a block (pairwise), float64 across
-        col_sq += (centred * centred).sum(dim=0).double()
-    col_sum, col_sq = col_sum.cpu(), col_sq.cpu()
-    finite = bool(torch.isfinite(col_sq).all()) and bool(torch.isfinite(col_sum).all())
-    shifted = (col_sum / max(units, 1)).numpy()
-    var = np.clip((col_sq / max(units, 1)).numpy() - shifted ** 2, 0.0, None)
-    mean = shifted + (shift.double().cpu().numpy() if shift is not None else 0.0)
-    return mean.astype(np.float32), np.sqrt(var).astype(np.float32), finite
+        sums.add(b - shift)
+    return sums.moments(shift, units)
 
 
 def gather_columns(native: torch.Tensor, units_axis: int, cols: np.ndarray, device: str = "cpu") -> torch.Tensor:
