@@ -109,6 +109,13 @@ def test_the_search_standardisation_does_not_depend_on_the_block_cut(axis, monke
     # sampled moments pick (nearly) the units the exact ones pick: the copy is found either way
     assert np.mean(exact.groups[0][0].best == sampled.groups[0][0].best) > 0.95
     assert sampled.groups[0][0].held_out.z > 10
+    # and an independent matrix, standardised the same way, is not flagged: the choice sees only the
+    # search half, so the held-out null holds
+    other = rng.standard_normal((units, hidden)) * rng.uniform(0.5, 2.0, hidden) + rng.uniform(-1, 1, hidden)
+    native = torch.tensor(other if axis == 0 else other.T.copy(), dtype=torch.float32)
+    monkeypatch.setattr(rowmatch, "unit_blocks", lambda n, a, device="cpu": blocks(n, a, 128 * hidden, device))
+    null = match_candidates(native, axis, [group]).groups[0][0].held_out
+    assert abs(null.z) < 4 and null.log10_p > -3, null
 
 
 def test_one_pass_hashes_every_file_and_hands_over_every_tensor(tmp_path):
