@@ -105,8 +105,9 @@ def main() -> None:
     proj = stem_s + LLAMA_70B.layers * per_layer
     read = big / fl["cold_gbps"]
     print(f"\naudit (cold, {device}): slice {whole_s:.1f}s (verdict {result.verdict}, derived share "
-          f"{result.derived_param_fraction:.3f}), stem {stem_s:.1f}s -> {per_layer:.2f}s per layer; "
-          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+          f"{result.derived_param_fraction:.3f}), stem {stem_s:.1f}s -> {per_layer:.2f}s per layer; peak RSS of "
+          f"this process, registrations included {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB "
+          f"(scale.py measures the audit's own)")
     print(f"projection, 80-layer 70B ({big:.0f} GB): {proj:.0f}s = {proj / read:.1f}x its cold read "
           f"({read:.0f}s at {fl['cold_gbps']:.2f} GB/s); target 3x", flush=True)
     _print_profile(prof, args.top)

@@ -49,9 +49,10 @@ def reuse_freed_blocks() -> bool:
     The engine allocates and frees many blocks of tens of MiB (a converted block, its centred copy,
     the gathered columns). glibc maps each such block anew and unmaps it when freed, so every one
     costs its page faults again: converting a 4,096 x 2,048 bf16 block took 13 ms with fresh pages
-    and 3 ms with reused ones on the 2-core machine. Peak memory is unchanged (what is freed is
-    reused, not added); at most ``_TRIM_THRESHOLD`` of freed memory is kept. glibc only: elsewhere
-    this does nothing and returns False."""
+    and 3 ms with reused ones on the 2-core machine. The price: up to ``_TRIM_THRESHOLD`` of freed
+    memory stays mapped, so the peak RSS can be higher by up to that much (the 2 GB audit measured
+    0.96 GiB with it and 0.78 GiB without in one pair of runs; 0.88-0.93 GiB in the scale runs).
+    glibc only: elsewhere this does nothing and returns False."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
