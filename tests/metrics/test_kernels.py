@@ -158,3 +158,25 @@ def test_a_nan_anywhere_stops_the_audit_and_registration(zoo, tmp_path, name):
         audit(str(folder), zoo.registry, load_pack())
     with pytest.raises(WeightsError, match="holds NaN or infinite values"):
         add_reference(str(folder), tmp_path / "reg", "nan-ref", license="apache-2.0")
+
+
+@pytest.mark.parametrize("cut", ["one block", "sampled"])
+def test_rescaling_the_units_the_sample_reads_does_not_hide_a_copy(cut, monkeypatch):
+    """An adversary who read the code rescales exactly the units the moment sample reads (an FFN
+    unit's input row x c, its output column / c: the function is unchanged). The column spreads are
+    then dominated by those units, with exact moments as with sampled ones; the copy is still found."""
+    from checker.metrics import rowmatch
+    rng = np.random.default_rng(7)
+    units, hidden = 3000, 64
+    ref = rng.standard_normal((units, hidden)) * rng.uniform(0.5, 2.0, hidden) + rng.uniform(-1, 1, hidden)
+    sub = ref[rng.permutation(units)] + 0.9 * rng.standard_normal((units, hidden))
+    monkeypatch.setattr(rowmatch, "MOMENT_SAMPLE", 1000)
+    sub[::3] *= 1000.0  # every third unit: the sample's stride at 3,000 units
+    block = units * hidden if cut == "one block" else 700 * hidden
+    blocks = rowmatch.unit_blocks
+    monkeypatch.setattr(rowmatch, "unit_blocks", lambda n, a, device="cpu": blocks(n, a, block, device))
+    rows = stats.standardize_columns(ref)[::37]
+    search, held = stats.split_columns(hidden)
+    found = match_candidates(torch.tensor(sub, dtype=torch.float32), 0,
+                             [Group(np.arange(hidden), search, held, (Candidate("c", rows),))])
+    assert found.groups[0][0].held_out.z > 6  # 8.6 (one block) and 9.4 (sampled); 23 without the rescaling
