@@ -96,42 +96,61 @@ def _random_rotation(r: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def assign(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Maximum-weight matching of the rows of ``c`` to its columns (rows <= columns after a
-    transpose), exact up to LARGE_WIDTH rows.
+    """Maximum-weight matching of the rows of ``c`` to its columns (exact; rows sorted). Wider
+    than LARGE_WIDTH on both sides, see :func:`assign_correlated`."""
+    ri, ci = linear_sum_assignment(-c)
+    return ri, ci
 
-    Wider, in blocks: every row whose best column no other row wants keeps it (when all rows
-    agree this *is* the optimum: no matching beats every row's own maximum), and the rows in
-    conflict are matched by exact assignment in blocks of 1024 over the columns still free.
-    """
-    if c.shape[0] > c.shape[1]:
-        ci, ri = assign(c.T)
-        order = np.argsort(ri)
-        return ri[order], ci[order]
-    if c.shape[0] <= LARGE_WIDTH:
-        return linear_sum_assignment(-c)
-    best = np.argmax(c, axis=1)
-    counts = np.bincount(best, minlength=c.shape[1])
+
+#: Rows of a wide dimension-correlation matrix computed at once (:func:`assign_correlated`).
+_ROW_BLOCK = 1024
+
+
+def assign_correlated(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``assign(|a @ b.T|)`` and the signs of the chosen entries, for rows of ``a`` (d_a x k) and
+    ``b`` (d_b x k), without holding the d_a x d_b matrix when both widths exceed LARGE_WIDTH
+    (512 MB at 8192, 2 GB at 16384, in float64): it is computed in blocks of rows, once for every
+    row's best column and again, over the free columns, for the rows in conflict.
+
+    Wider than LARGE_WIDTH on both sides the matching is blocked: every row whose best column no
+    other row wants keeps it (when all rows agree this *is* the optimum: no matching beats every
+    row's own maximum), and the rows in conflict are matched by exact assignment in blocks of
+    LARGE_WIDTH over the columns still free."""
+    if len(a) > len(b):
+        bi, ai, signs = assign_correlated(b, a)
+        order = np.argsort(ai)
+        return ai[order], bi[order], signs[order]
+    if len(a) <= LARGE_WIDTH:
+        c = a @ b.T
+        ri, si = assign(np.abs(c))
+        return ri, si, np.sign(c[ri, si])
+    best, value = np.empty(len(a), dtype=np.int64), np.empty(len(a))
+    for i in range(0, len(a), _ROW_BLOCK):
+        c = a[i:i + _ROW_BLOCK] @ b.T
+        j = np.argmax(np.abs(c), axis=1)
+        best[i:i + len(j)], value[i:i + len(j)] = j, c[np.arange(len(j)), j]
+    counts = np.bincount(best, minlength=len(b))
     sole = counts[best] == 1
-    rows, cols = list(np.flatnonzero(sole)), list(best[sole])
-    free = np.ones(c.shape[1], dtype=bool)
+    rows, cols, vals = [np.flatnonzero(sole)], [best[sole]], [value[sole]]
+    free = np.ones(len(b), dtype=bool)
     free[best[sole]] = False
     pending = np.flatnonzero(~sole)
     for i in range(0, len(pending), LARGE_WIDTH):
         blk = pending[i:i + LARGE_WIDTH]
         avail = np.flatnonzero(free)
-        bi, bj = linear_sum_assignment(-c[np.ix_(blk, avail)])
-        rows += list(blk[bi])
-        cols += list(avail[bj])
+        c = a[blk] @ b[avail].T
+        bi, bj = linear_sum_assignment(-np.abs(c))
+        rows.append(blk[bi])
+        cols.append(avail[bj])
+        vals.append(c[bi, bj])
         free[avail[bj]] = False
-    rows_a, cols_a = np.array(rows, dtype=int), np.array(cols, dtype=int)
+    rows_a, cols_a, vals_a = (np.concatenate(x) for x in (rows, cols, vals))
     order = np.argsort(rows_a)
-    return rows_a[order], cols_a[order]
+    return rows_a[order].astype(int), cols_a[order].astype(int), np.sign(vals_a[order])
 
 
 def _assign_and_score(r: np.ndarray, s: np.ndarray, search: np.ndarray, held: np.ndarray):
-    c = rownorm(r[search].T) @ rownorm(s[search].T).T  # d_r x d_s
-    ri, si = assign(np.abs(c))
-    signs = np.sign(c[ri, si])
+    ri, si, signs = assign_correlated(rownorm(r[search].T), rownorm(s[search].T))
     signs[signs == 0] = 1.0
     a = r[held][:, ri].T  # dims x held-out anchors
     b = s[held][:, si].T

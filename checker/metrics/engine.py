@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 
-from checker.hardware import one_pool
+from checker.hardware import give_back_after, give_back_freed, one_pool
 from checker.metrics import stats
 from checker.metrics.aggregate import aggregate
 from checker.metrics.digests import Digester, reference_digests
@@ -149,6 +149,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 anchor_for[key] = a
             acc.roles[key][(None, None)].append(RoleScore(a.sub.role, a.ref.role.role, ev.score, ev.z, ev.log10_p))
     rows.clear()
+    give_back_freed()  # the anchors' token rows and Gram matrices: ~0.5 GB at 70B width
     # (module, reference) pairs whose own anchors (the module's embeddings, patch or position
     # tables) already show a copy: the full test then runs whatever the screen says
     acc.related = frozenset((m.name, rid) for m in sub_modules for rid, anchors in anchors_by_ref.items()
@@ -166,6 +167,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
     # an embedding); the others are only hashed with their file.
     suspect_tokens = {a.sub.name for anchors in anchors_by_ref.values() for a in anchors
                       if anchor_evidence(a.alignment).z >= DIGEST_Z}
+    likely = False  # whether the last dense matrix went to the full test
     with _Digests() as digests:  # every tensor's digest is in before the evidence is assembled
         for st in stream:
             m, tr = by_name[st.info.name]
@@ -177,6 +179,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                         dg.update(b)
                     _identical(acc, m, tr, {dg.hexdigest()}, references, ref_digests)
             else:
+                digests.make_room(st.nbytes)
                 native = st.load()
                 fixed = not_evidence(tr.name, native, shared)  # a fixed table: never compared, digested or screened
                 if fixed is not None:
@@ -190,12 +193,15 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 work = native.to(acc.device) if dense and acc.device != "cpu" else native
                 lo, hi = value_range(work)  # one pass: every value finite, and whether the tensor is constant
                 require_finite(math.isfinite(lo) and math.isfinite(hi), st.info)
-                flagged = True
+                flagged, early = True, None
                 if isinstance(plan, ExpertPlan):
                     _compare_experts(native, m, plan, acc, st.info, ref_digests)
                     flagged = False  # digested slice by slice
                 elif dense:
-                    flagged = compare_matrix(work, m, tr, acc)
+                    # a matrix after a flagged one is likely flagged too (a copied module): its digest
+                    # starts now, beside the comparison and from the same bytes, and is kept if flagged
+                    early = digests.start(native) if likely and lo != hi else None
+                    flagged = likely = compare_matrix(work, m, tr, acc)
                 else:
                     if native.dim() < 2 and tr.role not in ANCHOR_ROLES:
                         _weak(native.float().numpy().ravel(), tr, m, acc)
@@ -210,8 +216,10 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 # tensor (a norm left at ones, a zero bias) is identical in every model of its shape: its
                 # digest says nothing about provenance.
                 if flagged and native.numel() > 1 and lo != hi:
-                    digests.submit(native, lambda d, m=m, tr=tr: _identical(acc, m, tr, set(d), references, ref_digests))
-                del native, work
+                    digests.keep(early or digests.start(native),
+                                 lambda d, m=m, tr=tr: _identical(acc, m, tr, set(d), references, ref_digests))
+                del native, work, early
+                give_back_after(st.nbytes)
             if progress is not None:
                 progress(st.info.numel)
 
@@ -241,25 +249,41 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
 class _Digests:
     """Content digests of the tensors that need one, hashed on a worker thread while the pass goes
     on (hashlib releases the GIL; a derived model has every matrix digested, as many bytes as the
-    file hash). At most DIGEST_BACKLOG bytes of tensors wait, or the latest alone; each result is
-    handed to its callback in the engine's thread."""
+    file hash). A digest starts after its matrix was compared, or beside the comparison when the
+    matrix before it was flagged (:meth:`start`, then :meth:`keep` if it is flagged too). At most
+    DIGEST_BACKLOG bytes of tensors wait, counting the one about to be loaded (or one alone,
+    whatever its size), so a 70B-width FFN matrix is never held beside the one before it. Each
+    result is handed to its callback in the engine's thread."""
 
     def __init__(self):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
         self._pending: deque = deque()
         self._bytes = 0
 
-    def submit(self, native, done: Callable) -> None:
+    def start(self, native) -> list:
+        """Start hashing ``native``; its result is used only if :meth:`keep` is called with the handle."""
         size = native.numel() * native.element_size()
-        self._pending.append((self._pool.submit(reference_digests, native, False), done, size))
+        job = [self._pool.submit(reference_digests, native, False), None, size]
+        self._pending.append(job)
         self._bytes += size
-        while self._bytes > DIGEST_BACKLOG and len(self._pending) > 1:  # the latest may wait alone, whatever its size
+        return job
+
+    @staticmethod
+    def keep(job: list, done: Callable) -> None:
+        job[1] = done
+
+    def make_room(self, nbytes: int) -> None:
+        """Wait for digests until a tensor of ``nbytes`` can be loaded within DIGEST_BACKLOG (or none
+        waits): a large tensor is never held beside the one before it, still being hashed."""
+        while self._pending and self._bytes + nbytes > DIGEST_BACKLOG:
             self._collect()
 
     def _collect(self) -> None:
         future, done, size = self._pending.popleft()
         self._bytes -= size
-        done(future.result())
+        result = future.result()
+        if done is not None:
+            done(result)
 
     def __enter__(self) -> "_Digests":
         return self

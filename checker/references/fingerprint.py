@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +41,10 @@ from checker import __version__
 from checker.errors import RegistryError
 from checker.modules import Module, TensorRole, split_modules
 from checker.references.prints import ARRAYS, Fingerprint, TensorPrint
-from checker.references.store import ARRAY_DIGESTS, HALF, ArrayStore, write_arrays
+from checker.references.store import ARRAY_DIGESTS, HALF, ArrayStore, SpillFile, write_arrays
 from checker.scanners.tokenizer import Vocabulary
 from checker.metrics.alignment import UNRELATED_HELD, geometry_pick, held_anchors, unrelated_probe
-from checker.hardware import one_pool
+from checker.hardware import give_back_after, one_pool
 from checker.metrics.screen import GramSketch, screen_columns
 from checker.metrics.digests import Digester, reference_digests
 from checker.metrics.fixed_tables import recognise
@@ -172,9 +173,9 @@ def _print_token_matrix(st: StreamedTensor, role: TensorRole, dtype: str, vocab:
         for dg, dt in zip(ds[1:], (torch.bfloat16, torch.float16)):
             dg.update(block.to(dt))
         sel = idx[(idx >= start) & (idx < start + block.shape[0])] - start
-        rows.append(block[torch.as_tensor(sel, dtype=torch.long)].numpy().astype(np.float32))
+        rows.append(block[torch.as_tensor(sel, dtype=torch.long)].numpy().astype(np.float16))
         start += block.shape[0]
-    anchor = _as_stored(np.concatenate(rows, axis=0))
+    anchor = np.concatenate(rows, axis=0)  # float16, as stored: widened when read (TensorPrint._array)
     tokens = tuple(vocab.tokens[i] if vocab is not None and i < len(vocab.tokens) else f"<id:{i}>" for i in idx)
     probe = unrelated_probe(anchor)
     g = probe.sketch
@@ -186,15 +187,17 @@ def _print_token_matrix(st: StreamedTensor, role: TensorRole, dtype: str, vocab:
 
 def fingerprint_pass(reader: WeightsReader, vocab: Vocabulary | None, source: str, k_rows: int = K_ROWS,
                      anchor_tokens: int = ANCHOR_TOKENS, device: str = "cpu",
-                     progress=None) -> tuple["Fingerprint", tuple]:
+                     progress=None, spill: SpillFile | None = None) -> tuple["Fingerprint", tuple]:
     """Fingerprint a whole checkpoint in one read of its files, which also hashes them.
-    Returns the fingerprint and the weight files with their sha256."""
+    Returns the fingerprint and the weight files with their sha256. With ``spill``, each print's
+    arrays go to that scratch file as soon as the print is made, and the prints read them back
+    from there (registration: memory does not grow with depth)."""
     infos = reader.tensors()
     modules = split_modules(infos)
     roles = {tr.name: tr for m in modules for tr in m.tensors}
     plans = {k: p for k, p in expert_plans(modules).items() if isinstance(p, ExpertPlan)}
     stream = CheckpointStream(reader)
-    prints = {}
+    prints = _Prints(spill)
     with one_pool():
         for st in stream:
             name = st.info.name
@@ -207,6 +210,7 @@ def fingerprint_pass(reader: WeightsReader, vocab: Vocabulary | None, source: st
                 prints[name] = TensorPrint(roles[name], st.info.dtype, tensor_digests(st.load()))
             else:
                 prints[name] = print_streamed(st, roles[name], vocab, k_rows, anchor_tokens, device)
+            give_back_after(st.nbytes)
             if progress is not None:
                 progress(st.info.numel)
     # Modules list the expert matrices in place of their fused tensors, as a stored fingerprint reads back.
@@ -217,6 +221,22 @@ def fingerprint_pass(reader: WeightsReader, vocab: Vocabulary | None, source: st
     fp = Fingerprint(source, sum(i.numel for i in infos), ordered, modules, vocab,
                      {"k_rows": k_rows, "anchor_tokens": anchor_tokens})
     return fp, stream.files
+
+
+class _Prints(dict):
+    """The prints of a pass, by tensor name; with a spill file, each print's arrays are written
+    there as it is added, and the print kept reads them back from there on access."""
+
+    def __init__(self, spill: SpillFile | None):
+        super().__init__()
+        self._spill = spill
+
+    def __setitem__(self, name: str, tp: TensorPrint) -> None:
+        if self._spill is not None and tp.arrays:
+            for a, arr in tp.arrays.items():
+                self._spill.put(f"{tp.role.name}|{a}", arr)
+            tp = replace(tp, arrays={}, store=self._spill)
+        super().__setitem__(name, tp)
 
 
 def build_fingerprint(reader: WeightsReader, vocab: Vocabulary | None, source: str,

@@ -19,7 +19,7 @@ import jsonschema
 from checker import __version__
 from checker.errors import ReferenceFetchError, RegistryError
 from checker.references.fingerprint import FINGERPRINT_VERSION, Fingerprint, fingerprint_pass, load_fingerprint, save_fingerprint
-from checker.references.store import ARRAY_DIGESTS
+from checker.references.store import ARRAY_DIGESTS, SpillFile
 from checker.scanners.tokenizer import model_vocabulary
 from checker.weights.common import sha256_file
 from checker.weights import open_checkpoint
@@ -151,14 +151,22 @@ def add_reference(source: str, registry: Path, ref_id: str | None = None, licens
     if license is None:
         license, lic_source = card_license(folder)
     reader = open_checkpoint(folder)
+    near = next(p for p in (registry, *registry.resolve().parents) if p.is_dir())  # not created on a failure
+    with SpillFile(near) as spill:  # the prints wait on disk, beside the registry, not in memory
+        return _register(folder, reader, spill, ref_id, target, {
+            "id": ref_id, "source": str(Path(source).resolve()) if source_type == "local" else source,
+            "source_type": source_type, "revision": rev, "license": license, "license_source": lic_source,
+            "publisher": publisher}, device, progress)
+
+
+def _register(folder: Path, reader, spill: SpillFile, ref_id: str, target: Path, entry: dict, device: str,
+              progress) -> RegistryEntry:
     # One read of the weights both fingerprints and hashes them.
     fp, weight_files = fingerprint_pass(reader, model_vocabulary(folder if folder.is_dir() else folder.parent, reader), ref_id,
-                                        device=device, progress=progress)
+                                        device=device, progress=progress, spill=spill)
     files = tuple({"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in weight_files)
     entry = {
-        "id": ref_id, "source": str(Path(source).resolve()) if source_type == "local" else source,
-        "source_type": source_type, "revision": rev, "license": license, "license_source": lic_source,
-        "publisher": publisher, "parameters": fp.parameters, "files": list(files),
+        **entry, "parameters": fp.parameters, "files": list(files),
         "fingerprint": {"version": FINGERPRINT_VERSION, "bytes": fp.nbytes(), "k_rows": fp.meta["k_rows"],
                         "anchor_tokens": fp.meta["anchor_tokens"]},
         "added": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

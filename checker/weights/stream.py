@@ -66,6 +66,11 @@ class StreamedTensor:
         self._used = False
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of the tensor as stored (as float32 for readers that only give float32)."""
+        return self.info.numel * torch.empty((), dtype=self._entry.dtype).element_size()
+
+    @property
     def stored_dtype(self) -> torch.dtype:
         """The dtype on disk (float32 for readers that only give float32)."""
         return self._entry.dtype
@@ -172,6 +177,8 @@ class CheckpointStream:
         self.reader = reader
         self._files: tuple[WeightFile, ...] | None = None
         self._bytes_read = 0
+        #: the most bytes read but not yet hashed at any time, the buffer just read included
+        self.peak_backlog = 0
         self._layout: dict[Path, tuple[int, list[_Entry]]] = {}
         if isinstance(reader, SafetensorsReader):
             for p in reader._files:
@@ -240,6 +247,10 @@ class CheckpointStream:
 
             def read(n: int) -> bytearray:
                 nonlocal pos, backlog
+                while pending and backlog + n > HASH_BACKLOG:  # room first: a large tensor is not held
+                    fut, k = pending.popleft()                 # beside the one before it, still hashing
+                    fut.result()
+                    backlog -= k
                 buf = bytearray(n)
                 view = memoryview(buf)
                 got = 0
@@ -250,10 +261,7 @@ class CheckpointStream:
                     got += k
                 pending.append((pool.submit(h.update, buf), n))
                 backlog += n
-                while backlog > HASH_BACKLOG and len(pending) > 1:
-                    fut, k = pending.popleft()
-                    fut.result()
-                    backlog -= k
+                self.peak_backlog = max(self.peak_backlog, backlog)
                 pos += n
                 self._bytes_read += n
                 return buf
