@@ -109,8 +109,9 @@ _ROW_BLOCK = 1024
 def assign_correlated(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``assign(|a @ b.T|)`` and the signs of the chosen entries, for rows of ``a`` (d_a x k) and
     ``b`` (d_b x k), without holding the d_a x d_b matrix when both widths exceed LARGE_WIDTH
-    (512 MB at 8192, 2 GB at 16384, in float64): it is computed in blocks of rows, once for every
-    row's best column and again, over the free columns, for the rows in conflict.
+    (256 MB at 8192 and 1 GB at 16384 in float32, twice that for the rotation null's float64
+    rows, and as much again for its absolute value): it is computed in blocks of rows, once for
+    every row's best column and again, over the free columns, for the rows in conflict.
 
     Wider than LARGE_WIDTH on both sides the matching is blocked: every row whose best column no
     other row wants keeps it (when all rows agree this *is* the optimum: no matching beats every

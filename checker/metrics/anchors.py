@@ -83,14 +83,14 @@ class RowSource:
             j = i
             while j + 1 < len(missing) and missing[j + 1] == missing[j] + 1 and j - i < 4096:
                 j += 1
-            block = self._stream.rows(name, missing[i], missing[j] + 1).numpy().astype(np.float32, copy=False)
+            block = self._stream.rows(name, missing[i], missing[j] + 1).numpy().astype(np.float32)
             for k, rid in enumerate(range(missing[i], missing[j] + 1)):
                 cache[rid] = block[k]
             i = j + 1
         return np.stack([cache[int(x)] for x in ids]) if len(ids) else np.zeros((0, 0), np.float32)
 
     def whole(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        return self._stream.rows(name, 0, shape[0]).reshape(shape).numpy().astype(np.float32, copy=False)
+        return self._stream.rows(name, 0, shape[0]).reshape(shape).numpy().astype(np.float32)
 
     def fixed(self, name: str, mat: np.ndarray, shape: tuple[int, ...]) -> bool:
         """Whether the tensor is a fixed table (a sinusoid, ...: :mod:`.fixed_tables`), never an anchor:

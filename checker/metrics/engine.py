@@ -184,6 +184,8 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 fixed = not_evidence(tr.name, native, shared)  # a fixed table: never compared, digested or screened
                 if fixed is not None:
                     acc.skipped[m.name].append(fixed)
+                    del native  # not held while the next tensor loads
+                    give_back_after(st.nbytes)
                     if progress is not None:
                         progress(st.info.numel)
                     continue
@@ -270,7 +272,11 @@ class _Digests:
 
     @staticmethod
     def keep(job: list, done: Callable) -> None:
-        job[1] = done
+        """Hand ``job``'s digests to ``done``: when collected, or now if it already was."""
+        if job[0] is None:  # collected before it was kept: its digests wait in job[1]
+            done(job[1])
+        else:
+            job[1] = done
 
     def make_room(self, nbytes: int) -> None:
         """Wait for digests until a tensor of ``nbytes`` can be loaded within DIGEST_BACKLOG (or none
@@ -279,11 +285,14 @@ class _Digests:
             self._collect()
 
     def _collect(self) -> None:
-        future, done, size = self._pending.popleft()
+        job = self._pending.popleft()
+        future, done, size = job
         self._bytes -= size
         result = future.result()
         if done is not None:
             done(result)
+        else:  # not kept (yet): a later keep() gets the result
+            job[0], job[1] = None, result
 
     def __enter__(self) -> "_Digests":
         return self

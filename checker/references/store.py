@@ -82,7 +82,8 @@ class ArrayStore:
 
     def release(self) -> None:
         """Drop the mapping's read pages from this process (they stay in the page cache; a later
-        read maps them again). Views already handed out stay valid."""
+        read maps them again from the file, as a first read would). Views already handed out stay
+        valid; anything written into one (nothing is) would be undone."""
         if isinstance(self._map, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED") and len(self._map):
             self._map.madvise(mmap.MADV_DONTNEED)
 
@@ -147,6 +148,7 @@ class SpillFile:
     :class:`ArrayStore`; arrays in HALF are kept as float16, as the registry stores them."""
 
     def __init__(self, folder: Path | None = None):
+        self._where = f"scratch file in {folder or tempfile.gettempdir()}"
         self._fh = tempfile.TemporaryFile(dir=folder)
         self._at: dict[str, tuple[np.dtype, tuple[int, ...], int]] = {}
 
@@ -165,7 +167,7 @@ class SpillFile:
         out = np.empty(shape, dtype=dtype)
         self._fh.seek(at)
         if out.nbytes and self._fh.readinto(memoryview(out.reshape(-1)).cast("B")) != out.nbytes:
-            raise RegistryError(str(self._fh.name), f"scratch array {key!r} is truncated")
+            raise RegistryError(self._where, f"array {key!r} is truncated")
         return out
 
     def view(self, key: str) -> np.ndarray | None:

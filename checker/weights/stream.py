@@ -177,7 +177,8 @@ class CheckpointStream:
         self.reader = reader
         self._files: tuple[WeightFile, ...] | None = None
         self._bytes_read = 0
-        #: the most bytes read but not yet hashed at any time, the buffer just read included
+        #: the most bytes read and not yet known hashed at any time, the buffer just read included
+        #: (buffers are counted until their hash is waited on: an upper bound)
         self.peak_backlog = 0
         self._layout: dict[Path, tuple[int, list[_Entry]]] = {}
         if isinstance(reader, SafetensorsReader):
@@ -223,7 +224,8 @@ class CheckpointStream:
             return
         records = []
         # The file hash runs on its own thread (hashlib releases the GIL) while the engine works
-        # on the bytes already read; at most HASH_BACKLOG bytes wait to be hashed.
+        # on the bytes already read; at most HASH_BACKLOG bytes wait to be hashed, the next read
+        # included (or one larger buffer alone).
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
         try:
             for path, (_, entries) in self._layout.items():

@@ -148,4 +148,7 @@ def test_content_digests_make_room_before_the_next_tensor(monkeypatch):
             assert d._bytes + t.numel() * 4 <= 3 * 2**20 or not d._pending
             d.keep(d.start(t), done.append)
         skipped = d.start(torch.ones(4))  # started early and never kept: no callback
-    assert len(done) == 3 and skipped[1] is None
+        late = d.start(torch.full((512, 1024), 7.0))
+        d.make_room(3 * 2**20)  # collects both before either is kept
+        d.keep(late, done.append)  # the digest kept after its collection is not lost
+    assert len(done) == 4 and skipped[1] is not None and skipped[0] is None
