@@ -264,10 +264,10 @@ def save_fingerprint(fp: Fingerprint, folder: Path) -> None:
             "gram": None if tp.gram is None else {"n": tp.gram.n, "s1": tp.gram.s1, "s2": tp.gram.s2, "s3": tp.gram.s3},
         })
         for a in ARRAYS:
-            arr = tp._array(a)
-            if arr is not None:
-                dtype = np.dtype(np.float16) if a in HALF else arr.dtype
-                arrays[f"{r.name}|{a}"] = (dtype, arr.shape,  # made again when written: nothing held twice
+            info = tp.array_info(a)  # dtype and shape only: the array is read once, when it is written
+            if info is not None:
+                dtype = np.dtype(np.float16) if a in HALF else info[0]
+                arrays[f"{r.name}|{a}"] = (dtype, info[1],
                                            lambda tp=tp, a=a, dtype=dtype: tp._array(a).astype(dtype, copy=False))
         if tp.gram is not None:
             upper = tp.gram.upper

@@ -104,6 +104,12 @@ class TensorPrint:
             return self.arrays.get(name)
         return self.store.view(f"{self.role.name}|{name}")
 
+    def array_info(self, name: str) -> tuple[np.dtype, tuple[int, ...]] | None:
+        """The array's dtype (as held or stored) and shape, without reading it."""
+        if name in self.arrays:
+            return self.arrays[name].dtype, tuple(self.arrays[name].shape)
+        return None if self.store is None else self.store.info(f"{self.role.name}|{name}")
+
     def has(self, name: str) -> bool:
         """Whether the array is there, without loading it."""
         return name in self.arrays or (self.store is not None and self.store.has(f"{self.role.name}|{name}"))
@@ -125,9 +131,9 @@ class Fingerprint:
         total = 0
         for tp in self.tensors:
             for name in ARRAYS:
-                arr = tp._array(name)
-                if arr is not None:
-                    total += arr.size * STORED_BYTES.get(name, arr.dtype.itemsize)
+                info = tp.array_info(name)
+                if info is not None:
+                    total += int(np.prod(info[1], dtype=np.int64)) * STORED_BYTES.get(name, info[0].itemsize)
             if tp.gram is not None:
                 total += tp.gram.upper.size * 2
         return total

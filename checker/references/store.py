@@ -90,6 +90,10 @@ class ArrayStore:
     def has(self, key: str) -> bool:
         return key != "__metadata__" and key in self._header
 
+    def info(self, key: str) -> tuple[np.dtype, tuple[int, ...]] | None:
+        """The array's stored dtype and shape, from the header (not read, not verified)."""
+        return self._entry(key)[:2] if self.has(key) else None
+
     def _entry(self, key: str) -> tuple[np.dtype, tuple[int, ...], int]:
         """An array's dtype, shape and offset, checked against the file (a reference's header lists
         some 700 arrays, of which an audit reads a fraction)."""
@@ -159,6 +163,9 @@ class SpillFile:
 
     def has(self, key: str) -> bool:
         return key in self._at
+
+    def info(self, key: str) -> tuple[np.dtype, tuple[int, ...]] | None:
+        return self._at[key][:2] if key in self._at else None
 
     def get(self, key: str) -> np.ndarray | None:
         if key not in self._at:

@@ -47,8 +47,12 @@ def test_spilled_prints_give_the_same_fingerprint_bytes(tmp_path):
         spilled, _ = fingerprint_pass(open_checkpoint(src), None, "m", spill=spill)
         assert all(not tp.arrays for tp in spilled.tensors)  # nothing held: every array is in the scratch file
         assert any(tp.store is spill for tp in spilled.tensors)
+        reads = []
+        real_get = spill.get
+        spill.get = lambda key: (reads.append(key), real_get(key))[1]
+        assert spilled.nbytes() == in_memory.nbytes() and not reads  # sizes from the scratch file's index
         save_fingerprint(spilled, tmp_path / "a")
-        assert spilled.nbytes() == in_memory.nbytes()
+        assert sorted(reads) == sorted(spill._at) and len(set(reads)) == len(reads)  # each array read once
     save_fingerprint(in_memory, tmp_path / "b")
     for name in ("fingerprint.safetensors", "fingerprint.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
