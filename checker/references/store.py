@@ -152,14 +152,20 @@ class SpillFile:
     :class:`ArrayStore`; arrays in HALF are kept as float16, as the registry stores them."""
 
     def __init__(self, folder: Path | None = None):
-        self._where = f"scratch file in {folder or tempfile.gettempdir()}"
-        self._fh = tempfile.TemporaryFile(dir=folder)
+        self._where = str(folder or tempfile.gettempdir())
+        try:
+            self._fh = tempfile.TemporaryFile(dir=folder)
+        except OSError as exc:
+            raise RegistryError(self._where, f"cannot create the registration's scratch file ({exc.strerror or exc})") from None
         self._at: dict[str, tuple[np.dtype, tuple[int, ...], int]] = {}
 
     def put(self, key: str, arr: np.ndarray) -> None:
         arr = np.ascontiguousarray(arr.astype(np.float16) if key.rsplit("|", 1)[-1] in HALF else arr)
-        self._at[key] = (arr.dtype, arr.shape, self._fh.seek(0, 2))
-        self._fh.write(arr.data)
+        try:
+            self._at[key] = (arr.dtype, arr.shape, self._fh.seek(0, 2))
+            self._fh.write(arr.data)
+        except OSError as exc:  # a full disk: one line naming the folder, not an internal error
+            raise RegistryError(self._where, f"cannot write the registration's scratch file ({exc.strerror or exc})") from None
 
     def has(self, key: str) -> bool:
         return key in self._at
@@ -174,7 +180,7 @@ class SpillFile:
         out = np.empty(shape, dtype=dtype)
         self._fh.seek(at)
         if out.nbytes and self._fh.readinto(memoryview(out.reshape(-1)).cast("B")) != out.nbytes:
-            raise RegistryError(self._where, f"array {key!r} is truncated")
+            raise RegistryError(self._where, f"scratch array {key!r} is truncated")
         return out
 
     def view(self, key: str) -> np.ndarray | None:

@@ -15,6 +15,7 @@ import torch
 from safetensors.numpy import save_file
 from safetensors.torch import save_file as save_torch
 
+from checker.errors import CheckerError, RegistryError
 from checker.metrics import engine
 from checker.references import store as store_mod
 from checker.references.fingerprint import build_fingerprint, fingerprint_pass, save_fingerprint
@@ -66,7 +67,7 @@ def test_registration_leaves_no_scratch_file_and_no_registry_on_failure(tmp_path
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
-    with pytest.raises(Exception):
+    with pytest.raises(CheckerError, match="model.safetensors"):
         add_reference(str(bad), tmp_path / "reg2", "v/bad", "apache-2.0")
     assert not (tmp_path / "reg2").exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == []
@@ -83,6 +84,12 @@ def test_spill_file_reads_back_as_stored(tmp_path):
         with pytest.raises(ValueError):
             spill.view("t|row_index")[0] = 1
         assert spill.get("t|missing") is None and not spill.has("t|missing")
+
+
+def test_a_scratch_folder_that_cannot_be_written_is_one_line(tmp_path):
+    with pytest.raises(RegistryError, match="cannot create the registration's scratch file") as err:
+        SpillFile(tmp_path / "missing")
+    assert str(tmp_path / "missing") in str(err.value) and "\n" not in str(err.value)
 
 
 def _rss_file_kib() -> int:
