@@ -21,12 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,33 +40,11 @@ class Run:
 
 
 def run(cmd: list[str], log: Path) -> Run:
-    """``cmd`` as a child process, its VmHWM and VmRSS polled from /proc every 50 ms."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    samples, peak = [], [0]
-
-    def watch(pid: int) -> None:
-        while True:
-            try:
-                text = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                return
-            fields = dict(ln.split(":", 1) for ln in text.splitlines() if ":" in ln)
-            if "Z" in fields.get("State", ""):
-                return
-            peak[0] = max(peak[0], int(fields.get("VmHWM", "0 kB").split()[0]))
-            samples.append(int(fields.get("VmRSS", "0 kB").split()[0]))
-            time.sleep(0.05)
-
-    with open(log, "wb") as out:
-        t = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=scale.ENV)
-        w = threading.Thread(target=watch, args=(p.pid,), daemon=True)
-        w.start()
-        _, status, _ = os.wait4(p.pid, 0)
-        seconds = time.perf_counter() - t
-        w.join()
+    """``cmd`` as a child process (scale.child), its VmHWM and VmRSS polled from /proc every 50 ms."""
+    samples: list[int] = []
+    r = scale.child(cmd, log, samples)
     late = max(samples[len(samples) // 2:] or [0])
-    return Run(seconds, os.waitstatus_to_exitcode(status), peak[0] / 1024, late / 1024)
+    return Run(r.seconds, r.rc, r.rss_mib, late / 1024)
 
 
 def main() -> None:
@@ -84,6 +58,7 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="keep the generated models and registries")
     p.add_argument("--project", type=int, default=80, help="depth to project the peak to (default 80)")
     args = p.parse_args()
+    scale.ARGS = argparse.Namespace(timeout=0)  # scale.child reads its kill timeout from there
     depths = sorted(int(x) for x in args.layers.split(","))
     print(f"# {sm.machine()}")
     print(f"# width: hidden {args.hidden}, FFN {args.ffn}, kv {args.kv}, vocab {args.vocab}", flush=True)

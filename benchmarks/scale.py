@@ -70,8 +70,9 @@ class Run:
         return f"{self.seconds:.1f}s" if self.ok else f"ERROR rc={self.rc}"
 
 
-def child(cmd: list[str], log: Path) -> Run:
-    """Run ``cmd`` with output to ``log``; the peak RSS is the child's own (os.wait4), not the benchmark's."""
+def child(cmd: list[str], log: Path, samples: list | None = None) -> Run:
+    """Run ``cmd`` with output to ``log``; the peak RSS is the child's own (its VmHWM), not the
+    benchmark's. ``samples``, if given, receives the child's VmRSS (KiB) every 50 ms."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         t = time.perf_counter()
@@ -82,7 +83,7 @@ def child(cmd: list[str], log: Path) -> Run:
         if timer:
             timer.start()
         peak = [0]
-        watcher = threading.Thread(target=_watch_hwm, args=(p.pid, peak), daemon=True)
+        watcher = threading.Thread(target=_watch_hwm, args=(p.pid, peak, samples), daemon=True)
         watcher.start()
         _, status, _ = os.wait4(p.pid, 0)
         seconds = time.perf_counter() - t
@@ -96,7 +97,7 @@ def child(cmd: list[str], log: Path) -> Run:
     return Run(seconds, peak[0] / 1024, p.returncode)
 
 
-def _watch_hwm(pid: int, peak: list) -> None:
+def _watch_hwm(pid: int, peak: list, samples: list | None = None) -> None:
     """The child's own peak RSS: VmHWM of /proc/PID/status, which starts afresh at exec.
     (ru_maxrss from wait4 does not: a forked child inherits the parent's high-water mark, so
     every child reported the benchmark's own RSS.)"""
@@ -110,6 +111,8 @@ def _watch_hwm(pid: int, peak: list) -> None:
         for line in text.splitlines():
             if line.startswith("VmHWM:"):
                 peak[0] = max(peak[0], int(line.split()[1]))  # KiB
+            elif line.startswith("VmRSS:") and samples is not None:
+                samples.append(int(line.split()[1]))
         if "State:\tZ" in text:
             return
         time.sleep(0.05)
