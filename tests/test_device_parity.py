@@ -98,10 +98,10 @@ def rounded_otherwise(monkeypatch):
     gen = torch.Generator().manual_seed(0)
     blocks, gather = summary.unit_blocks, summary.gather_columns
 
-    def unit_blocks(native, units_axis, max_elements=summary.BLOCK_ELEMENTS, device="cpu"):
+    def unit_blocks(native, units_axis, max_elements=summary.BLOCK_ELEMENTS, device="cpu", stored=False):
         hidden = summary.units_by_hidden_shape(tuple(native.shape), units_axis)[1]
         for start, b in blocks(native, units_axis, min(max_elements, BLOCK_UNITS * hidden), device):
-            yield start, _jitter(b, gen)
+            yield start, _jitter(b, gen)  # float32 whether or not the caller asked for stored blocks
 
     def gather_columns(native, units_axis, cols, device="cpu"):
         return _jitter(gather(native, units_axis, cols, device), gen)

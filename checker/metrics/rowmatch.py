@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from checker.metrics import stats
-from checker.metrics.summary import ColumnSums, unit_blocks, unit_rows, unit_stride, units_by_hidden_shape
+from checker.metrics.summary import take_columns, unit_blocks, unit_rows, unit_stride, units_by_hidden_shape
 
 _EPS = 1e-12
 MOMENT_SAMPLE = 4096  # units whose column moments standardise the search half of a larger matrix
@@ -62,7 +62,8 @@ class Matched:
 
 @dataclass(frozen=True, eq=False)
 class Matches:
-    """The exact column moments of the matrix (float32, population sd) and each group's matches."""
+    """The column moments of the matrix (float32, population sd; over at most MOMENT_SAMPLE evenly
+    sampled units) and each group's matches."""
 
     col_mean: np.ndarray
     col_std: np.ndarray
@@ -81,9 +82,11 @@ class _Search:
     def __init__(self, g: Group, mean: torch.Tensor, sd: torch.Tensor, device: str):
         self.group = g
         cols = np.asarray(g.sub_index, dtype=np.int64)[np.asarray(g.search, dtype=np.int64)]
-        self.cols = torch.as_tensor(cols, device=device)
+        order = np.argsort(cols, kind="stable")  # gathered in storage order (faster); the rows follow
+        self.cols = torch.as_tensor(cols[order], device=device)
+        self.shift = mean[self.cols]
         self.inv = 1.0 / torch.where(sd[self.cols] > _EPS, sd[self.cols], torch.ones_like(sd[self.cols]))
-        ref = np.concatenate([c.ref_rows[:, g.search] for c in g.candidates] or [np.zeros((0, len(cols)))],
+        ref = np.concatenate([c.ref_rows[:, g.search[order]] for c in g.candidates] or [np.zeros((0, len(cols)))],
                              axis=0).astype(np.float32)
         self.r = _rownorm_t(torch.as_tensor(ref, device=device))
         k = self.r.shape[0]
@@ -91,10 +94,11 @@ class _Search:
         self.best_val = torch.zeros(k, device=device)
         self.best_idx = torch.zeros(k, dtype=torch.int64, device=device)
 
-    def update(self, start: int, centred: torch.Tensor) -> None:
-        """``centred``: a block minus the standardising means. The reference rows are centred, so the
-        product needs no per-unit centring; the unit's centred norm comes from its sums."""
-        z = centred.index_select(1, self.cols).mul_(self.inv)
+    def update(self, start: int, block: torch.Tensor) -> None:
+        """``block``: units x hidden as stored. Only the search columns are gathered, widened and
+        standardised; the reference rows are centred, so the product needs no per-unit centring, and
+        the unit's centred norm comes from its sums."""
+        z = take_columns(block, self.cols).to(torch.float32).sub_(self.shift).mul_(self.inv)
         s1 = z.sum(dim=1)
         norm = torch.sqrt(torch.clamp(torch.linalg.vector_norm(z, dim=1) ** 2 - s1 * s1 / z.shape[1], min=0.0))
         c = (self.r @ z.T) / torch.where(norm > _EPS, norm, torch.ones_like(norm))
@@ -105,35 +109,31 @@ class _Search:
         self.best_idx = torch.where(better, j + start, self.best_idx)
 
 
-def _standardising(native: torch.Tensor, units_axis: int, units: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Column means and population sds of every k-th unit, k the smallest step that takes at most
-    MOMENT_SAMPLE units (float32, on device)."""
+def column_moments_sampled(native: torch.Tensor, units_axis: int, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Column means and population sds (float32, on ``device``) of every k-th unit, k the smallest
+    step that takes at most MOMENT_SAMPLE units: all units, and so the exact moments, when there
+    are no more."""
+    units, _ = units_by_hidden_shape(tuple(native.shape), units_axis)
     x = unit_stride(native, units_axis, -(-units // MOMENT_SAMPLE), device)
     mean = x.mean(dim=0)
     x = x - mean  # not in place: a float32 matrix's stride may be a view of the weights
-    return mean, torch.sqrt((x * x).mean(dim=0))
+    if x.stride(0) == 1:  # columns contiguous: a norm over them is the fast reduction
+        sq = torch.linalg.vector_norm(x, dim=0) ** 2
+    else:
+        sq = (torch.ones(1, x.shape[0], device=x.device) @ (x * x))[0]
+    return mean, torch.sqrt(sq / max(x.shape[0], 1))
 
 
 def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group], device: str = "cpu") -> Matches:
-    """The exact column moments of ``native`` and every group's matches, in one pass over it."""
-    units, hidden = units_by_hidden_shape(tuple(native.shape), units_axis)
-    shift = sd = None
-    sums = ColumnSums(hidden, device)
-    searches: list[_Search] = []
-    for start, b in unit_blocks(native, units_axis, device=device):
-        if shift is None and len(b) < units:
-            shift, sd = _standardising(native, units_axis, units, device)
-        elif shift is None:  # the whole matrix is this block: its moments are the exact ones
-            shift = b.mean(dim=0)
-        centred = b - shift
-        sq = sums.add(centred)
-        if sd is None:
-            sd = torch.sqrt(sq / units)
-        if not searches:
-            searches = [_Search(g, shift, sd, device) for g in groups]
-        for s in searches:
-            s.update(start, centred)
-    col_mean, col_std, _ = sums.moments(shift, units)  # finiteness: checked by the engine
+    """The column moments of ``native`` (:func:`column_moments_sampled`) and every group's matches:
+    one pass over the search columns, after the moments' pass over the sampled units."""
+    mean, sd = column_moments_sampled(native, units_axis, device)
+    searches = [_Search(g, mean, sd, device) for g in groups]
+    if searches:
+        for start, b in unit_blocks(native, units_axis, device=device, stored=True):
+            for s in searches:
+                s.update(start, b)
+    col_mean, col_std = mean.cpu().numpy(), sd.cpu().numpy()  # finiteness: checked by the engine
     return Matches(col_mean, col_std, tuple(_held_out(native, units_axis, col_mean, col_std, s) for s in searches))
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 
 from checker.errors import WeightsError
@@ -247,13 +248,13 @@ class CheckpointStream:
         with fh:
             pos = 0
 
-            def read(n: int) -> bytearray:
+            def read(n: int) -> np.ndarray:
                 nonlocal pos, backlog
                 while pending and backlog + n > HASH_BACKLOG:  # room first: a large tensor is not held
                     fut, k = pending.popleft()                 # beside the one before it, still hashing
                     fut.result()
                     backlog -= k
-                buf = bytearray(n)
+                buf = np.empty(n, dtype=np.uint8)  # every byte is read into it: not zeroed first
                 view = memoryview(buf)
                 got = 0
                 while got < n:

@@ -81,10 +81,10 @@ def test_streamed_row_matching_equals_the_plain_statistic(axis):
 
 
 @pytest.mark.parametrize("axis", [0, 1])
-def test_the_search_standardisation_does_not_depend_on_the_block_cut(axis, monkeypatch):
-    """A matrix larger than one block is standardised for the search with the moments of evenly sampled
-    units; cutting the pass into other blocks (another device, another block size) changes nothing
-    but the summation order, and the held-out score still uses the exact moments of all units."""
+def test_the_standardisation_does_not_depend_on_the_block_cut(axis, monkeypatch):
+    """A matrix of more than MOMENT_SAMPLE units is standardised with the moments of evenly sampled
+    units (all units when there are no more); cutting the pass into other blocks (another device,
+    another block size) changes nothing but the summation order."""
     from checker.metrics import rowmatch
     rng = np.random.default_rng(7)
     units, hidden = 3000, 64
@@ -94,27 +94,31 @@ def test_the_search_standardisation_does_not_depend_on_the_block_cut(axis, monke
     rows = stats.standardize_columns(ref)[::37]
     search, held = stats.split_columns(hidden)
     group = Group(np.arange(hidden), search, held, (Candidate("c", rows),))
-    monkeypatch.setattr(rowmatch, "MOMENT_SAMPLE", 1000)
-    runs = []
-    for block in (units * hidden, 700 * hidden, 128 * hidden):  # one block, then smaller cuts
-        blocks = rowmatch.unit_blocks
-        monkeypatch.setattr(rowmatch, "unit_blocks", lambda n, a, device="cpu", _b=block: blocks(n, a, _b, device))
-        runs.append(match_candidates(native, axis, [group]))
-        monkeypatch.setattr(rowmatch, "unit_blocks", blocks)
-    exact, sampled, cut = runs
+    blocks = rowmatch.unit_blocks
+
+    def run(block, sample):
+        monkeypatch.setattr(rowmatch, "MOMENT_SAMPLE", sample)
+        monkeypatch.setattr(rowmatch, "unit_blocks", lambda n, a, device="cpu", stored=False, _b=block:
+                            blocks(n, a, _b, device, stored))
+        return match_candidates(native, axis, [group])
+
+    exact = run(units * hidden, units)
+    sampled, cut = run(units * hidden, 1000), run(128 * hidden, 1000)
     assert np.array_equal(sampled.groups[0][0].best, cut.groups[0][0].best)
     assert sampled.groups[0][0].held_out.z == pytest.approx(cut.groups[0][0].held_out.z, rel=1e-5)
-    for r in runs:
-        assert np.allclose(r.col_mean, sub.mean(0), atol=1e-5) and np.allclose(r.col_std, sub.std(0), rtol=1e-5)
-    # sampled moments pick (nearly) the units the exact ones pick: the copy is found either way
+    assert np.allclose(exact.col_mean, sub.mean(0), atol=1e-5) and np.allclose(exact.col_std, sub.std(0), rtol=1e-5)
+    every = sub[::3]  # 3000 units, at most 1000 sampled: every third
+    for r in (sampled, cut):
+        assert np.allclose(r.col_mean, every.mean(0), atol=1e-5) and np.allclose(r.col_std, every.std(0), rtol=1e-5)
+    # sampled moments pick (nearly) the units the exact ones pick, and score the copy alike
     assert np.mean(exact.groups[0][0].best == sampled.groups[0][0].best) > 0.95
     assert sampled.groups[0][0].held_out.z > 10
-    # and an independent matrix, standardised the same way, is not flagged: the choice sees only the
-    # search half, so the held-out null holds
+    assert sampled.groups[0][0].held_out.score == pytest.approx(exact.groups[0][0].held_out.score, abs=0.02)
+    # and an independent matrix, standardised the same way, is not flagged: the moments do not
+    # depend on the reference, so the column-shuffle null of the held-out score holds
     other = rng.standard_normal((units, hidden)) * rng.uniform(0.5, 2.0, hidden) + rng.uniform(-1, 1, hidden)
     native = torch.tensor(other if axis == 0 else other.T.copy(), dtype=torch.float32)
-    monkeypatch.setattr(rowmatch, "unit_blocks", lambda n, a, device="cpu": blocks(n, a, 128 * hidden, device))
-    null = match_candidates(native, axis, [group]).groups[0][0].held_out
+    null = run(128 * hidden, 1000).groups[0][0].held_out
     assert abs(null.z) < 4 and null.log10_p > -3, null
 
 
@@ -160,7 +164,7 @@ def test_a_nan_anywhere_stops_the_audit_and_registration(zoo, tmp_path, name):
         add_reference(str(folder), tmp_path / "reg", "nan-ref", license="apache-2.0")
 
 
-@pytest.mark.parametrize("cut", ["one block", "sampled"])
+@pytest.mark.parametrize("cut", ["all units", "sampled"])
 def test_rescaling_the_units_the_sample_reads_does_not_hide_a_copy(cut, monkeypatch):
     """An adversary who read the code rescales exactly the units the moment sample reads (an FFN
     unit's input row x c, its output column / c: the function is unchanged). The column spreads are
@@ -170,11 +174,10 @@ def test_rescaling_the_units_the_sample_reads_does_not_hide_a_copy(cut, monkeypa
     units, hidden = 3000, 64
     ref = rng.standard_normal((units, hidden)) * rng.uniform(0.5, 2.0, hidden) + rng.uniform(-1, 1, hidden)
     sub = ref[rng.permutation(units)] + 0.9 * rng.standard_normal((units, hidden))
-    monkeypatch.setattr(rowmatch, "MOMENT_SAMPLE", 1000)
+    monkeypatch.setattr(rowmatch, "MOMENT_SAMPLE", units if cut == "all units" else 1000)
     sub[::3] *= 1000.0  # every third unit: the sample's stride at 3,000 units
-    block = units * hidden if cut == "one block" else 700 * hidden
     blocks = rowmatch.unit_blocks
-    monkeypatch.setattr(rowmatch, "unit_blocks", lambda n, a, device="cpu": blocks(n, a, block, device))
+    monkeypatch.setattr(rowmatch, "unit_blocks", lambda n, a, device="cpu", stored=False: blocks(n, a, 700 * hidden, device, stored))
     rows = stats.standardize_columns(ref)[::37]
     search, held = stats.split_columns(hidden)
     found = match_candidates(torch.tensor(sub, dtype=torch.float32), 0,
