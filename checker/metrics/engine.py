@@ -167,7 +167,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
     # an embedding); the others are only hashed with their file.
     suspect_tokens = {a.sub.name for anchors in anchors_by_ref.values() for a in anchors
                       if anchor_evidence(a.alignment).z >= DIGEST_Z}
-    likely = False  # whether the last dense matrix went to the full test
+    likely = False  # whether the last dense matrix may have been a byte-identical copy
     with _Digests() as digests:  # every tensor's digest is in before the evidence is assembled
         for st in stream:
             m, tr = by_name[st.info.name]
@@ -195,15 +195,15 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 work = native.to(acc.device) if dense and acc.device != "cpu" else native
                 lo, hi = value_range(work)  # one pass: every value finite, and whether the tensor is constant
                 require_finite(math.isfinite(lo) and math.isfinite(hi), st.info)
-                flagged, early = True, None
+                maybe, early = True, None  # whether the tensor may be byte-identical to a reference tensor
                 if isinstance(plan, ExpertPlan):
                     _compare_experts(native, m, plan, acc, st.info, ref_digests)
-                    flagged = False  # digested slice by slice
+                    maybe = False  # digested slice by slice
                 elif dense:
-                    # a matrix after a flagged one is likely flagged too (a copied module): its digest
-                    # starts now, beside the comparison and from the same bytes, and is kept if flagged
+                    # a matrix after a possible copy is likely one too (a copied module): its digest
+                    # starts now, beside the comparison and from the same bytes, and is kept if needed
                     early = digests.start(native) if likely and lo != hi else None
-                    flagged = likely = compare_matrix(work, m, tr, acc)
+                    maybe = likely = compare_matrix(work, m, tr, acc)
                 else:
                     if native.dim() < 2 and tr.role not in ANCHOR_ROLES:
                         _weak(native.float().numpy().ravel(), tr, m, acc)
@@ -213,11 +213,11 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                         acc.skipped[m.name].append(Skipped(
                             tr.name, f"not compared: a 2-D tensor of role '{tr.role}' that no decisive statistic covers",
                             "v.skip.no_statistic", (("role", tr.role),)))
-                # A copy shares its Gram sketch, so a matrix the screen did not flag cannot be identical to
-                # any reference tensor: only flagged (or unscreenable) tensors are digested. A constant
-                # tensor (a norm left at ones, a zero bias) is identical in every model of its shape: its
-                # digest says nothing about provenance.
-                if flagged and native.numel() > 1 and lo != hi:
+                # A copy shares its Gram sketch, so only a matrix whose sketch matches a reference tensor's
+                # of its shape (matrices.compare_matrix), or that could not be screened, is digested. A
+                # constant tensor (a norm left at ones, a zero bias) is identical in every model of its
+                # shape: its digest says nothing about provenance.
+                if maybe and native.numel() > 1 and lo != hi:
                     digests.keep(early or digests.start(native),
                                  lambda d, m=m, tr=tr: _identical(acc, m, tr, set(d), references, ref_digests))
                 del native, work, early
@@ -324,10 +324,10 @@ def _compare_experts(native, m, plan: ExpertPlan, acc: _Accumulator, info, ref_d
     identical to a reference module when every one of its slices is."""
     common = None
     for vr, sl in expert_slices(plan, native):
-        flagged = compare_matrix(sl, m, vr, acc)
+        maybe = compare_matrix(sl, m, vr, acc)
         if common is None or common:
             hits = set()
-            if flagged and not _constant(sl):
+            if maybe and not _constant(sl):
                 dg = set(reference_digests(sl, roundings=False))
                 hits = {(rid, rmod) for rid, by_mod in ref_digests.items() for rmod, dset in by_mod.items() if dg & dset}
             common = hits if common is None else common & hits

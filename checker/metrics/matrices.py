@@ -85,27 +85,56 @@ def _targets(m, tr, hidden, acc: object) -> list[_Target]:
     return out
 
 
+#: The screen's Mantel r above which a matrix may be a byte-identical copy of a reference tensor
+#: of its shape aligned by identity. A copy's sketch is the reference's up to the float16 the
+#: fingerprint stores it in, and to a bf16 or fp16 rounding (r above 0.99999); a fine-tuned or
+#: noised copy is far below (0.98-0.99 in benchmarks/scale.py), and its bytes differ anyway.
+IDENTICAL_SKETCH_R = 0.9999
+
+
 def compare_matrix(native, m, tr, acc: object) -> bool:
     """Screen one matrix against every compatible reference tensor and run the full test where the
-    screen points. Returns whether anything was sent to the full test (or could not be screened)."""
+    screen points. Returns whether the matrix may be byte-identical to a reference tensor, and so
+    needs its content digest (:func:`_maybe_identical`)."""
     units, hidden = units_by_hidden_shape(tuple(native.shape), tr.units_axis)  # finite: checked by the engine
     targets = _targets(m, tr, hidden, acc)
     if not targets:
         return True
-    flagged = False
+    maybe = False
     by_basis: dict = defaultdict(list)
     for t in targets:
         by_basis[id(t.al) if t.al.rotation is not None else None].append(t)
+    shape = tuple(native.shape)
     for basis, ts in by_basis.items():
         if basis is None:
-            flagged |= _test_targets(native, tr.units_axis, m, tr, units, ts, acc)
+            maybe |= _test_targets(native, tr.units_axis, m, tr, units, ts, acc, shape)
         else:  # a rotated residual stream: the matrix turned into the reference's basis first
-            flagged |= _test_targets(rotated(native, tr.units_axis, ts[0].al.rotation, acc.device), 0, m, tr, units, ts, acc)
-    return flagged
+            maybe |= _test_targets(rotated(native, tr.units_axis, ts[0].al.rotation, acc.device), 0, m, tr, units, ts,
+                                   acc, shape)
+    return maybe
 
 
-def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], acc: object) -> bool:
-    """Screen, index test and full test of one matrix (units on ``axis``) against its targets."""
+def _maybe_identical(scored: list, chosen: list, shape: tuple, units_axis: int) -> bool:
+    """Whether the matrix could be byte-identical to one of the reference tensors it was screened
+    against (a digest is shape-bound, so only those of its stored shape count): one that could not
+    be screened; one aligned by identity, with units on the same axis, whose sketch agrees beyond
+    IDENTICAL_SKETCH_R; any other that the screen sent to the full test (a copy shares its sketch)."""
+    for t, s in scored:
+        if s is None:
+            return True
+        if tuple(t.rp.role.shape) != shape:
+            continue
+        if t.rp.role.units_axis == units_axis and _plain(t.al, t.rp.hidden, t.rp.hidden):
+            if s.mantel_r >= IDENTICAL_SKETCH_R:
+                return True
+        elif t in chosen:
+            return True
+    return False
+
+
+def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], acc: object, shape: tuple) -> bool:
+    """Screen, index test and full test of one matrix (units on ``axis``) against its targets;
+    returns :func:`_maybe_identical` for the matrix of stored ``shape``."""
     grams = {}
     for t in targets:  # one sketch per distinct column set (one for every reference aligned by identity)
         if t.cols_key not in grams and len(t.sub_cols) >= 4:
@@ -137,8 +166,9 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
     # not added: the screen saw their search-half columns, which the index test scores too, so their
     # column-shuffle null would no longer hold.
     _index_tests(native, axis, m, tr, units, [t for t in targets if t.rp.role.layer == tr.layer], acc)
+    maybe = _maybe_identical(scored, chosen, shape, tr.units_axis)
     if not chosen:
-        return False
+        return maybe
     by_al: dict = defaultdict(list)
     for t in chosen:
         by_al[id(t.al)].append(t)
@@ -160,7 +190,7 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
             acc.roles[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(
                 RoleScore(tr.role, t.rp.role.role, ho.score, ho.z, ho.log10_p, scale, spread, moved))
             _mark_turned(acc, m, t)
-    return True
+    return maybe
 
 
 def _mark_turned(acc, m, t: _Target) -> None:

@@ -1,23 +1,23 @@
 """The full row-matching test, streamed over a submission matrix for many candidates at once.
 
-This is :func:`checker.metrics.stats.match_rows` computed block by block, in the same single
-read of each float32 block that yields the exact column moments:
+This is :func:`checker.metrics.stats.match_rows` computed block by block:
 
+- the column moments come from at most ``MOMENT_SAMPLE`` units taken evenly through the matrix
+  (all units, and so the exact moments, when there are no more): one strided read;
 - every candidate reference's sampled unit rows (standardised, hidden-aligned) are stacked and
   row-normalised once;
-- each block of submission units is centred, its column sums and sums of squares accumulated
-  (float64 across blocks), and its search-half columns standardised;
+- each block of submission units gives only its search-half columns, gathered in the stored
+  dtype, then widened and standardised with those moments;
 - one product per block gives the search-half correlations of every reference row with every
   unit in the block; the best unit per reference row is kept;
-- after the pass, the chosen units' held-out columns, standardised with the exact moments of all
-  units, score the match.
+- after the pass, the chosen units' held-out columns, standardised with the same moments,
+  score the match.
 
-The search half is standardised with the column moments of at most ``MOMENT_SAMPLE`` units
-taken evenly through the matrix (all units when there are no more; the single block itself when
-the matrix fits one), so the choice of units does not depend on how the pass is cut into blocks
-(CPU and GPU agree). The choice sees the search columns only, so the held-out null holds
-whatever standardised it. Memory is one block plus the stacked reference rows; the products run
-in torch on the chosen device.
+The moments do not depend on how the pass is cut into blocks (CPU and GPU agree), nor on the
+reference: a fixed affine map of each column commutes with the column shuffle of the held-out
+null, and the choice of units sees the search columns only, so the null holds whatever
+standardised them. Memory is the moment sample, one block of search columns and the stacked
+reference rows; the products run in torch on the chosen device.
 """
 
 from __future__ import annotations

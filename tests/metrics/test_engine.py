@@ -149,3 +149,30 @@ def test_a_pack_asking_for_the_unit_test_still_clears_an_independent_model(zoo, 
     assert mods["model"].best.statistic in ("hidden_gram_mantel", "heldout_row_pearson")
     assert mods["model"].best.cells_tested == 0 and mods["model"].best.cells_indexed == 4  # the same-index pairs
     assert mods["visual"].status == "derived" and mods["visual"].best.statistic == "heldout_row_pearson"
+
+
+def test_only_a_matrix_whose_sketch_matches_is_digested(zoo, monkeypatch):
+    """A content digest costs a hash of the tensor: a matrix is digested only when its sketch agrees
+    with a same-shape reference tensor's beyond what any noised copy reaches. A copy is still
+    caught as identical; a noised copy (every matrix derived) has none of its matrices digested."""
+    from checker.metrics import engine
+
+    digested = []
+    real = engine.reference_digests
+
+    def counting(native, roundings=True):
+        digested.append(tuple(native.shape))
+        return real(native, roundings)
+
+    monkeypatch.setattr(engine, "reference_digests", counting)
+    gen = torch.Generator().manual_seed(3)
+    noised = {k: (v + 0.05 * v.std() * torch.randn(v.shape, generator=gen)) if v.dim() == 2 and "embed" not in k else v
+              for k, v in synth.state(zoo.ref_lm).items()}
+    mods, _ = statuses(zoo, zoo.save("noised-lm", tensors=noised))
+    assert mods["model"].status == "derived"
+    lm_matrices = {tuple(v.shape) for k, v in noised.items() if v.dim() == 2 and k.startswith("model.layers")}
+    assert not lm_matrices & set(digested), digested
+    digested.clear()
+    mods, _ = statuses(zoo, zoo.save("copy-lm", zoo.ref_lm))
+    assert mods["model"].status == "identical"
+    assert lm_matrices <= set(digested)
