@@ -45,6 +45,7 @@ class _Target:
     group_key: bytes = b""
     whole: bool = False
     flipped: bool = False
+    plain: bool = False  # the alignment is the identity of two equal widths (:func:`_plain`)
 
 
 def _targets(m, tr, hidden, acc: object) -> list[_Target]:
@@ -80,7 +81,7 @@ def _targets(m, tr, hidden, acc: object) -> list[_Target]:
                 sub_cols, ref_idx, signs = al.sub_index[pos], np.searchsorted(s_ref, al.ref_index[pos]), al.signs[pos]
                 colsets[ckey] = (sub_cols, ref_idx, signs, sub_cols.tobytes(), signs.tobytes() + ref_idx.tobytes(),
                                  len(ref_idx) == len(s_ref) and bool(np.all(ref_idx == np.arange(len(s_ref)))),
-                                 bool(np.any(signs < 0)))
+                                 bool(np.any(signs < 0)), _plain(al, rp.hidden, hidden))
             out.append(_Target(rid, rmod, rp, al, *colsets[ckey]))
     return out
 
@@ -124,7 +125,7 @@ def _maybe_identical(scored: list, chosen: list, shape: tuple, units_axis: int) 
             return True
         if tuple(t.rp.role.shape) != shape:
             continue
-        if t.rp.role.units_axis == units_axis and _plain(t.al, t.rp.hidden, t.rp.hidden):
+        if t.plain and t.rp.role.units_axis == units_axis:
             if s.mantel_r >= IDENTICAL_SKETCH_R:
                 return True
         elif t in chosen:
@@ -223,7 +224,7 @@ def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], a
         nkey = (key, cols.tobytes())
         if nkey not in normed_rows and len(cols) >= 8:
             normed_rows[nkey] = stats.normed_rows(rows[key][:, cols])
-        if _plain(t.al, rp.hidden, rows[key].shape[1]):
+        if t.plain:
             plain[nkey].append(t)
             continue
         _record_index(acc, m, tr, t, index_score(rp.rows, rows[key], t.al.ref_index, t.al.sub_index, t.al.signs,
