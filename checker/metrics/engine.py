@@ -102,8 +102,8 @@ class _Accumulator:
     def vector_stack(self, role: str, shape: tuple, kind: str, top_level: bool) -> tuple[list, np.ndarray]:
         """Every reference's 1-D tensors of this role and shape that a submission module of ``kind``
         may be compared with (layer tensors with layer tensors, top-level with top-level), as
-        (reference id, print, reference module) and their values stacked: read once, and scored
-        against all references in one product."""
+        (reference id, print, reference module) and their values stacked (:class:`stats.VectorRefs`):
+        read once, and scored against all references in one product."""
         key = ("vector", role, shape, kind, top_level)
         if key not in self._by_role:
             entries, vecs = [], []
@@ -118,7 +118,7 @@ class _Accumulator:
                     if v is not None and v.shape == (int(np.prod(shape)),):
                         entries.append((rid, rp, rmod))
                         vecs.append(v)
-            self._by_role[key] = (entries, np.stack(vecs) if vecs else np.zeros((0, 0)))
+            self._by_role[key] = (entries, stats.vector_refs(np.stack(vecs) if vecs else np.zeros((0, 0))))
         return self._by_role[key]
 
 
@@ -338,8 +338,8 @@ def _compare_experts(native, m, plan: ExpertPlan, acc: _Accumulator, info, ref_d
 def _weak(vec, tr, m, acc: _Accumulator) -> None:
     """Norm weights and biases: Pearson and raw cosine with every reference vector of the role and
     shape (weak evidence, never decisive), one product for all references."""
-    entries, mat = acc.vector_stack(tr.role, tuple(tr.shape), m.kind, tr.layer is None)
+    entries, refs = acc.vector_stack(tr.role, tuple(tr.shape), m.kind, tr.layer is None)
     if not entries:
         return
-    for (rid, rp, rmod), (pear, cos) in zip(entries, stats.vector_stats_many(vec, mat)):
+    for (rid, rp, rmod), (pear, cos) in zip(entries, stats.vector_stats_many(vec, refs)):
         acc.weak[(m.name, rid, rmod.name)][(tr.layer, rp.role.layer)].append(WeakScore(tr.role, pear, cos, tr.name, rp.role.name))

@@ -225,15 +225,31 @@ def held_out_score(a: np.ndarray, b: np.ndarray, sign: np.ndarray) -> HeldOut:
     return _held_out(r, a, b, sign)
 
 
-def vector_stats_many(a: np.ndarray, refs: np.ndarray) -> list[tuple[float, float]]:
-    """(Pearson, raw cosine) of vector ``a`` with each row of ``refs``, in one product. Raw cosine is
+@dataclass(frozen=True, eq=False)
+class VectorRefs:
+    """Reference vectors stacked once for :func:`vector_stats_many` (float64), with their norms and
+    their centred copies: every submission vector of the role and shape reuses them."""
+
+    raw: np.ndarray
+    norm: np.ndarray
+    centred: np.ndarray
+    centred_norm: np.ndarray
+
+
+def vector_refs(refs: np.ndarray) -> VectorRefs:
+    r = refs.astype(np.float64)
+    rc = r - r.mean(axis=1, keepdims=True) if r.size else r
+    return VectorRefs(r, np.linalg.norm(r, axis=1), rc, np.linalg.norm(rc, axis=1))
+
+
+def vector_stats_many(a: np.ndarray, refs: VectorRefs) -> list[tuple[float, float]]:
+    """(Pearson, raw cosine) of vector ``a`` with each reference vector, in one product. Raw cosine is
     shown, never decisive: norm weights are positive and near-constant, so it is ~0.99 between
     unrelated models."""
     a = a.astype(np.float64)
-    r = refs.astype(np.float64)
-    cos = (r @ a) / np.maximum(np.linalg.norm(r, axis=1) * np.linalg.norm(a), _EPS)
-    ac, rc = a - a.mean(), r - r.mean(axis=1, keepdims=True)
-    pear = (rc @ ac) / np.maximum(np.linalg.norm(rc, axis=1) * np.linalg.norm(ac), _EPS)
+    cos = (refs.raw @ a) / np.maximum(refs.norm * np.linalg.norm(a), _EPS)
+    ac = a - a.mean()
+    pear = (refs.centred @ ac) / np.maximum(refs.centred_norm * np.linalg.norm(ac), _EPS)
     return [(float(p), float(c)) for p, c in zip(pear, cos)]
 
 
