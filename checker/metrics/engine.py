@@ -83,7 +83,7 @@ class _Accumulator:
         self.anchors_by_ref = anchors_by_ref
         self.device = device
         self.aligns: dict = {}  # (sub module, ref, ref module, widths) -> (alignment, anchor)
-        self.colsets: dict = {}  # (alignment, ref width) -> sketch columns
+        self.colsets: dict = {}  # (alignment, ref width) -> sketch columns; ("targets", module, role, width) -> targets
         self.stacks: dict = {}  # reference sketches stacked for one product
         self._by_role: dict = {}
         self.related: frozenset = frozenset()  # (module, reference) pairs whose anchors show a copy

@@ -49,10 +49,27 @@ class _Target:
 
 
 def _targets(m, tr, hidden, acc: object) -> list[_Target]:
+    """The reference tensors a matrix is compared with, each under its alignment. They depend on the
+    module, role and width only, so every layer's matrix of a role reuses one list (a deep model
+    against many references has layers x references of them); the pairs no alignment covers are
+    listed as skipped under each matrix's own name."""
+    key = ("targets", m.name, tr.role, hidden)
+    if key not in acc.colsets:
+        unaligned: list = []
+        acc.colsets[key] = (_find_targets(m, tr.role, hidden, acc, unaligned), unaligned)
+    out, unaligned = acc.colsets[key]
+    for rid, rp in unaligned:
+        acc.skipped[m.name].append(Skipped(f"{tr.name} ~ {rid}:{rp.role.name}",
+                                           f"hidden sizes differ ({hidden} vs {rp.hidden}) and no anchor aligns them",
+                                           "v.skip.hidden_sizes", (("hidden", int(hidden)), ("reference_hidden", int(rp.hidden)))))
+    return out
+
+
+def _find_targets(m, role: str, hidden: int, acc: object, unaligned: list) -> list[_Target]:
     out = []
     aligns, colsets = acc.aligns, acc.colsets
     for rid, fp in acc.references:
-        for rp in acc.matrices(rid, fp, tr.role):
+        for rp in acc.matrices(rid, fp, role):
             rmod = acc.ref_modules[rid][rp.role.module]
             if not compatible(m.kind, rmod.kind):
                 continue
@@ -62,9 +79,7 @@ def _targets(m, tr, hidden, acc: object) -> list[_Target]:
                                                 m.kind, rmod.kind)
             al, _ = aligns[akey]
             if al is None:
-                acc.skipped[m.name].append(Skipped(f"{tr.name} ~ {rid}:{rp.role.name}",
-                                                   f"hidden sizes differ ({hidden} vs {rp.hidden}) and no anchor aligns them",
-                                                   "v.skip.hidden_sizes", (("hidden", int(hidden)), ("reference_hidden", int(rp.hidden)))))
+                unaligned.append((rid, rp))
                 continue
             if len(al.ref_index) < 8:
                 continue
@@ -140,12 +155,13 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
     for t in targets:  # one sketch per distinct column set (one for every reference aligned by identity)
         if t.cols_key not in grams and len(t.sub_cols) >= 4:
             grams[t.cols_key] = gram_sketch(native, axis, t.sub_cols, acc.device)
-    # Screen every target; group those sharing sketch columns so one product scores them.
+    # Screen every target; group those sharing sketch columns (every reference aligned by identity)
+    # so one product scores them.
     groups: dict = defaultdict(list)
     for t in targets:
-        groups[(t.cols_key, t.group_key, t.rid, t.rp.hidden)].append(t)
+        groups[(t.cols_key, t.group_key, t.rp.hidden)].append(t)
     scored: list[tuple[_Target, ScreenScore | None]] = []
-    for (ckey, _, _, _), ts in groups.items():
+    for (ckey, _, _), ts in groups.items():
         t0 = ts[0]
         if t0.rp.gram is None or len(t0.sub_cols) < MIN_SCREEN_DIMS:
             scored += [(t, None) for t in ts]  # too narrow to screen: every pair gets the full test
@@ -154,7 +170,7 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
         if t0.flipped:
             sub = GramSketch.of(sub.matrix() * np.outer(t0.signs, t0.signs))
         refs = [t.rp.gram for t in ts] if t0.whole else [t.rp.gram.restrict(t.ref_idx) for t in ts]
-        skey = (t0.rid, tr.role, tuple(id(t.rp) for t in ts)) if t0.whole else None
+        skey = (tr.role, tuple(id(t.rp) for t in ts)) if t0.whole else None
         stacked = acc.stacks.get(skey) if skey else None
         if skey and stacked is None:
             stacked = acc.stacks[skey] = np.stack([g.upper for g in refs]).astype(np.float32)
