@@ -208,3 +208,22 @@ def test_the_report_states_the_null_and_adopts_no_alignment_between_unrelated_mo
         assert null["text"] in text.replace("&#39;", "'").replace("\\'", "'"), name
         assert "permutation recovered" not in text, name
     assert "no alignment adopted: the best anchors" in (tmp_path / "o" / "report.html").read_text()  # (Markdown: flagged modules only)
+
+
+@pytest.mark.parametrize("error", ["host", "device"])
+def test_running_out_of_memory_is_one_line_that_names_the_way_out(monkeypatch, capsys, tmp_path, error):
+    """A matrix too large for the GPU (or the host) ends the audit with one line, exit 2 and no
+    report, not an internal error: the evaluator can rerun with --device cpu."""
+    import torch
+
+    def exhausted(*_a, **_k):
+        if error == "host":
+            raise MemoryError()
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.74 GiB")
+
+    monkeypatch.delenv("FROMSCRATCH_DEBUG", raising=False)
+    monkeypatch.setattr("checker.cli.rules_cmd.shipped_packs", exhausted)
+    assert main(["rules", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fromscratch: out of memory" in err and "--device cpu" in err
+    assert "internal error" not in err and "Traceback" not in err

@@ -62,11 +62,26 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # a bug, not bad input: still one line and no partial report
         _traceback()
-        first = str(exc).splitlines()[0] if str(exc) else ""
+        if _out_of_memory(exc):
+            err_console.print(f"fromscratch: out of memory ({exc.__class__.__name__}: {_first_line(exc)}); nothing was "
+                              "reported. On a GPU, '--device cpu' runs the same audit in host memory",
+                              markup=False, soft_wrap=True)
+            return int(ExitCode.USAGE)
+        first = _first_line(exc)
         err_console.print(f"fromscratch: internal error: {exc.__class__.__name__}: {first} "
                           "(please report it; FROMSCRATCH_DEBUG=1 shows the traceback)", markup=False, soft_wrap=True)
         return int(ExitCode.USAGE)
     return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else ""
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """The host's MemoryError or torch's device out-of-memory error (``torch.cuda.OutOfMemoryError``,
+    named here so that the command line does not import torch to recognise it)."""
+    return isinstance(exc, MemoryError) or exc.__class__.__name__ == "OutOfMemoryError"
 
 
 def _traceback() -> None:
