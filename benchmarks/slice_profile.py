@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _scale_models as sm  # noqa: E402
 from _scale_report import LLAMA_70B  # noqa: E402
 
-STAGES = ("compare_matrix", "match_candidates", "gram_sketch", "_index_tests", "find_anchors", "_standardising",
+STAGES = ("compare_matrix", "match_candidates", "gram_sketch", "_index_tests", "find_anchors", "column_moments_sampled",
           "unit_rows", "update", "read", "hexdigest", "value_range", "not_evidence", "reference_digests")
 
 

@@ -104,7 +104,7 @@ def _find_targets(m, role: str, hidden: int, acc: object, unaligned: list) -> li
 #: The screen's Mantel r above which a matrix may be a byte-identical copy of a reference tensor
 #: of its shape aligned by identity. A copy's sketch is the reference's up to the float16 the
 #: fingerprint stores it in, and to a bf16 or fp16 rounding (r above 0.99999); a fine-tuned or
-#: noised copy is far below (0.98-0.99 in benchmarks/scale.py), and its bytes differ anyway.
+#: noised copy is far below (at most 0.964 in benchmarks/scale.py), and its bytes differ anyway.
 IDENTICAL_SKETCH_R = 0.9999
 
 
