@@ -183,3 +183,26 @@ def test_rescaling_the_units_the_sample_reads_does_not_hide_a_copy(cut, monkeypa
     found = match_candidates(torch.tensor(sub, dtype=torch.float32), 0,
                              [Group(np.arange(hidden), search, held, (Candidate("c", rows),))])
     assert found.groups[0][0].held_out.z > 6  # 8.6 (one block) and 9.4 (sampled); 23 without the rescaling
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_the_held_out_null_stays_calibrated_with_sampled_moments(axis, monkeypatch):
+    """The streamed full test of a matrix with more units than MOMENT_SAMPLE standardises (search and
+    held-out halves) with the moments of a sample of its units. Over independent pairs, with column
+    offsets and scales of their own on each side, its p-values stay uniform."""
+    from checker.metrics import rowmatch
+    monkeypatch.setattr(rowmatch, "MOMENT_SAMPLE", 60)  # 400 units: every 7th unit sampled
+    rng = np.random.default_rng(11)
+    units, hidden = 400, 48
+    search, held = stats.split_columns(hidden)
+    ps = []
+    for _ in range(300):
+        ref = rng.standard_normal((units, hidden)) * rng.uniform(0.3, 3.0, hidden) + rng.uniform(-2, 2, hidden)
+        sub = rng.standard_normal((units, hidden)) * rng.uniform(0.3, 3.0, hidden) + rng.uniform(-2, 2, hidden)
+        native = torch.tensor(sub if axis == 0 else sub.T.copy(), dtype=torch.float32)
+        group = Group(np.arange(hidden), search, held, (Candidate("c", stats.standardize_columns(ref)[::16]),))
+        ps.append(10 ** match_candidates(native, axis, [group]).groups[0][0].held_out.log10_p)
+    ps = np.array(ps)
+    assert np.mean(ps < 0.01) <= 0.03
+    assert 0.02 <= np.mean(ps < 0.05) <= 0.09
+    assert 0.4 < np.mean(ps) < 0.6
