@@ -78,6 +78,12 @@ class RowSource:
     def token_rows(self, name: str, ids: np.ndarray) -> np.ndarray:
         cache = self._rows.setdefault(name, {})
         missing = sorted({int(i) for i in ids} - set(cache))
+        take = getattr(self._stream, "take_rows", None)
+        if take is not None and missing:  # every missing row through one memory map
+            block = take(name, missing).numpy()
+            for k, rid in enumerate(missing):
+                cache[rid] = block[k]
+            missing = []
         i = 0
         while i < len(missing):  # coalesce runs of consecutive ids into one read
             j = i

@@ -6,8 +6,9 @@ the tensor at hand. Safetensors files are read front to back with plain reads (n
 memory map: mapped pages would count against the process and stay resident), the
 file hash is updated with every chunk, and each tensor is handed over in file order
 either whole, in its stored dtype, or in float32 row blocks. Random row access
-(:meth:`CheckpointStream.rows`) uses positioned reads for the few tensors needed
-before the pass (token matrices whose anchor rows align the hidden dimension).
+before the pass (token matrices whose anchor rows align the hidden dimension) uses
+positioned reads (:meth:`CheckpointStream.rows`), or for thousands of scattered rows
+a memory map that is closed as soon as they are copied (:meth:`CheckpointStream.take_rows`).
 
 Other formats (GGUF, PyTorch .bin) fall back to their reader tensor by tensor and
 hash their files separately.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import mmap
 import os
 import struct
 from collections import deque
@@ -218,6 +220,31 @@ class CheckpointStream:
         if got != len(buf):
             raise WeightsError(e.info.file, f"tensor {name!r} is truncated")
         return to_float32(_view(buf, e, (stop - start,) + tuple(e.info.shape[1:])), e.info.file, name)
+
+    def take_rows(self, name: str, ids: list[int]) -> torch.Tensor:
+        """Rows ``ids`` of a tensor as float32 (in that order), read through a memory map of its
+        file: a few thousand scattered token rows in one call instead of one read each. The map
+        is closed before returning; only the rows' pages were touched."""
+        e = self._entries.get(name)
+        if e is None or not e.info.shape:
+            return torch.cat([self.rows(name, i, i + 1) for i in ids]) if ids else torch.zeros((0,))
+        n = e.info.shape[0]
+        row_bytes = (e.end - e.begin) // max(1, n)
+        idx = np.asarray(ids, dtype=np.int64)
+        if len(idx) == 0 or row_bytes == 0:
+            return torch.zeros((len(idx),) + tuple(e.info.shape[1:]), dtype=torch.float32)
+        try:
+            with e.path.open("rb") as fh:
+                if os.fstat(fh.fileno()).st_size < e.end:
+                    raise WeightsError(e.info.file, f"tensor {name!r} is truncated")
+                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    table = np.frombuffer(mm, dtype=np.uint8, count=e.end - e.begin, offset=e.begin)
+                    picked = np.take(table.reshape(n, row_bytes), idx, axis=0)  # a copy
+                    del table
+        except OSError as exc:
+            raise WeightsError(e.info.file, f"cannot read ({exc.strerror or exc})") from None
+        rows = torch.from_numpy(picked).view(e.dtype).reshape((len(idx),) + tuple(e.info.shape[1:]))
+        return to_float32(rows, e.info.file, name)
 
     def __iter__(self) -> Iterator[StreamedTensor]:
         if not self._layout:
