@@ -79,7 +79,7 @@ class RowSource:
         cache = self._rows.setdefault(name, {})
         missing = sorted({int(i) for i in ids} - set(cache))
         take = getattr(self._stream, "take_rows", None)
-        if take is not None and missing:  # every missing row through one memory map
+        if take is not None and missing:  # every missing row in one call
             block = take(name, missing).numpy()
             for k, rid in enumerate(missing):
                 cache[rid] = block[k]

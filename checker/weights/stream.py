@@ -7,8 +7,8 @@ memory map: mapped pages would count against the process and stay resident), the
 file hash is updated with every chunk, and each tensor is handed over in file order
 either whole, in its stored dtype, or in float32 row blocks. Random row access
 before the pass (token matrices whose anchor rows align the hidden dimension) uses
-positioned reads (:meth:`CheckpointStream.rows`), or for thousands of scattered rows
-a memory map that is closed as soon as they are copied (:meth:`CheckpointStream.take_rows`).
+positioned reads (:meth:`CheckpointStream.rows`; thousands of scattered rows at once
+through one open file into one buffer, :meth:`CheckpointStream.take_rows`).
 
 Other formats (GGUF, PyTorch .bin) fall back to their reader tensor by tensor and
 hash their files separately.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import mmap
 import os
 import struct
 from collections import deque
@@ -222,9 +221,10 @@ class CheckpointStream:
         return to_float32(_view(buf, e, (stop - start,) + tuple(e.info.shape[1:])), e.info.file, name)
 
     def take_rows(self, name: str, ids: list[int]) -> torch.Tensor:
-        """Rows ``ids`` of a tensor as float32 (in that order), read through a memory map of its
-        file: a few thousand scattered token rows in one call instead of one read each. The map
-        is closed before returning; only the rows' pages were touched."""
+        """Rows ``ids`` (ascending, distinct) of a tensor as float32: one positioned read per run of
+        consecutive ids into one buffer, through one open file, and one conversion (a few thousand
+        scattered token rows cost a few thousand system calls, nothing else per row). No memory map:
+        touching scattered rows of a map makes the kernel map their neighbours too."""
         e = self._entries.get(name)
         if e is None or not e.info.shape:
             return torch.cat([self.rows(name, i, i + 1) for i in ids]) if ids else torch.zeros((0,))
@@ -233,17 +233,24 @@ class CheckpointStream:
         idx = np.asarray(ids, dtype=np.int64)
         if len(idx) == 0 or row_bytes == 0:
             return torch.zeros((len(idx),) + tuple(e.info.shape[1:]), dtype=torch.float32)
+        if np.any(np.diff(idx) <= 0) or idx[0] < 0 or idx[-1] >= n:
+            raise ValueError(f"{name}: row ids must be ascending, distinct and in range")
+        buf = np.empty((len(idx), row_bytes), dtype=np.uint8)
+        breaks = np.flatnonzero(np.diff(idx) != 1) + 1  # starts of runs of consecutive ids
         try:
-            with e.path.open("rb") as fh:
-                if os.fstat(fh.fileno()).st_size < e.end:
+            fd = os.open(e.path, os.O_RDONLY)
+            try:
+                if os.fstat(fd).st_size < e.end:
                     raise WeightsError(e.info.file, f"tensor {name!r} is truncated")
-                with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                    table = np.frombuffer(mm, dtype=np.uint8, count=e.end - e.begin, offset=e.begin)
-                    picked = np.take(table.reshape(n, row_bytes), idx, axis=0)  # a copy
-                    del table
+                for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(idx)]):
+                    want = (hi - lo) * row_bytes
+                    if os.preadv(fd, [memoryview(buf[lo:hi]).cast("B")], e.begin + int(idx[lo]) * row_bytes) != want:
+                        raise WeightsError(e.info.file, f"tensor {name!r} is truncated")
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise WeightsError(e.info.file, f"cannot read ({exc.strerror or exc})") from None
-        rows = torch.from_numpy(picked).view(e.dtype).reshape((len(idx),) + tuple(e.info.shape[1:]))
+        rows = torch.from_numpy(buf).view(e.dtype).reshape((len(idx),) + tuple(e.info.shape[1:]))
         return to_float32(rows, e.info.file, name)
 
     def __iter__(self) -> Iterator[StreamedTensor]:

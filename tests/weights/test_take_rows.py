@@ -1,4 +1,4 @@
-"""Scattered rows through one memory map: the same values as positioned reads, and the same refusals."""
+"""Scattered rows in one call: the same values as positioned reads one by one, and the same refusals."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ def test_scattered_rows_equal_positioned_reads(tmp_path, dtype):
     table = torch.randn(300, 24).to(dtype)
     save_file({"a": torch.randn(7), "embed": table, "z": torch.randn(3, 3)}, str(tmp_path / "model.safetensors"))
     stream = CheckpointStream(open_checkpoint(tmp_path))
-    ids = [299, 0, 17, 18, 19, 150, 17]  # unordered, runs, a repeat, both ends
+    ids = [0, 17, 18, 19, 150, 151, 299]  # runs of consecutive ids, single rows, both ends
     got = stream.take_rows("embed", ids)
     want = torch.cat([stream.rows("embed", i, i + 1) for i in ids])
     assert got.dtype == torch.float32 and torch.equal(got, want)
     assert torch.equal(got, table[ids].to(torch.float32))
     assert stream.take_rows("embed", []).shape[0] == 0
+    with pytest.raises(ValueError):
+        stream.take_rows("embed", [5, 3])
 
 
 def test_scattered_rows_refuse_nan_and_a_truncated_file(tmp_path):
