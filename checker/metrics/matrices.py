@@ -101,11 +101,12 @@ def _find_targets(m, role: str, hidden: int, acc: object, unaligned: list) -> li
     return out
 
 
-#: The screen's Mantel r above which a matrix may be a byte-identical copy of a reference tensor
-#: of its shape aligned by identity. A copy's sketch is the reference's up to the float16 the
-#: fingerprint stores it in, and to a bf16 or fp16 rounding (r above 0.99999); a fine-tuned or
-#: noised copy is far below (at most 0.964 in benchmarks/scale.py), and its bytes differ anyway.
-IDENTICAL_SKETCH_R = 0.9999
+#: The sketch Mantel r above which a matrix may be a byte-identical copy of a reference tensor of
+#: its shape aligned by identity. A copy's sketch is the reference's up to the float16 the
+#: fingerprint stores it in, and to a bf16 or fp16 rounding (r above 0.99999 at usual weight
+#: scales, down to 0.9967 for an fp16 rounding of weights near 1e-6, in fp16's subnormal range);
+#: a noised copy is below (at most 0.964 in benchmarks/scale.py), and its bytes differ anyway.
+IDENTICAL_SKETCH_R = 0.99
 
 
 def compare_matrix(native, m, tr, acc: object) -> bool:
@@ -130,22 +131,28 @@ def compare_matrix(native, m, tr, acc: object) -> bool:
     return maybe
 
 
-def _maybe_identical(scored: list, chosen: list, shape: tuple, units_axis: int) -> bool:
-    """Whether the matrix could be byte-identical to one of the reference tensors it was screened
-    against (a digest is shape-bound, so only those of its stored shape count): one that could not
-    be screened; one aligned by identity, with units on the same axis, whose sketch agrees beyond
-    IDENTICAL_SKETCH_R; any other that the screen sent to the full test (a copy shares its sketch)."""
+def _maybe_identical(scored: list, chosen: list, shape: tuple, units_axis: int, grams: dict, acc: object) -> bool:
+    """Whether the matrix could be byte-identical to a reference tensor (a digest is shape-bound, so
+    only those of its stored shape count): a target that could not be screened; a sketch without
+    spread (one unit, constant columns: it tells nothing); under any alignment but the identity, a
+    target the screen sent to the full test (a copy shares its sketch); and, aligned by identity,
+    a same-shape reference tensor of *any* role (a copy stored under another role's name, k for v)
+    whose sketch agrees beyond IDENTICAL_SKETCH_R."""
+    plain_key = None
     for t, s in scored:
         if s is None:
             return True
-        if tuple(t.rp.role.shape) != shape:
-            continue
-        if t.plain and t.rp.role.units_axis == units_axis:
-            if s.mantel_r >= IDENTICAL_SKETCH_R:
-                return True
-        elif t in chosen:
+        if t.plain:
+            plain_key = t.cols_key
+        elif tuple(t.rp.role.shape) == shape and t in chosen:
             return True
-    return False
+    if plain_key is None or plain_key not in grams:
+        return False
+    sub = grams[plain_key]
+    if sub.s2 <= 1e-12:
+        return True
+    refs, stacked = acc.same_shape_grams(shape, units_axis, sub.n)
+    return bool(refs) and any(r >= IDENTICAL_SKETCH_R for r, _, _ in mantel_many(sub, refs, stacked))
 
 
 def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], acc: object, shape: tuple) -> bool:
@@ -183,7 +190,7 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
     # not added: the screen saw their search-half columns, which the index test scores too, so their
     # column-shuffle null would no longer hold.
     _index_tests(native, axis, m, tr, units, [t for t in targets if t.rp.role.layer == tr.layer], acc)
-    maybe = _maybe_identical(scored, chosen, shape, tr.units_axis)
+    maybe = _maybe_identical(scored, chosen, shape, tr.units_axis, grams, acc)
     if not chosen:
         return maybe
     by_al: dict = defaultdict(list)

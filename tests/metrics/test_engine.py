@@ -166,7 +166,7 @@ def test_only_a_matrix_whose_sketch_matches_is_digested(zoo, monkeypatch):
 
     monkeypatch.setattr(engine, "reference_digests", counting)
     gen = torch.Generator().manual_seed(3)
-    noised = {k: (v + 0.05 * v.std() * torch.randn(v.shape, generator=gen)) if v.dim() == 2 and "embed" not in k else v
+    noised = {k: (v + 0.2 * v.std() * torch.randn(v.shape, generator=gen)) if v.dim() == 2 and "embed" not in k else v
               for k, v in synth.state(zoo.ref_lm).items()}
     mods, _ = statuses(zoo, zoo.save("noised-lm", tensors=noised))
     assert mods["model"].status == "derived"
@@ -176,3 +176,15 @@ def test_only_a_matrix_whose_sketch_matches_is_digested(zoo, monkeypatch):
     mods, _ = statuses(zoo, zoo.save("copy-lm", zoo.ref_lm))
     assert mods["model"].status == "identical"
     assert lm_matrices <= set(digested)
+
+
+def test_a_copy_stored_under_another_roles_name_is_still_identical(zoo):
+    """k and v of one layer swapped (custom code would undo it): byte for byte the reference's
+    tensors, screened against the other role. Every same-shape reference tensor's sketch is checked
+    for a copy, whatever its role, so both are still digested and found identical."""
+    state = synth.state(zoo.ref_lm)
+    k, v = "model.layers.1.self_attn.k_proj.weight", "model.layers.1.self_attn.v_proj.weight"
+    assert state[k].shape == state[v].shape
+    state[k], state[v] = state[v], state[k]
+    mods, _ = statuses(zoo, zoo.save("kv-swapped", tensors=state))
+    assert mods["model"].status == "identical", mods["model"].reason
