@@ -78,21 +78,10 @@ class RowSource:
     def token_rows(self, name: str, ids: np.ndarray) -> np.ndarray:
         cache = self._rows.setdefault(name, {})
         missing = sorted({int(i) for i in ids} - set(cache))
-        take = getattr(self._stream, "take_rows", None)
-        if take is not None and missing:  # every missing row in one call
-            block = take(name, missing).numpy()
+        if missing:  # every missing row in one call (one positioned read per run of consecutive ids)
+            block = self._stream.take_rows(name, missing).numpy()
             for k, rid in enumerate(missing):
                 cache[rid] = block[k]
-            missing = []
-        i = 0
-        while i < len(missing):  # coalesce runs of consecutive ids into one read
-            j = i
-            while j + 1 < len(missing) and missing[j + 1] == missing[j] + 1 and j - i < 4096:
-                j += 1
-            block = self._stream.rows(name, missing[i], missing[j] + 1).numpy().astype(np.float32)
-            for k, rid in enumerate(range(missing[i], missing[j] + 1)):
-                cache[rid] = block[k]
-            i = j + 1
         return np.stack([cache[int(x)] for x in ids]) if len(ids) else np.zeros((0, 0), np.float32)
 
     def whole(self, name: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -205,20 +205,9 @@ class CheckpointStream:
 
     def rows(self, name: str, start: int, stop: int) -> torch.Tensor:
         """Rows ``start:stop`` of a tensor as float32, by positioned reads (no pass needed)."""
-        e = self._entries.get(name)
-        if e is None:
-            t = self.reader.get_rows(name, start, stop) if hasattr(self.reader, "get_rows") else self.reader.get(name)[start:stop]
-            return t
-        row_bytes = (e.end - e.begin) // max(1, e.info.shape[0])
-        fd = os.open(e.path, os.O_RDONLY)
-        try:
-            buf = bytearray(row_bytes * (stop - start))
-            got = os.preadv(fd, [buf], e.begin + start * row_bytes)
-        finally:
-            os.close(fd)
-        if got != len(buf):
-            raise WeightsError(e.info.file, f"tensor {name!r} is truncated")
-        return to_float32(_view(buf, e, (stop - start,) + tuple(e.info.shape[1:])), e.info.file, name)
+        if name not in self._entries:
+            return self.reader.get_rows(name, start, stop) if hasattr(self.reader, "get_rows") else self.reader.get(name)[start:stop]
+        return self.take_rows(name, list(range(start, stop)))
 
     def take_rows(self, name: str, ids: list[int]) -> torch.Tensor:
         """Rows ``ids`` (ascending, distinct) of a tensor as float32: one positioned read per run of
@@ -226,8 +215,12 @@ class CheckpointStream:
         scattered token rows cost a few thousand system calls, nothing else per row). No memory map:
         touching scattered rows of a map makes the kernel map their neighbours too."""
         e = self._entries.get(name)
-        if e is None or not e.info.shape:
-            return torch.cat([self.rows(name, i, i + 1) for i in ids]) if ids else torch.zeros((0,))
+        if e is None:  # a GGUF or .bin checkpoint: through its reader (a whole tensor read once, not per row)
+            if not hasattr(self.reader, "get_rows"):
+                return self.reader.get(name)[list(ids)]
+            return torch.cat([self.reader.get_rows(name, i, i + 1) for i in ids]) if len(ids) else torch.zeros((0,))
+        if not e.info.shape:
+            raise ValueError(f"{name}: a 0-d tensor has no rows")
         n = e.info.shape[0]
         row_bytes = (e.end - e.begin) // max(1, n)
         idx = np.asarray(ids, dtype=np.int64)

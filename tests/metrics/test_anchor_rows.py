@@ -21,6 +21,10 @@ class _Stream:
         self.reads += 1
         return torch.from_numpy(self.mat[start:stop])
 
+    def take_rows(self, name: str, ids: list[int]) -> torch.Tensor:
+        self.reads += 1
+        return torch.from_numpy(self.mat[ids])
+
 
 def _role(shape) -> TensorRole:
     return TensorRole("model.embed_tokens.weight", tuple(shape), "model.embed_tokens", "embeddings", None, "embed", 0, True)

@@ -33,6 +33,9 @@ class _Stream:
     def rows(self, name: str, start: int, stop: int) -> torch.Tensor:
         return torch.from_numpy(self.mat[start:stop])
 
+    def take_rows(self, name: str, ids: list[int]) -> torch.Tensor:
+        return torch.from_numpy(self.mat[ids])
+
 
 def _role(shape) -> TensorRole:
     return TensorRole("model.embed_tokens.weight", tuple(shape), "model.embed_tokens", "embeddings", None, "embed", 0, True)
