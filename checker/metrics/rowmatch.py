@@ -117,11 +117,7 @@ def column_moments_sampled(native: torch.Tensor, units_axis: int, device: str = 
     x = unit_stride(native, units_axis, -(-units // MOMENT_SAMPLE), device)
     mean = x.mean(dim=0)
     x = x - mean  # not in place: a float32 matrix's stride may be a view of the weights
-    if x.stride(0) == 1:  # columns contiguous: a norm over them is the fast reduction
-        sq = torch.linalg.vector_norm(x, dim=0) ** 2
-    else:
-        sq = (torch.ones(1, x.shape[0], device=x.device) @ (x * x))[0]
-    return mean, torch.sqrt(sq / max(x.shape[0], 1))
+    return mean, torch.sqrt((x * x).mean(dim=0))
 
 
 def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group], device: str = "cpu") -> Matches:
