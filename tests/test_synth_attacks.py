@@ -164,3 +164,14 @@ def test_same_seed_starts_from_the_reference_initialisation():
     moved = synth.same_seed(3, other, vocab, lm, VIT, steps=2)
     k = "model.layers.0.mlp.up_proj.weight"
     assert not torch.equal(moved.state[k], ref.state[k]) and not torch.equal(moved.state[k], init[k])
+
+
+@pytest.mark.parametrize("spread", [3.0, 43.0])  # factors to e^3 and to e^43 (about 5e18)
+def test_rescaling_single_units_preserves_function(spread):
+    s = subject()
+    scaled = synth.rescale_units(s, spread=spread)
+    for a, b in zip(outputs(s), outputs(scaled)):
+        assert (a - b).abs().max() < 1e-4
+    up = "model.layers.0.mlp.up_proj.weight"
+    ratio = (scaled.state[up].double().norm(dim=1) / s.state[up].double().norm(dim=1)).log().abs()
+    assert ratio.max() > spread / 2  # the units really carry factors of their own

@@ -65,7 +65,7 @@ def reference_side(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scoring columns (k x at most INDEX_COLS) and their Gram matrix (k x k), both rounded to
     float16 as the registry stores them. A function of the fingerprint's rows alone: computed once,
     at registration, so each reference aligned by identity costs two dot products per matrix."""
-    an, _ = stats.normed_rows(rows[:, index_columns(rows.shape[1])])
+    an, _ = stats.normed_rows(rows[:, index_columns(rows.shape[1])], units=True)
     an = _f16(an)
     return an, _f16(an.astype(np.float64) @ an.T.astype(np.float64))
 
@@ -74,7 +74,7 @@ def identity_scores(sides: list[tuple[np.ndarray, np.ndarray]],
                     sub_normed: tuple[np.ndarray, np.ndarray]) -> list[stats.HeldOut | None]:
     """:func:`index_score` for references aligned by identity (same width, no permutation, no
     signs), from their :func:`reference_side` (the same units sampled); ``sub_normed`` is
-    ``stats.normed_rows`` of the submission's rows at the scoring columns."""
+    ``stats.normed_rows(..., units=True)`` of the submission's rows at the scoring columns."""
     bn, gb = sub_normed
     k, m = bn.shape
     if m < 8 or k < 2:
@@ -93,11 +93,12 @@ def index_score(ref_rows: np.ndarray, sub_rows: np.ndarray, ref_index: np.ndarra
 
     ``ref_rows`` are the reference's sampled rows (k x reference hidden), ``sub_rows`` the
     submission's rows at the same unit indices (k x submission hidden); ``ref_index``,
-    ``sub_index`` and ``signs`` are the hidden alignment. ``sub_normed`` is ``stats.normed_rows`` of the
+    ``sub_index`` and ``signs`` are the hidden alignment. ``sub_normed`` is ``stats.normed_rows(..., units=True)`` of the
     submission's scoring columns when the caller already has it. None when too few columns remain.
     """
     pos = index_columns(len(ref_index))
     if len(pos) < 8 or ref_rows.shape[0] < 2:
         return None
-    ref = stats.normed_rows(ref_rows[:, ref_index[pos]] * signs[pos])
-    return stats.held_out_normed(ref, sub_normed if sub_normed is not None else stats.normed_rows(sub_rows[:, sub_index[pos]]))
+    ref = stats.normed_rows(ref_rows[:, ref_index[pos]] * signs[pos], units=True)
+    sub = sub_normed if sub_normed is not None else stats.normed_rows(sub_rows[:, sub_index[pos]], units=True)
+    return stats.held_out_normed(ref, sub)

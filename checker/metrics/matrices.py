@@ -246,7 +246,7 @@ def _index_tests(native, axis: int, m, tr, units: int, targets: list[_Target], a
         cols = t.al.sub_index[index_columns(len(t.al.ref_index))]
         nkey = (key, cols.tobytes())
         if nkey not in normed_rows and len(cols) >= 8:
-            normed_rows[nkey] = stats.normed_rows(rows[key][:, cols])
+            normed_rows[nkey] = stats.normed_rows(rows[key][:, cols], units=True)
         if t.plain:
             plain[nkey].append(t)
             continue

@@ -2,22 +2,28 @@
 
 This is :func:`checker.metrics.stats.match_rows` computed block by block:
 
-- the column moments come from at most ``MOMENT_SAMPLE`` units taken evenly through the matrix
-  (all units, and so the exact moments, when there are no more): one strided read;
+- at most ``MOMENT_SAMPLE`` units taken evenly through the matrix (all units when there are no
+  more) are read once, as float32;
+- every unit is first divided by its root mean square over the group's search columns: a
+  function-preserving rescaling of single units (an FFN unit's input row times c, its output
+  column divided by c; a value row and its output column; a query row and its key row) sets
+  each unit's scale freely, and must neither dominate the column moments nor overflow them;
+- the column moments of the sampled units, so scaled, standardise every unit;
 - every candidate reference's sampled unit rows (standardised, hidden-aligned) are stacked and
   row-normalised once;
 - each block of submission units gives only its search-half columns, gathered in the stored
-  dtype, then widened and standardised with those moments;
+  dtype, then widened, scaled and standardised;
 - one product per block gives the search-half correlations of every reference row with every
   unit in the block; the best unit per reference row is kept;
-- after the pass, the chosen units' held-out columns, standardised with the same moments,
+- after the pass, the chosen units' held-out columns, scaled and standardised the same way,
   score the match.
 
 The moments do not depend on how the pass is cut into blocks (CPU and GPU agree), nor on the
-reference: a fixed affine map of each column commutes with the column shuffle of the held-out
-null, and the choice of units sees the search columns only, so the null holds whatever
-standardised them. Memory is the moment sample, one block of search columns and the stacked
-reference rows; the products run in torch on the chosen device.
+reference: a fixed affine map of each column, after a scale per unit taken from the search
+columns, commutes with the column shuffle of the held-out null, and the choice of units sees the
+search columns only, so the null holds whatever standardised them. Memory is the moment sample
+and its scaled copy, one block of search columns and the stacked reference rows; the products
+run in torch on the chosen device.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ import numpy as np
 import torch
 
 from checker.metrics import stats
-from checker.metrics.summary import take_columns, unit_blocks, unit_rows, unit_stride, units_by_hidden_shape
+from checker.metrics.summary import take_columns, unit_blocks, unit_rows, unit_scaled, unit_stride, units_by_hidden_shape
 
 _EPS = 1e-12
 MOMENT_SAMPLE = 4096  # units whose column moments standardise the search half of a larger matrix
+#: Every k-th sampled unit gives the raw column spreads (descriptive: how a role was rescaled)
+RAW_SAMPLE = 1024
 
 
 @dataclass(frozen=True)
@@ -62,8 +70,8 @@ class Matched:
 
 @dataclass(frozen=True, eq=False)
 class Matches:
-    """The column moments of the matrix (float32, population sd; over at most MOMENT_SAMPLE evenly
-    sampled units) and each group's matches."""
+    """The raw column moments of the matrix (float32, population sd; over at most RAW_SAMPLE evenly
+    sampled units: descriptive, they report how a role was rescaled) and each group's matches."""
 
     col_mean: np.ndarray
     col_std: np.ndarray
@@ -76,14 +84,44 @@ def _rownorm_t(x: torch.Tensor) -> torch.Tensor:
     return c / torch.where(n > _EPS, n, torch.ones_like(n))
 
 
+def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column means and population sds of ``x`` (float32; may be a view of the weights). Units
+    scaled beyond float32's range of squares (by 1e19) are measured after one common scale."""
+    mean = x.mean(dim=0)
+    c = x - mean
+    sd = torch.sqrt((c * c).mean(dim=0))
+    if bool(torch.isfinite(sd).all()) or not bool(torch.isfinite(x).all()):
+        return mean, sd
+    peak = x.abs().max()
+    mean, sd = _moments(x / peak)
+    return mean * peak, sd * peak
+
+
+def sampled_units(native: torch.Tensor, units_axis: int, device: str = "cpu") -> torch.Tensor:
+    """Every k-th unit (float32, on ``device``), k the smallest step that takes at most
+    MOMENT_SAMPLE units: all units when there are no more. May be a view of a float32 matrix."""
+    units, _ = units_by_hidden_shape(tuple(native.shape), units_axis)
+    return unit_stride(native, units_axis, -(-units // MOMENT_SAMPLE), device)
+
+
+def group_moments(sample: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Column means and population sds of the sampled units, each unit first scaled to unit root
+    mean square over ``cols`` (a group's search columns), as its units are in the pass."""
+    x = unit_scaled(sample, by=sample.index_select(1, cols))
+    mean = x.mean(dim=0)
+    return mean, torch.sqrt(x.sub_(mean).square_().mean(dim=0))
+
+
 class _Search:
     """One group's running best: search-half correlations of its stacked reference rows."""
 
-    def __init__(self, g: Group, mean: torch.Tensor, sd: torch.Tensor, device: str):
+    def __init__(self, g: Group, sample: torch.Tensor, device: str):
         self.group = g
         cols = np.asarray(g.sub_index, dtype=np.int64)[np.asarray(g.search, dtype=np.int64)]
         order = np.argsort(cols, kind="stable")  # gathered in storage order (faster); the rows follow
         self.cols = torch.as_tensor(cols[order], device=device)
+        mean, sd = group_moments(sample, self.cols)
+        self.col_mean, self.col_std = mean.cpu().numpy(), sd.cpu().numpy()
         self.shift = mean[self.cols]
         self.inv = 1.0 / torch.where(sd[self.cols] > _EPS, sd[self.cols], torch.ones_like(sd[self.cols]))
         ref = np.concatenate([c.ref_rows[:, g.search[order]] for c in g.candidates] or [np.zeros((0, len(cols)))],
@@ -95,10 +133,11 @@ class _Search:
         self.best_idx = torch.zeros(k, dtype=torch.int64, device=device)
 
     def update(self, start: int, block: torch.Tensor) -> None:
-        """``block``: units x hidden as stored. Only the search columns are gathered, widened and
-        standardised; the reference rows are centred, so the product needs no per-unit centring, and
-        the unit's centred norm comes from its sums."""
-        z = take_columns(block, self.cols).to(torch.float32).sub_(self.shift).mul_(self.inv)
+        """``block``: units x hidden as stored. Only the search columns are gathered, widened, scaled
+        and standardised; the reference rows are centred, so the product needs no per-unit centring,
+        and the unit's centred norm comes from its sums."""
+        z = unit_scaled(take_columns(block, self.cols).to(torch.float32), inplace=True)  # a fresh copy
+        z.sub_(self.shift).mul_(self.inv)
         s1 = z.sum(dim=1)
         norm = torch.sqrt(torch.clamp(torch.linalg.vector_norm(z, dim=1) ** 2 - s1 * s1 / z.shape[1], min=0.0))
         c = (self.r @ z.T) / torch.where(norm > _EPS, norm, torch.ones_like(norm))
@@ -109,39 +148,32 @@ class _Search:
         self.best_idx = torch.where(better, j + start, self.best_idx)
 
 
-def column_moments_sampled(native: torch.Tensor, units_axis: int, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Column means and population sds (float32, on ``device``) of every k-th unit, k the smallest
-    step that takes at most MOMENT_SAMPLE units: all units, and so the exact moments, when there
-    are no more."""
-    units, _ = units_by_hidden_shape(tuple(native.shape), units_axis)
-    x = unit_stride(native, units_axis, -(-units // MOMENT_SAMPLE), device)
-    mean = x.mean(dim=0)
-    x = x - mean  # not in place: a float32 matrix's stride may be a view of the weights
-    return mean, torch.sqrt((x * x).mean(dim=0))
-
-
 def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group], device: str = "cpu") -> Matches:
-    """The column moments of ``native`` (:func:`column_moments_sampled`) and every group's matches:
-    one pass over the search columns, after the moments' pass over the sampled units."""
-    mean, sd = column_moments_sampled(native, units_axis, device)
-    searches = [_Search(g, mean, sd, device) for g in groups]
+    """The raw column moments of ``native`` and every group's matches: one pass over the search
+    columns, after one read of the sampled units (:func:`sampled_units`)."""
+    sample = sampled_units(native, units_axis, device)
+    raw_mean, raw_sd = _moments(sample[::-(-sample.shape[0] // RAW_SAMPLE)])
+    searches = [_Search(g, sample, device) for g in groups]
+    del sample
     if searches:
         for start, b in unit_blocks(native, units_axis, device=device, stored=True):
             for s in searches:
                 s.update(start, b)
-    col_mean, col_std = mean.cpu().numpy(), sd.cpu().numpy()  # finiteness: checked by the engine
-    return Matches(col_mean, col_std, tuple(_held_out(native, units_axis, col_mean, col_std, s) for s in searches))
+    # finiteness: checked by the engine
+    return Matches(raw_mean.cpu().numpy(), raw_sd.cpu().numpy(), tuple(_held_out(native, units_axis, s) for s in searches))
 
 
-def _held_out(native, units_axis: int, col_mean: np.ndarray, col_std: np.ndarray, s: _Search) -> tuple[Matched, ...]:
-    """Score each candidate on the held-out columns of the units its rows chose."""
+def _held_out(native, units_axis: int, s: _Search) -> tuple[Matched, ...]:
+    """Score each candidate on the held-out columns of the units its rows chose, scaled and
+    standardised as the pass did."""
     g = s.group
     best = s.best_idx.cpu().numpy()
     sign = np.sign(s.best_val.cpu().numpy()).astype(np.float64)
     sign[sign == 0] = 1.0
-    sd = col_std[g.sub_index]
     rows = unit_rows(native, units_axis, best).astype(np.float64)
-    sub_std = (rows[:, g.sub_index] - col_mean[g.sub_index]) / np.where(sd > _EPS, sd, 1.0)
+    rows = stats.unit_scaled(rows, by=rows[:, s.cols.cpu().numpy()])
+    sd = s.col_std[g.sub_index]
+    sub_std = (rows[:, g.sub_index] - s.col_mean[g.sub_index]) / np.where(sd > _EPS, sd, 1.0)
     out, at = [], 0
     for c in g.candidates:
         n = c.ref_rows.shape[0]

@@ -93,6 +93,17 @@ def standardize_columns(m: np.ndarray, mean: np.ndarray | None = None, std: np.n
     return (m - mean) / np.where(std > _EPS, std, 1.0)
 
 
+def unit_scaled(rows: np.ndarray, by: np.ndarray | None = None) -> np.ndarray:
+    """Each row (a unit) divided by the root mean square of the same row of ``by`` (default
+    ``rows``), in float64; a zero row stays zero. A function-preserving rescaling sets each unit's
+    scale freely (an FFN unit's input row times c, its output column divided by c): removed before
+    any statistic pools units (column moments, Gram matrices)."""
+    x = rows.astype(np.float64)
+    b = x if by is None else by.astype(np.float64)
+    n = np.sqrt(np.mean(b * b, axis=1, keepdims=True)) if b.shape[1] else np.zeros((b.shape[0], 1))
+    return x / np.where(n > 0, n, 1.0)
+
+
 def rownorm(m: np.ndarray) -> np.ndarray:
     """Rows centred and scaled to unit norm (a zero row stays zero)."""
     c = m - m.mean(axis=1, keepdims=True)
@@ -148,11 +159,12 @@ def gram_null_sd(total: float, k: int, m: int) -> float:
     return math.sqrt(max(total, 0.0) / (k * k * (m - 1)))
 
 
-def normed_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def normed_rows(rows: np.ndarray, units: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Rows as the exact-null held-out tests score them, and their Gram matrix: columns
     standardised over the rows themselves (a per-column affine map commutes with the column
-    shuffle of the null, and undoes a folded norm gain), then rows centred and unit-norm."""
-    x = rownorm(standardize_columns(rows.astype(np.float64)))
+    shuffle of the null, and undoes a folded norm gain), then rows centred and unit-norm. With
+    ``units`` (rows that are a matrix's units), each row is first scaled (:func:`unit_scaled`)."""
+    x = rownorm(standardize_columns(unit_scaled(rows) if units else rows.astype(np.float64)))
     return x, x @ x.T
 
 
@@ -207,7 +219,8 @@ def match_rows(ref_rows: np.ndarray, sub: np.ndarray, search: np.ndarray | None 
     submission; the search over all n submission rows absorbs that.
     Returns the held-out score and the submission row chosen for each reference row.
     (The engine streams large tensors through :mod:`checker.metrics.rowmatch`, which
-    computes the same thing block by block.)
+    computes the same thing block by block, on units first scaled to unit RMS over the search
+    columns: this with ``sub = standardize_columns(unit_scaled(x, by=x[:, search]))``.)
     """
     k, m = ref_rows.shape
     if search is None or held is None:

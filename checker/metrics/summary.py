@@ -42,6 +42,33 @@ def take_columns(m: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return m.index_select(1, idx)
 
 
+#: Below this norm a float32 row's sum of squares has lost precision to underflow.
+_TINY_NORM = 1e-15
+
+
+def unit_scaled(x: torch.Tensor, by: torch.Tensor | None = None, inplace: bool = False) -> torch.Tensor:
+    """``x`` (units on rows, floating) with each row divided by the root mean square of the same
+    row of ``by`` (default ``x``; ``by`` may hold a subset of the columns); a zero row stays zero.
+
+    A function-preserving rescaling sets each unit's scale freely (an FFN unit's input row times
+    c, its output column divided by c), so no statistic that pools units may see it. Exact for
+    any finite input: a float32 row whose sum of squares leaves float32's range (a unit scaled
+    by 1e19, or by 1e-25) is scaled in float64. With ``inplace``, ``x`` is overwritten (it must
+    not be a view of the weights)."""
+    by = x if by is None else by
+    n = torch.linalg.vector_norm(by, dim=1)
+    root = float(by.shape[1]) ** 0.5
+    bad = ~torch.isfinite(n) | (n < _TINY_NORM)
+    f = torch.where(bad, torch.ones_like(n), root / torch.where(bad, torch.ones_like(n), n))
+    y = x.mul_(f[:, None]) if inplace else x * f[:, None]
+    if bool(bad.any()):
+        idx = torch.nonzero(bad)[:, 0]
+        nb = torch.linalg.vector_norm(by.index_select(0, idx).double(), dim=1)
+        fb = torch.where(nb > 0, root / torch.where(nb > 0, nb, torch.ones_like(nb)), torch.ones_like(nb))
+        y.index_copy_(0, idx, (y.index_select(0, idx).double() * fb[:, None]).to(y.dtype))
+    return y
+
+
 def unit_rows(native: torch.Tensor, units_axis: int, idx: np.ndarray) -> np.ndarray:
     """Units ``idx`` of the units x hidden view, as float32 rows."""
     m = _matrix(native)
@@ -149,8 +176,10 @@ def gather_columns(native: torch.Tensor, units_axis: int, cols: np.ndarray, devi
 
 
 def gram_sketch(native: torch.Tensor, units_axis: int, cols: np.ndarray, device: str = "cpu") -> GramSketch:
-    """The correlation matrix of hidden columns ``cols`` over all units (see checker.metrics.screen)."""
-    x = gather_columns(native, units_axis, cols, device).double()
+    """The correlation matrix of hidden columns ``cols`` over all units (see checker.metrics.screen),
+    each unit first scaled to unit root mean square over those columns (:func:`unit_scaled`), so
+    that no rescaled unit dominates it."""
+    x = unit_scaled(gather_columns(native, units_axis, cols, device).double(), inplace=True)  # a fresh copy
     x = x - x.mean(dim=0)
     cross = (x.T @ x).cpu().numpy()
     sd = np.sqrt(np.clip(np.diag(cross), 0.0, None))

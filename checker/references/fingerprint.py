@@ -54,7 +54,7 @@ from checker.metrics.summary import summarize, units_by_hidden_shape
 from checker.weights.interface import WeightsReader
 from checker.weights.stream import CheckpointStream, StreamedTensor, all_finite, require_finite
 
-FINGERPRINT_VERSION = 4  # 4: fused 3-D experts printed expert by expert
+FINGERPRINT_VERSION = 5  # 5: Gram sketches and index rows of units scaled to unit RMS; 4: fused 3-D experts
 K_ROWS = 128
 ANCHOR_TOKENS = 4096
 _SEED = 20251126

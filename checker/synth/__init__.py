@@ -17,7 +17,7 @@ so the same module maps apply.
 from checker.synth.attacks import Reinitialised, merge, reinit_layers, same_seed
 from checker.synth.checkpoint import save_checkpoint, write_tokenizer
 from checker.synth.disguises import (FEEDS, change_vocab, drop_layers, fresh_tensor, layer_plan, norm_targets,
-                                     repeat_layers, rescale, retrain, round_trip, transplant_llava)
+                                     repeat_layers, rescale, rescale_units, retrain, round_trip, transplant_llava)
 from checker.synth.models import (STDLIB, Block, LMConfig, RMSNorm, Subject, TinyLM, TinyViT, ViTBlock, ViTConfig,
                                   char_vocab, new_lm, new_vit, state, stdlib_text)
 from checker.synth.moe import borrow_experts, fuse_experts, upcycle
@@ -32,7 +32,7 @@ __all__ = [
     "ViTBlock", "ViTConfig", "along", "axes_of", "borrow_experts", "change_vocab", "char_vocab", "drop_layers",
     "encode", "fold_norms", "fresh_tensor", "fuse_experts", "layer_of", "layer_plan", "map_spaces", "merge",
     "new_lm", "new_vit", "norm_targets", "permute_hidden", "permute_merger", "permute_units", "prune_ffn",
-    "prune_hidden", "random_orthogonal", "reinit_layers", "repeat_layers", "rescale", "retrain", "rotate_residual",
+    "prune_hidden", "random_orthogonal", "reinit_layers", "repeat_layers", "rescale", "rescale_units", "retrain", "rotate_residual",
     "round_trip", "same_seed", "save_checkpoint", "sincos_2d_table", "sinusoidal_table", "state", "stdlib_text",
     "synthetic_images", "tower_of", "train_lm", "train_subject", "train_vit", "transplant_llava", "upcycle",
     "write_tokenizer",

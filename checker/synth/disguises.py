@@ -185,3 +185,47 @@ def retrain(s: Subject, steps: int, lr: float, seed: int, text: str | None = Non
     train_lm(lm, text or stdlib_text(), s.vocab, steps, lr=lr, seed=seed)
     train_vit(vit, steps, lr=lr, seed=seed)
     return replace(s, state={**state(vit), **state(lm)})
+
+
+def rescale_units(s: Subject, spread: float = math.log(1e3), seed: int = 9) -> Subject:
+    """Function-preserving rescaling of single units, each by its own factor ``±exp(U(-spread,
+    spread))``: an FFN unit's up row times c with its down column divided by c (the gate's
+    activation multiplies a linear up projection), a value dimension's v row times c with its
+    o column divided by c, a query dimension's q row times c with its key row divided by c; in a
+    vision tower the fused qkv's q, k and v rows (and biases) and the output projection's
+    columns. Nothing in a layer keeps one scale: the per-unit factors differ by up to
+    ``exp(2 * spread)``."""
+    g = torch.Generator().manual_seed(seed)
+    out = dict(s.state)
+
+    def factors(n: int) -> torch.Tensor:
+        mag = torch.exp(torch.empty(n, dtype=torch.float64).uniform_(-spread, spread, generator=g))
+        return mag * torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0).double()
+
+    def scaled(name: str, axis: int, c: torch.Tensor) -> None:
+        t = out[name]
+        out[name] = along(t.double(), axis, c).to(t.dtype)
+
+    for name in sorted(s.state):
+        if name.endswith("mlp.up_proj.weight"):
+            c = factors(out[name].shape[0])
+            scaled(name, 0, c)
+            scaled(name.replace("up_proj", "down_proj"), 1, 1 / c)
+        elif name.endswith("self_attn.v_proj.weight"):
+            c = factors(out[name].shape[0])
+            scaled(name, 0, c)
+            scaled(name.replace("v_proj", "o_proj"), 1, 1 / c)
+        elif name.endswith("self_attn.q_proj.weight"):
+            c = factors(out[name].shape[0])
+            scaled(name, 0, c)
+            scaled(name.replace("q_proj", "k_proj"), 0, 1 / c)
+        elif name.endswith("attn.qkv.weight"):
+            d = out[name].shape[0] // 3
+            q, v = factors(d), factors(d)
+            c = torch.cat([q, 1 / q, v])
+            scaled(name, 0, c)
+            bias = name[: -len("weight")] + "bias"
+            if bias in out:
+                scaled(bias, 0, c)
+            scaled(name.replace("attn.qkv", "attn.proj"), 1, 1 / v)
+    return replace(s, state=out)

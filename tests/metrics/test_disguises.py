@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,29 @@ def test_function_preserving_rescaling_is_derived_and_its_scale_is_reported(zoo)
     # q*3.7 and k/3.7 on top of a folded gain (exp(U(-1, 1)) per dimension, median ~1)
     assert by_role["q"].scale / by_role["k"].scale == pytest.approx(3.7 ** 2, rel=0.35)
     assert by_role["q"].scale_spread > 0.3 and by_role["o"].scale_spread < 0.3
+
+
+def test_units_rescaled_one_by_one_score_as_the_unscaled_copy(zoo):
+    """Each FFN unit's up row, each value row and each query row times a factor of its own,
+    +-exp(U(-43.7, 43.7)) (up to 1e19, beyond float32's range of squares), divided out of the down
+    column, o column and key row (function-preserving). Before units were scaled to unit RMS ahead
+    of every statistic that pools them, the scaled roles fell from z ~25 to 3-6 and only the gate
+    kept the verdict; now every copied layer's score is the unscaled copy's (within 2%: the random
+    signs move the column means a little)."""
+    plain = audited(zoo, "fine-tuned", subject(zoo, zoo.ft_lm, zoo.ft_vit))
+    mods = audited(zoo, "units-rescaled", synth.rescale_units(subject(zoo, zoo.ft_lm, zoo.ft_vit), spread=math.log(1e19)))
+    assert_derived(mods["model"], "model", {0: 0, 1: 1, 2: 2, 3: 3})
+    assert_derived(mods["visual"], "visual")
+
+    def zs(mv):
+        return {(c.sub_layer, c.ref_layer, r.role): r.z for c in mv.best.cells for r in c.roles if c.sub_layer == c.ref_layer}
+
+    for name in ("model", "visual"):
+        want, got = zs(plain[name]), zs(mods[name])
+        assert set(got) == set(want) and len(want) > 10
+        bad = {k: (want[k], got[k]) for k in want if got[k] != pytest.approx(want[k], rel=0.02)}
+        assert not bad, (name, bad)
+        assert min(z for (_, _, role), z in got.items() if role in ("up", "v", "q", "qkv")) > 15
 
 
 def test_vocabulary_pruned_and_extended_is_derived_by_token_string(zoo):

@@ -55,3 +55,16 @@ def test_index_score_uses_the_hidden_alignment_and_its_signs():
     # the same rows, unaligned: exactly the held-out score of the raw rows
     plain = held_out_score(ref - ref.mean(0), sub - sub.mean(0), np.ones(64))
     assert np.isfinite(plain.z)
+
+
+def test_index_score_ignores_rescaled_units():
+    """A merge whose units were rescaled (an FFN unit's input row times c, its output column divided by
+    c: function-preserving) scores as the unscaled one: the sampled rows are scaled to unit RMS
+    before their columns are standardised over them."""
+    rng = np.random.default_rng(1)
+    ref = rng.standard_normal((64, 48)) * rng.uniform(0.5, 2.0, 48)
+    sub = 0.3 * ref + rng.standard_normal((64, 48))  # a weak merge
+    ident, ones = np.arange(48), np.ones(48)
+    plain = index_score(ref, sub, ident, ident, ones)
+    scaled = index_score(ref, sub * np.exp(rng.uniform(-43.7, 43.7, 64))[:, None], ident, ident, ones)
+    assert plain.z > 5 and scaled.z == pytest.approx(plain.z, rel=1e-6)

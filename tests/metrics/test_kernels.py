@@ -57,13 +57,16 @@ def test_summary_matches_numpy_in_both_orientations():
     for axis, units in ((0, w.numpy()), (1, w.numpy().T)):
         s = summarize(w, axis, {"k": cols}, np.array([0, 3, 9]))
         assert np.allclose(s.col_mean, units.mean(0), atol=1e-5) and np.allclose(s.col_std, units.std(0), atol=1e-5)
-        assert np.allclose(s.grams["k"].matrix(), GramSketch.of(np.corrcoef(units[:, cols].T)).matrix(), atol=1e-5)
+        # over units scaled to unit root mean square on the sketch columns (stats.unit_scaled)
+        want = np.corrcoef(stats.unit_scaled(units[:, cols]).T)
+        assert np.allclose(s.grams["k"].matrix(), GramSketch.of(want).matrix(), atol=1e-5)
         assert np.array_equal(s.rows, units[[0, 3, 9]])
 
 
 @pytest.mark.parametrize("axis", [0, 1])
 def test_streamed_row_matching_equals_the_plain_statistic(axis):
-    """Block by block in torch (the CPU and GPU path) = stats.match_rows in numpy."""
+    """Block by block in torch (the CPU and GPU path) = stats.match_rows in numpy, on units scaled
+    to unit root mean square over the search columns."""
     rng = np.random.default_rng(5)
     ref = rng.standard_normal((500, 48))
     perm = rng.permutation(500)
@@ -71,12 +74,12 @@ def test_streamed_row_matching_equals_the_plain_statistic(axis):
     native = torch.tensor(sub if axis == 0 else sub.T.copy(), dtype=torch.float32)
     rows = stats.standardize_columns(ref)[::5]
     search, held = stats.split_columns(48)
-    ho, best = stats.match_rows(rows, stats.standardize_columns(sub), search, held)
+    ho, best = stats.match_rows(rows, stats.standardize_columns(stats.unit_scaled(sub, by=sub[:, search])), search, held)
     found = match_candidates(native, axis, [Group(np.arange(48), search, held, (Candidate("c", rows),))])
     got = found.groups[0][0]
     assert np.array_equal(got.best, best)
     assert got.held_out.z == pytest.approx(ho.z, rel=1e-4) and got.held_out.z > 10
-    # the same pass yields the exact column moments
+    # the same pass yields the exact raw column moments (at most RAW_SAMPLE units: all 500 here)
     assert np.allclose(found.col_mean, sub.mean(0), atol=1e-5) and np.allclose(found.col_std, sub.std(0), rtol=1e-5)
 
 
@@ -106,9 +109,15 @@ def test_the_standardisation_does_not_depend_on_the_block_cut(axis, monkeypatch)
     sampled, cut = run(units * hidden, 1000), run(128 * hidden, 1000)
     assert np.array_equal(sampled.groups[0][0].best, cut.groups[0][0].best)
     assert sampled.groups[0][0].held_out.z == pytest.approx(cut.groups[0][0].held_out.z, rel=1e-5)
-    assert np.allclose(exact.col_mean, sub.mean(0), atol=1e-5) and np.allclose(exact.col_std, sub.std(0), rtol=1e-5)
     every = sub[::3]  # 3000 units, at most 1000 sampled: every third
-    for r in (sampled, cut):
+    monkeypatch.setattr(rowmatch, "MOMENT_SAMPLE", 1000)
+    assert np.allclose(rowmatch.sampled_units(native, axis).numpy(), every, atol=1e-6)
+    # the moments that standardise: of those units, each scaled on the search columns
+    mean, sd = rowmatch.group_moments(torch.tensor(every, dtype=torch.float32), torch.as_tensor(search))
+    scaled = stats.unit_scaled(every, by=every[:, search])
+    assert np.allclose(mean.numpy(), scaled.mean(0), atol=1e-5) and np.allclose(sd.numpy(), scaled.std(0), rtol=1e-5)
+    # the raw moments (descriptive) come from at most RAW_SAMPLE = 1,024 units: every third here too
+    for r in (exact, sampled, cut):
         assert np.allclose(r.col_mean, every.mean(0), atol=1e-5) and np.allclose(r.col_std, every.std(0), rtol=1e-5)
     # sampled moments pick (nearly) the units the exact ones pick, and score the copy alike
     assert np.mean(exact.groups[0][0].best == sampled.groups[0][0].best) > 0.95
@@ -165,24 +174,78 @@ def test_a_nan_anywhere_stops_the_audit_and_registration(zoo, tmp_path, name):
 
 
 @pytest.mark.parametrize("cut", ["all units", "sampled"])
-def test_rescaling_the_units_the_sample_reads_does_not_hide_a_copy(cut, monkeypatch):
-    """An adversary who read the code rescales exactly the units the moment sample reads (an FFN
-    unit's input row x c, its output column / c: the function is unchanged). The column spreads are
-    then dominated by those units, with exact moments as with sampled ones; the copy is still found."""
+@pytest.mark.parametrize("axis", [0, 1])
+def test_rescaled_units_score_as_the_unscaled_copy(cut, axis, monkeypatch):
+    """An adversary rescales units (an FFN unit's input row times c, its output column divided by c:
+    the function is unchanged): every third unit (the sample's stride) by 1e3, or every unit by its
+    own factor exp(U(-43.7, 43.7)), up to 1e19 (float32 squares overflow beyond 1.8e19). Units are
+    scaled to unit RMS before anything pools them, so the copy scores as unscaled (before: z 8.6
+    for the first, 0 for the second, against 23). Signs are not undone: a unit's sign flipped
+    (also function-preserving) only moves the column means, by at most the column's spread when an
+    adversary picks every sign; here z stays above 90% of the unscaled copy's."""
     from checker.metrics import rowmatch
     rng = np.random.default_rng(7)
     units, hidden = 3000, 64
     ref = rng.standard_normal((units, hidden)) * rng.uniform(0.5, 2.0, hidden) + rng.uniform(-1, 1, hidden)
     sub = ref[rng.permutation(units)] + 0.9 * rng.standard_normal((units, hidden))
     monkeypatch.setattr(rowmatch, "MOMENT_SAMPLE", units if cut == "all units" else 1000)
-    sub[::3] *= 1000.0  # every third unit: the sample's stride at 3,000 units
     blocks = rowmatch.unit_blocks
     monkeypatch.setattr(rowmatch, "unit_blocks", lambda n, a, device="cpu", stored=False: blocks(n, a, 700 * hidden, device, stored))
     rows = stats.standardize_columns(ref)[::37]
     search, held = stats.split_columns(hidden)
-    found = match_candidates(torch.tensor(sub, dtype=torch.float32), 0,
-                             [Group(np.arange(hidden), search, held, (Candidate("c", rows),))])
-    assert found.groups[0][0].held_out.z > 6  # 8.6 (one block) and 9.4 (sampled); 23 without the rescaling
+    group = Group(np.arange(hidden), search, held, (Candidate("c", rows),))
+
+    def score(m):
+        native = torch.tensor(m if axis == 0 else m.T.copy(), dtype=torch.float32)
+        return match_candidates(native, axis, [group]).groups[0][0]
+
+    plain = score(sub)
+    assert plain.held_out.z > 20
+    every_third = sub.copy()
+    every_third[::3] *= 1000.0
+    factors = np.exp(rng.uniform(-43.7, 43.7, units))
+    for scaled in (every_third, sub * factors[:, None]):
+        got = score(scaled)
+        assert np.array_equal(got.best, plain.best)
+        assert got.held_out.z == pytest.approx(plain.held_out.z, rel=1e-3)
+    v = rng.standard_normal(hidden)  # every unit's sign chosen to move the column means along v
+    for signs in (rng.choice([-1.0, 1.0], units), np.sign(sub @ v)):
+        assert score(sub * (factors * signs)[:, None]).held_out.z > 0.9 * plain.held_out.z
+
+
+def test_unit_scaling_is_exact_beyond_float32_squares():
+    """Rows scaled to unit RMS (torch, float32 with a float64 fallback; numpy, float64): rows of 1e30
+    and 1e-30 (whose float32 squares overflow or vanish) and a zero row included."""
+    from checker.metrics.summary import unit_scaled
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 50))
+    scaled = x * np.array([1.0, 1e30, 1e-30, -1e19, 0.0, 3.0])[:, None]
+    want = stats.unit_scaled(x)
+    want[4] = 0.0
+    got = unit_scaled(torch.tensor(scaled, dtype=torch.float32)).numpy()
+    assert np.isfinite(got).all() and np.allclose(got, want * np.sign([1, 1, 1, -1, 1, 1])[:, None], atol=1e-5)
+    assert np.allclose(stats.unit_scaled(scaled), want * np.sign([1, 1, 1, -1, 1, 1])[:, None])
+    by = scaled[:, :10]  # the scale may come from some of the columns (a search half)
+    assert np.allclose(unit_scaled(torch.tensor(scaled, dtype=torch.float32), by=torch.tensor(by, dtype=torch.float32)).numpy(),
+                       stats.unit_scaled(scaled, by=by), atol=1e-5)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_the_screen_sketch_ignores_rescaled_units(axis):
+    """A copy whose units carry factors up to 1e19 has the reference's Gram sketch (the screen sends it
+    to the full test); without the scaling the largest units would make the sketch theirs. Random
+    signs only move the column means a little."""
+    from checker.metrics.summary import gram_sketch
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((400, 48)) @ rng.standard_normal((48, 48))  # correlated columns
+    factors = np.exp(rng.uniform(-43.7, 43.7, 400))
+    cols = np.arange(0, 48, 3)
+
+    def sketch(m):
+        return gram_sketch(torch.tensor(m if axis == 0 else m.T.copy(), dtype=torch.float32), axis, cols).matrix()
+
+    assert np.allclose(sketch(w * factors[:, None]), sketch(w), atol=1e-4)
+    assert np.allclose(sketch(w * (factors * rng.choice([-1.0, 1.0], 400))[:, None]), sketch(w), atol=0.03)
 
 
 @pytest.mark.parametrize("axis", [0, 1])
