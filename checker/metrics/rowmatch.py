@@ -34,9 +34,11 @@ import numpy as np
 import torch
 
 from checker.metrics import stats
-from checker.metrics.summary import take_columns, unit_blocks, unit_rows, unit_scaled, unit_stride, units_by_hidden_shape
+from checker.metrics.summary import (row_norms, take_columns, unit_blocks, unit_rows, unit_scaled, unit_stride,
+                                     units_by_hidden_shape)
 
 _EPS = 1e-12
+_TINY_SQ = 1e-30  # a float32 sum of squares below this has lost precision to underflow
 MOMENT_SAMPLE = 4096  # units whose column moments standardise the search half of a larger matrix
 #: Every k-th sampled unit gives the raw column spreads (descriptive: how a role was rescaled)
 RAW_SAMPLE = 1024
@@ -106,8 +108,20 @@ def sampled_units(native: torch.Tensor, units_axis: int, device: str = "cpu") ->
 
 def group_moments(sample: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Column means and population sds of the sampled units, each unit first scaled to unit root
-    mean square over ``cols`` (a group's search columns), as its units are in the pass."""
-    x = unit_scaled(sample, by=sample.index_select(1, cols))
+    mean square over ``cols`` (a group's search columns), as its units are in the pass.
+
+    As weighted sums (one square of the sample, three matrix-vector products, no scaled copy);
+    a sample whose squares leave float32's range (units scaled by 1e19) is scaled explicitly."""
+    n = sample.shape[0]
+    sq = sample * sample
+    on = torch.zeros(sample.shape[1], dtype=sample.dtype, device=sample.device)
+    on[cols] = 1.0
+    ss = sq @ on  # each unit's sum of squares over the search columns
+    if bool(torch.isfinite(ss).all()) and bool((ss[ss > 0] >= _TINY_SQ).all()):
+        f = torch.sqrt(len(cols) / torch.where(ss > 0, ss, torch.full_like(ss, float(len(cols)))))
+        mean = (f @ sample) / n
+        return mean, torch.sqrt(torch.clamp((f * f) @ sq / n - mean * mean, min=0.0))
+    x = unit_scaled(sample, by=take_columns(sample, cols))
     mean = x.mean(dim=0)
     return mean, torch.sqrt(x.sub_(mean).square_().mean(dim=0))
 
@@ -139,7 +153,7 @@ class _Search:
         z = unit_scaled(take_columns(block, self.cols).to(torch.float32), inplace=True)  # a fresh copy
         z.sub_(self.shift).mul_(self.inv)
         s1 = z.sum(dim=1)
-        norm = torch.sqrt(torch.clamp(torch.linalg.vector_norm(z, dim=1) ** 2 - s1 * s1 / z.shape[1], min=0.0))
+        norm = torch.sqrt(torch.clamp(row_norms(z) ** 2 - s1 * s1 / z.shape[1], min=0.0))
         c = (self.r @ z.T) / torch.where(norm > _EPS, norm, torch.ones_like(norm))
         a, j = c.abs().max(dim=1)
         better = a > self.best_abs
