@@ -45,6 +45,7 @@ from checker.metrics.rotation import ROTATION_STATISTIC
 from checker.modules import Module, compatible
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
+from checker.errors import WeightsError
 from checker.weights.interface import WeightsReader
 from checker.weights.stream import CheckpointStream, all_finite, require_finite, value_range
 
@@ -57,6 +58,7 @@ _ATTN_IN = frozenset({"q", "k", "v", "qkv"})
 DIGEST_Z = 3.0
 #: Bytes of tensors that may wait for their content digest (:class:`_Digests`).
 DIGEST_BACKLOG = 256 * 1024 * 1024
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def roles_compatible(a: str, b: str) -> bool:
@@ -207,6 +209,9 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 work = native.to(acc.device) if dense and acc.device != "cpu" else native
                 lo, hi = value_range(work)  # one pass: every value finite, and whether the tensor is constant
                 require_finite(math.isfinite(lo) and math.isfinite(hi), st.info)
+                if max(-lo, hi) > _F32_MAX:  # every statistic runs in float32 or from it
+                    raise WeightsError(st.info.file, f"tensor {st.info.name!r} holds values beyond float32's range "
+                                                     f"({max(-lo, hi):.3g}); not supported")
                 maybe, early = True, None  # whether the tensor may be byte-identical to a reference tensor
                 if isinstance(plan, ExpertPlan):
                     _compare_experts(native, m, plan, acc, st.info, ref_digests)

@@ -39,6 +39,7 @@ from checker.metrics.summary import (row_norms, take_columns, unit_blocks, unit_
 
 _EPS = 1e-12
 _TINY_SQ = 1e-30  # a float32 sum of squares below this has lost precision to underflow
+_CANCEL = 1e3  # mean^2 / variance beyond which E[y^2] - E[y]^2 in float32 loses digits
 MOMENT_SAMPLE = 4096  # units whose column moments standardise the search half of a larger matrix
 #: Every k-th sampled unit gives the raw column spreads (descriptive: how a role was rescaled)
 RAW_SAMPLE = 1024
@@ -110,17 +111,26 @@ def group_moments(sample: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tenso
     """Column means and population sds of the sampled units, each unit first scaled to unit root
     mean square over ``cols`` (a group's search columns), as its units are in the pass.
 
-    As weighted sums (one square of the sample, three matrix-vector products, no scaled copy);
-    a sample whose squares leave float32's range (units scaled by 1e19) is scaled explicitly."""
+    As weighted sums (one square of the sample, three matrix-vector products, no scaled copy)
+    where that is exact enough; the sample is scaled explicitly when its squares leave float32's
+    range (units scaled by 1e19, or by 1e-24: a nonzero unit whose squares sum to 0), or when a
+    column's mean is so far from zero against its spread (over 30 sds) that E[y^2] - E[y]^2
+    would cancel."""
     n = sample.shape[0]
     sq = sample * sample
     on = torch.zeros(sample.shape[1], dtype=sample.dtype, device=sample.device)
     on[cols] = 1.0
     ss = sq @ on  # each unit's sum of squares over the search columns
-    if bool(torch.isfinite(ss).all()) and bool((ss[ss > 0] >= _TINY_SQ).all()):
-        f = torch.sqrt(len(cols) / torch.where(ss > 0, ss, torch.full_like(ss, float(len(cols)))))
+    zero = ss == 0
+    fast = bool(torch.isfinite(ss).all()) and bool((ss[~zero] >= _TINY_SQ).all())
+    if fast and bool(zero.any()):  # a unit without spread must really be zero on the search columns
+        fast = not bool(take_columns(sample[zero], cols).any())
+    if fast:
+        f = torch.sqrt(len(cols) / torch.where(zero, torch.full_like(ss, float(len(cols))), ss))
         mean = (f @ sample) / n
-        return mean, torch.sqrt(torch.clamp((f * f) @ sq / n - mean * mean, min=0.0))
+        var = torch.clamp((f * f) @ sq / n - mean * mean, min=0.0)
+        if not bool((mean * mean > _CANCEL * var).any()):
+            return mean, torch.sqrt(var)
     x = unit_scaled(sample, by=take_columns(sample, cols))
     mean = x.mean(dim=0)
     return mean, torch.sqrt(x.sub_(mean).square_().mean(dim=0))

@@ -194,7 +194,9 @@ def rescale_units(s: Subject, spread: float = math.log(1e3), seed: int = 9) -> S
     o column divided by c, a query dimension's q row times c with its key row divided by c; in a
     vision tower the fused qkv's q, k and v rows (and biases) and the output projection's
     columns. Nothing in a layer keeps one scale: the per-unit factors differ by up to
-    ``exp(2 * spread)``."""
+    ``exp(2 * spread)``. For the synthetic models (no rotary embedding, as many key as query
+    rows); under RoPE a rotated pair of q dimensions must share its factor, and with grouped
+    keys a key row's factor is shared by its query heads."""
     g = torch.Generator().manual_seed(seed)
     out = dict(s.state)
 

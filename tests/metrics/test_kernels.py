@@ -173,6 +173,24 @@ def test_a_nan_anywhere_stops_the_audit_and_registration(zoo, tmp_path, name):
         add_reference(str(folder), tmp_path / "reg", "nan-ref", license="apache-2.0")
 
 
+def test_float64_values_beyond_float32_range_are_refused(zoo, tmp_path):
+    """Every statistic runs in float32 or from it: a float64 unit scaled beyond 3.4e38 (finite in the
+    file) is a one-line input error, not an infinite value turned into a NaN score."""
+    from checker import synth
+    from checker.audit import audit
+    from checker.errors import WeightsError
+    from checker.rules import load_pack
+
+    state = synth.state(zoo.ind_lm)
+    name = "model.layers.0.mlp.up_proj.weight"
+    t = state[name].double()
+    t[5] *= 1e40
+    state[name] = t
+    folder = synth.save_checkpoint(tmp_path / "f64", state, zoo.vocab)
+    with pytest.raises(WeightsError, match=f"tensor '{name}' holds values beyond float32's range"):
+        audit(str(folder), zoo.registry, load_pack())
+
+
 @pytest.mark.parametrize("cut", ["all units", "sampled"])
 @pytest.mark.parametrize("axis", [0, 1])
 def test_rescaled_units_score_as_the_unscaled_copy(cut, axis, monkeypatch):
@@ -269,3 +287,25 @@ def test_the_held_out_null_stays_calibrated_with_sampled_moments(axis, monkeypat
     assert np.mean(ps < 0.01) <= 0.03
     assert 0.02 <= np.mean(ps < 0.05) <= 0.09
     assert 0.4 < np.mean(ps) < 0.6
+
+
+@pytest.mark.parametrize("case", ["units * 1e-24", "offsets 100 sd", "offsets 1e4 sd", "units * 1e19"])
+def test_group_moments_match_float64_at_the_edges(case):
+    """The moments that standardise the full test (units scaled over the search columns), against
+    float64: units so small that their float32 squares vanish (an adversary's 1e-24, function-
+    preserving with the output column times 1e24), or so large that they overflow, and columns
+    whose mean is far from zero against their spread (where E[y^2] - E[y]^2 would cancel)."""
+    from checker.metrics import rowmatch
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1000, 64)) * rng.uniform(0.5, 2.0, 64)
+    if case.startswith("offsets"):
+        x[:, ::5] += float(case.split()[1]) * x[:, ::5].std(0)
+    elif case == "units * 1e-24":
+        x *= 1e-24
+    else:
+        x *= np.exp(rng.uniform(0, 43.7, 1000))[:, None]
+    cols = np.arange(0, 64, 2)
+    mean, sd = rowmatch.group_moments(torch.tensor(x, dtype=torch.float32), torch.as_tensor(cols))
+    want = stats.unit_scaled(x.astype(np.float32), by=x.astype(np.float32)[:, cols])
+    assert np.allclose(sd.numpy(), want.std(0), rtol=1e-3)
+    assert np.allclose(mean.numpy(), want.mean(0), rtol=1e-3, atol=1e-3 * want.std(0).max())
