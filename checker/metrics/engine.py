@@ -101,16 +101,19 @@ class _Accumulator:
             self._by_role[key] = [rp for rp in fp.tensors if roles_compatible(role, rp.role.role) and rp.has("rows")]
         return self._by_role[key]
 
-    def same_shape_grams(self, shape: tuple, units_axis: int, n: int) -> tuple[list, np.ndarray | None]:
+    def same_shape_grams(self, shape: tuple, units_axis: int, n: int) -> tuple[list, np.ndarray | None, dict]:
         """The sketches of every reference tensor of this stored shape and units axis, whatever its
-        role, and their upper triangles stacked (built once): what an exact copy stored under
-        another role's name would match (:func:`checker.metrics.matrices._maybe_identical`)."""
+        role, their upper triangles stacked (built once) and each sketch's row in the stack (by
+        ``id``): what an exact copy stored under another role's name would match
+        (:func:`checker.metrics.matrices._maybe_identical`), and what the screen of a matrix aligned
+        by identity reads its products from (one product per matrix serves both)."""
         key = ("same shape", shape, units_axis, n)
         if key not in self._by_role:
             grams = [rp.gram for _, fp in self.references for rp in fp.tensors
                      if tuple(rp.role.shape) == shape and rp.role.units_axis == units_axis and rp.has("gram")]
             grams = [g for g in grams if g is not None and g.n == n]
-            self._by_role[key] = (grams, np.stack([g.upper for g in grams]).astype(np.float32) if grams else None)
+            self._by_role[key] = (grams, np.stack([g.upper for g in grams]).astype(np.float32) if grams else None,
+                                  {id(g): i for i, g in enumerate(grams)})
         return self._by_role[key]
 
     def vector_stack(self, role: str, shape: tuple, kind: str, top_level: bool) -> tuple[list, np.ndarray]:

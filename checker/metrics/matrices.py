@@ -21,7 +21,8 @@ from checker.metrics.indexed import identity_scores, index_columns, index_score,
 from checker.metrics.interface import RoleScore, Skipped
 from checker.metrics.rotation import projected_print, rotated
 from checker.metrics.rowmatch import Candidate, Group, match_candidates
-from checker.metrics.screen import MAX_CANDIDATES, MIN_SCREEN_DIMS, SCREEN_Z, GramSketch, ScreenScore, mantel_many, screen_columns
+from checker.metrics.screen import (MAX_CANDIDATES, MIN_SCREEN_DIMS, SCREEN_Z, GramSketch, ScreenScore, mantel_many,
+                                   screen_columns, upper_products)
 from checker.metrics.summary import gram_sketch, unit_rows, units_by_hidden_shape
 from checker.modules import Module, compatible
 from checker.references.fingerprint import TensorPrint
@@ -131,7 +132,19 @@ def compare_matrix(native, m, tr, acc: object) -> bool:
     return maybe
 
 
-def _maybe_identical(scored: list, chosen: list, shape: tuple, units_axis: int, grams: dict, acc: object) -> bool:
+def _same_shape(targets: list, grams: dict, shape: tuple, units_axis: int, acc: object):
+    """(sketch columns' key, reference sketches, their rows, products) of the identity-aligned
+    sketch with every reference sketch of the matrix's stored shape and units axis (one product
+    per matrix: the screen of those targets and :func:`_maybe_identical` both read it); None when
+    no target is aligned by identity or no reference tensor has the shape."""
+    key = next((t.cols_key for t in targets if t.plain), None)
+    if key is None or key not in grams:
+        return None
+    refs, stacked, rows = acc.same_shape_grams(shape, units_axis, grams[key].n)
+    return None if stacked is None else (key, refs, rows, upper_products(stacked, grams[key]))
+
+
+def _maybe_identical(scored: list, chosen: list, shape: tuple, grams: dict, same) -> bool:
     """Whether the matrix could be byte-identical to a reference tensor (a digest is shape-bound, so
     only those of its stored shape count): a target that could not be screened; a sketch without
     spread (one unit, constant columns: it tells nothing); under any alignment but the identity, a
@@ -151,8 +164,10 @@ def _maybe_identical(scored: list, chosen: list, shape: tuple, units_axis: int, 
     sub = grams[plain_key]
     if sub.s2 <= 1e-12:
         return True
-    refs, stacked = acc.same_shape_grams(shape, units_axis, sub.n)
-    return bool(refs) and any(r >= IDENTICAL_SKETCH_R for r, _, _ in mantel_many(sub, refs, stacked))
+    if same is None:
+        return False
+    _, refs, _, products = same
+    return any(r >= IDENTICAL_SKETCH_R for r, _, _ in mantel_many(sub, refs, products=products))
 
 
 def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], acc: object, shape: tuple) -> bool:
@@ -167,6 +182,7 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
     groups: dict = defaultdict(list)
     for t in targets:
         groups[(t.cols_key, t.group_key, t.rp.hidden)].append(t)
+    same = _same_shape(targets, grams, shape, tr.units_axis, acc)
     scored: list[tuple[_Target, ScreenScore | None]] = []
     for (ckey, _, _), ts in groups.items():
         t0 = ts[0]
@@ -177,11 +193,16 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
         if t0.flipped:
             sub = GramSketch.of(sub.matrix() * np.outer(t0.signs, t0.signs))
         refs = [t.rp.gram for t in ts] if t0.whole else [t.rp.gram.restrict(t.ref_idx) for t in ts]
-        skey = (tr.role, tuple(id(t.rp) for t in ts)) if t0.whole else None
-        stacked = acc.stacks.get(skey) if skey else None
-        if skey and stacked is None:
-            stacked = acc.stacks[skey] = np.stack([g.upper for g in refs]).astype(np.float32)
-        for t, (r, z, lp) in zip(ts, mantel_many(sub, refs, stacked)):
+        at = [same[2].get(id(g)) for g in refs] if same is not None and ckey == same[0] and t0.plain else [None]
+        if None not in at:  # aligned by identity, each reference tensor of the matrix's shape: products made
+            scores = mantel_many(sub, refs, products=same[3][at])
+        else:
+            skey = (tr.role, tuple(id(t.rp) for t in ts)) if t0.whole else None
+            stacked = acc.stacks.get(skey) if skey else None
+            if skey and stacked is None:
+                stacked = acc.stacks[skey] = np.stack([g.upper for g in refs]).astype(np.float32)
+            scores = mantel_many(sub, refs, stacked)
+        for t, (r, z, lp) in zip(ts, scores):
             s = ScreenScore(tr.role, t.rp.role.role, round(r, 6), z, lp, sub.n)
             acc.screen[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(s)
             scored.append((t, s))
@@ -190,7 +211,7 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
     # not added: the screen saw their search-half columns, which the index test scores too, so their
     # column-shuffle null would no longer hold.
     _index_tests(native, axis, m, tr, units, [t for t in targets if t.rp.role.layer == tr.layer], acc)
-    maybe = _maybe_identical(scored, chosen, shape, tr.units_axis, grams, acc)
+    maybe = _maybe_identical(scored, chosen, shape, grams, same)
     if not chosen:
         return maybe
     by_al: dict = defaultdict(list)

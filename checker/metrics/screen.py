@@ -93,15 +93,23 @@ class ScreenScore:
     dims: int  # sketch columns compared
 
 
-def mantel_many(sub: GramSketch, refs: list[GramSketch], stacked: np.ndarray | None = None) -> list[tuple[float, float, float]]:
+def upper_products(stacked: np.ndarray, sub: GramSketch) -> np.ndarray:
+    """Each stacked upper triangle's dot product with ``sub``'s (float32 products, float64 out)."""
+    return (stacked.astype(np.float32, copy=False) @ sub.upper.astype(np.float32, copy=False)).astype(np.float64)
+
+
+def mantel_many(sub: GramSketch, refs: list[GramSketch], stacked: np.ndarray | None = None,
+                products: np.ndarray | None = None) -> list[tuple[float, float, float]]:
     """(Mantel r, z, log10 p) of ``sub`` against each of ``refs`` (same columns, same order),
     with the exact mean and variance of the statistic over all relabellings of the columns
-    (Mantel 1967). ``stacked`` may hold the refs' upper triangles as rows, to reuse."""
+    (Mantel 1967). ``stacked`` may hold the refs' upper triangles as rows, to reuse, or
+    ``products`` their :func:`upper_products` with ``sub``, already computed."""
     n = sub.n
     if n < 4 or not refs:
         return [(0.0, 0.0, 0.0) for _ in refs]
-    u = stacked if stacked is not None else np.stack([r.upper for r in refs])
-    zstat = 2.0 * (u.astype(np.float32, copy=False) @ sub.upper.astype(np.float32, copy=False)).astype(np.float64)
+    if products is None:
+        products = upper_products(stacked if stacked is not None else np.stack([r.upper for r in refs]), sub)
+    zstat = 2.0 * products
     b1 = np.array([r.s1 for r in refs])
     b2 = np.array([r.s2 for r in refs])
     b3 = np.array([r.s3 for r in refs])
