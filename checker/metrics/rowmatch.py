@@ -40,7 +40,7 @@ from checker.metrics.summary import (row_norms, take_columns, unit_blocks, unit_
 _EPS = 1e-12
 _TINY_SQ = 1e-30  # a float32 sum of squares below this has lost precision to underflow
 _CANCEL = 1e3  # mean^2 / variance beyond which E[y^2] - E[y]^2 in float32 loses digits
-MOMENT_SAMPLE = 4096  # units whose column moments standardise the search half of a larger matrix
+MOMENT_SAMPLE = 2048  # units whose column moments standardise the search half of a larger matrix
 #: Every k-th sampled unit gives the raw column spreads (descriptive: how a role was rescaled)
 RAW_SAMPLE = 1024
 
