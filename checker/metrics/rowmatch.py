@@ -41,8 +41,6 @@ _EPS = 1e-12
 _TINY_SQ = 1e-30  # a float32 sum of squares below this has lost precision to underflow
 _CANCEL = 1e3  # mean^2 / variance beyond which E[y^2] - E[y]^2 in float32 loses digits
 MOMENT_SAMPLE = 2048  # units whose column moments standardise the search half of a larger matrix
-#: Every k-th sampled unit gives the raw column spreads (descriptive: how a role was rescaled)
-RAW_SAMPLE = 1024
 
 
 @dataclass(frozen=True)
@@ -73,8 +71,8 @@ class Matched:
 
 @dataclass(frozen=True, eq=False)
 class Matches:
-    """The raw column moments of the matrix (float32, population sd; over at most RAW_SAMPLE evenly
-    sampled units: descriptive, they report how a role was rescaled) and each group's matches."""
+    """The raw column moments of the matrix (float32, population sd; over the sampled units:
+    descriptive, they report how a role was rescaled) and each group's matches."""
 
     col_mean: np.ndarray
     col_std: np.ndarray
@@ -85,6 +83,19 @@ def _rownorm_t(x: torch.Tensor) -> torch.Tensor:
     c = x - x.mean(dim=1, keepdim=True)
     n = torch.linalg.vector_norm(c, dim=1, keepdim=True)
     return c / torch.where(n > _EPS, n, torch.ones_like(n))
+
+
+def _weighted_moments(w: torch.Tensor, sample: torch.Tensor, sq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Column means and population sds of the units scaled by ``w`` (``sq``: the sample squared), as
+    weighted sums; None where float32 cannot give them exactly enough: a non-finite sum, or a column
+    whose mean dwarfs its spread (over 30 sds), where E[y^2] - E[y]^2 would cancel."""
+    n = sample.shape[0]
+    mean = (w @ sample) / n
+    var = (w * w) @ sq / n - mean * mean
+    if not (bool(torch.isfinite(var).all()) and bool(torch.isfinite(mean).all())):
+        return None
+    var = torch.clamp(var, min=0.0)
+    return None if bool((mean * mean > _CANCEL * var).any()) else (mean, torch.sqrt(var))
 
 
 def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,17 +118,15 @@ def sampled_units(native: torch.Tensor, units_axis: int, device: str = "cpu") ->
     return unit_stride(native, units_axis, -(-units // MOMENT_SAMPLE), device)
 
 
-def group_moments(sample: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def group_moments(sample: torch.Tensor, cols: torch.Tensor, sq: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Column means and population sds of the sampled units, each unit first scaled to unit root
     mean square over ``cols`` (a group's search columns), as its units are in the pass.
 
-    As weighted sums (one square of the sample, three matrix-vector products, no scaled copy)
-    where that is exact enough; the sample is scaled explicitly when its squares leave float32's
-    range (units scaled by 1e19, or by 1e-24: a nonzero unit whose squares sum to 0), or when a
-    column's mean is so far from zero against its spread (over 30 sds) that E[y^2] - E[y]^2
-    would cancel."""
-    n = sample.shape[0]
-    sq = sample * sample
+    As weighted sums (:func:`_weighted_moments`; ``sq`` is the sample squared, if already made; no
+    scaled copy) where that is exact enough; the sample is scaled explicitly when its squares
+    leave float32's range (units scaled by 1e19, or by 1e-24: a nonzero unit whose squares sum to
+    0), or when a column's mean dwarfs its spread."""
+    sq = sample * sample if sq is None else sq
     on = torch.zeros(sample.shape[1], dtype=sample.dtype, device=sample.device)
     on[cols] = 1.0
     ss = sq @ on  # each unit's sum of squares over the search columns
@@ -126,11 +135,10 @@ def group_moments(sample: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tenso
     if fast and bool(zero.any()):  # a unit without spread must really be zero on the search columns
         fast = not bool(take_columns(sample[zero], cols).any())
     if fast:
-        f = torch.sqrt(len(cols) / torch.where(zero, torch.full_like(ss, float(len(cols))), ss))
-        mean = (f @ sample) / n
-        var = torch.clamp((f * f) @ sq / n - mean * mean, min=0.0)
-        if not bool((mean * mean > _CANCEL * var).any()):
-            return mean, torch.sqrt(var)
+        got = _weighted_moments(torch.sqrt(len(cols) / torch.where(zero, torch.full_like(ss, float(len(cols))), ss)),
+                                sample, sq)
+        if got is not None:
+            return got
     x = unit_scaled(sample, by=take_columns(sample, cols))
     mean = x.mean(dim=0)
     return mean, torch.sqrt(x.sub_(mean).square_().mean(dim=0))
@@ -139,12 +147,12 @@ def group_moments(sample: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tenso
 class _Search:
     """One group's running best: search-half correlations of its stacked reference rows."""
 
-    def __init__(self, g: Group, sample: torch.Tensor, device: str):
+    def __init__(self, g: Group, sample: torch.Tensor, sq: torch.Tensor, device: str):
         self.group = g
         cols = np.asarray(g.sub_index, dtype=np.int64)[np.asarray(g.search, dtype=np.int64)]
         order = np.argsort(cols, kind="stable")  # gathered in storage order (faster); the rows follow
         self.cols = torch.as_tensor(cols[order], device=device)
-        mean, sd = group_moments(sample, self.cols)
+        mean, sd = group_moments(sample, self.cols, sq)
         self.col_mean, self.col_std = mean.cpu().numpy(), sd.cpu().numpy()
         self.shift = mean[self.cols]
         self.inv = 1.0 / torch.where(sd[self.cols] > _EPS, sd[self.cols], torch.ones_like(sd[self.cols]))
@@ -176,9 +184,11 @@ def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group],
     """The raw column moments of ``native`` and every group's matches: one pass over the search
     columns, after one read of the sampled units (:func:`sampled_units`)."""
     sample = sampled_units(native, units_axis, device)
-    raw_mean, raw_sd = _moments(sample[::-(-sample.shape[0] // RAW_SAMPLE)])
-    searches = [_Search(g, sample, device) for g in groups]
-    del sample
+    sq = sample * sample
+    raw = _weighted_moments(torch.ones(sample.shape[0], dtype=sample.dtype, device=sample.device), sample, sq)
+    raw_mean, raw_sd = raw if raw is not None else _moments(sample)
+    searches = [_Search(g, sample, sq, device) for g in groups]
+    del sample, sq
     if searches:
         for start, b in unit_blocks(native, units_axis, device=device, stored=True):
             for s in searches:

@@ -79,7 +79,7 @@ def test_streamed_row_matching_equals_the_plain_statistic(axis):
     got = found.groups[0][0]
     assert np.array_equal(got.best, best)
     assert got.held_out.z == pytest.approx(ho.z, rel=1e-4) and got.held_out.z > 10
-    # the same pass yields the exact raw column moments (at most RAW_SAMPLE units: all 500 here)
+    # the same pass yields the exact raw column moments (of the moment sample: all 500 units here)
     assert np.allclose(found.col_mean, sub.mean(0), atol=1e-5) and np.allclose(found.col_std, sub.std(0), rtol=1e-5)
 
 
@@ -116,8 +116,9 @@ def test_the_standardisation_does_not_depend_on_the_block_cut(axis, monkeypatch)
     mean, sd = rowmatch.group_moments(torch.tensor(every, dtype=torch.float32), torch.as_tensor(search))
     scaled = stats.unit_scaled(every, by=every[:, search])
     assert np.allclose(mean.numpy(), scaled.mean(0), atol=1e-5) and np.allclose(sd.numpy(), scaled.std(0), rtol=1e-5)
-    # the raw moments (descriptive) come from at most RAW_SAMPLE = 1,024 units: every third here too
-    for r in (exact, sampled, cut):
+    # the raw moments (descriptive) come from the same sampled units
+    assert np.allclose(exact.col_mean, sub.mean(0), atol=1e-5) and np.allclose(exact.col_std, sub.std(0), rtol=1e-5)
+    for r in (sampled, cut):
         assert np.allclose(r.col_mean, every.mean(0), atol=1e-5) and np.allclose(r.col_std, every.std(0), rtol=1e-5)
     # sampled moments pick (nearly) the units the exact ones pick, and score the copy alike
     assert np.mean(exact.groups[0][0].best == sampled.groups[0][0].best) > 0.95
@@ -215,7 +216,9 @@ def test_rescaled_units_score_as_the_unscaled_copy(cut, axis, monkeypatch):
 
     def score(m):
         native = torch.tensor(m if axis == 0 else m.T.copy(), dtype=torch.float32)
-        return match_candidates(native, axis, [group]).groups[0][0]
+        found = match_candidates(native, axis, [group])
+        assert np.isfinite(found.col_std).all() and np.isfinite(found.col_mean).all()  # the raw moments too
+        return found.groups[0][0]
 
     plain = score(sub)
     assert plain.held_out.z > 20
