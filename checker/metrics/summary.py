@@ -185,10 +185,11 @@ def gather_columns(native: torch.Tensor, units_axis: int, cols: np.ndarray, devi
 def gram_sketch(native: torch.Tensor, units_axis: int, cols: np.ndarray, device: str = "cpu") -> GramSketch:
     """The correlation matrix of hidden columns ``cols`` over all units (see checker.metrics.screen),
     each unit first scaled to unit root mean square over those columns (:func:`unit_scaled`), so
-    that no rescaled unit dominates it."""
-    x = unit_scaled(gather_columns(native, units_axis, cols, device).double(), inplace=True)  # a fresh copy
+    that no rescaled unit dominates it. In float32 (the registry stores sketches in float16; the
+    scaled units keep every sum within range), the product returned in float64."""
+    x = unit_scaled(gather_columns(native, units_axis, cols, device), inplace=True)  # a fresh copy
     x = x - x.mean(dim=0)
-    cross = (x.T @ x).cpu().numpy()
+    cross = (x.T @ x).double().cpu().numpy()
     sd = np.sqrt(np.clip(np.diag(cross), 0.0, None))
     sd = np.where(sd > 1e-12, sd, 1.0)
     return GramSketch.of(cross / np.outer(sd, sd))
