@@ -118,6 +118,7 @@ def disguises(steps: int) -> tuple[Disguise, ...]:
         Disguise("hidden permutation + sign flips", 1, synth.permute_hidden),
         Disguise("rescaling (q*c, k/c, norm gain folded)", 1, synth.rescale),
         Disguise("single units rescaled (up/v/q rows, +-1e-3..1e3)", 1, synth.rescale_units),
+        Disguise("heads mixed inside (orthogonal q/k and v/o per head)", 1, synth.mix_heads),
         Disguise("every second layer dropped", 1, synth.drop_layers, layers=lambda seq: seq[::2]),
         Disguise("layer duplicated + fresh layer inserted", 1, synth.repeat_layers,
                  layers=lambda seq: [None if i is None else seq[i] for i in synth.layer_plan(len(seq))]),

@@ -175,3 +175,13 @@ def test_rescaling_single_units_preserves_function(spread):
     up = "model.layers.0.mlp.up_proj.weight"
     ratio = (scaled.state[up].double().norm(dim=1) / s.state[up].double().norm(dim=1)).log().abs()
     assert ratio.max() > spread / 2  # the units really carry factors of their own
+
+
+def test_mixing_inside_heads_preserves_function():
+    s = subject()
+    mixed = synth.mix_heads(s)
+    for a, b in zip(outputs(s), outputs(mixed)):
+        assert (a - b).abs().max() < 1e-4
+    for name in ("model.layers.0.self_attn.v_proj.weight", "model.layers.0.self_attn.q_proj.weight",
+                 "visual.blocks.0.attn.qkv.weight"):
+        assert (s.state[name] - mixed.state[name]).abs().max() > 0.05, name  # every head really turned

@@ -21,7 +21,7 @@ from checker.synth.disguises import (FEEDS, change_vocab, drop_layers, fresh_ten
 from checker.synth.models import (STDLIB, Block, LMConfig, RMSNorm, Subject, TinyLM, TinyViT, ViTBlock, ViTConfig,
                                   char_vocab, new_lm, new_vit, state, stdlib_text)
 from checker.synth.moe import borrow_experts, fuse_experts, upcycle
-from checker.synth.rotation import fold_norms, random_orthogonal, rotate_residual
+from checker.synth.rotation import fold_norms, mix_heads, random_orthogonal, rotate_residual
 from checker.synth.spaces import (LAYER, along, axes_of, layer_of, map_spaces, permute_hidden, permute_merger,
                                   permute_units, prune_ffn, prune_hidden, tower_of)
 from checker.synth.tables import sincos_2d_table, sinusoidal_table
@@ -30,7 +30,7 @@ from checker.synth.training import encode, synthetic_images, train_lm, train_sub
 __all__ = [
     "STDLIB", "Block", "FEEDS", "LAYER", "LMConfig", "RMSNorm", "Reinitialised", "Subject", "TinyLM", "TinyViT",
     "ViTBlock", "ViTConfig", "along", "axes_of", "borrow_experts", "change_vocab", "char_vocab", "drop_layers",
-    "encode", "fold_norms", "fresh_tensor", "fuse_experts", "layer_of", "layer_plan", "map_spaces", "merge",
+    "encode", "fold_norms", "fresh_tensor", "fuse_experts", "layer_of", "layer_plan", "map_spaces", "merge", "mix_heads",
     "new_lm", "new_vit", "norm_targets", "permute_hidden", "permute_merger", "permute_units", "prune_ffn",
     "prune_hidden", "random_orthogonal", "reinit_layers", "repeat_layers", "rescale", "rescale_units", "retrain", "rotate_residual",
     "round_trip", "same_seed", "save_checkpoint", "sincos_2d_table", "sinusoidal_table", "state", "stdlib_text",

@@ -101,3 +101,45 @@ def rotate_residual(s: Subject, towers: tuple[str, ...] = ("lm", "vit"), seed: i
             t = _contract(t, 0, qs["lm"])
         out[name] = t
     return replace(s, state=out)
+
+
+def mix_heads(s: Subject, seed: int = 12) -> Subject:
+    """Function-preserving mixing inside every attention head, each head by its own random
+    orthogonal head_dim x head_dim matrices: the value rows by Q with the output projection's
+    columns by Qᵀ (o·v is unchanged), the query and key rows by one other matrix R (q·k is
+    unchanged; valid without a rotary embedding, as in the synthetic models). No unit keeps its
+    weights, so no unit search can pair them; only a comparison of each head's row space could."""
+    out = dict(s.state)
+    count = [0]
+
+    def heads(n: int, width: int) -> torch.Tensor:
+        mats = []
+        for _ in range(n):
+            count[0] += 1
+            mats.append(random_orthogonal(width // n, seed * 1000 + count[0]))
+        return torch.block_diag(*mats)
+
+    def turned(name: str, m: torch.Tensor, right: bool = False) -> None:
+        t = out[name]
+        w = t.double()
+        out[name] = (w @ m.T if right else m @ w).to(t.dtype).contiguous()
+
+    for name in sorted(s.state):
+        if name.endswith("self_attn.v_proj.weight"):
+            q = heads(s.lm.heads, out[name].shape[0])
+            turned(name, q)
+            turned(name.replace("v_proj", "o_proj"), q, right=True)
+        elif name.endswith("self_attn.q_proj.weight"):
+            r = heads(s.lm.heads, out[name].shape[0])
+            turned(name, r)
+            turned(name.replace("q_proj", "k_proj"), r)
+        elif name.endswith("attn.qkv.weight"):
+            d = out[name].shape[0] // 3
+            r, q = heads(s.vit.heads, d), heads(s.vit.heads, d)
+            both = torch.block_diag(r, r, q)
+            turned(name, both)
+            bias = name[: -len("weight")] + "bias"
+            if bias in out:
+                turned(bias, both)
+            turned(name.replace("attn.qkv", "attn.proj"), q, right=True)
+    return replace(s, state=out)

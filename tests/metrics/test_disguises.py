@@ -76,6 +76,19 @@ def test_units_rescaled_one_by_one_score_as_the_unscaled_copy(zoo):
         assert min(z for (_, _, role), z in got.items() if role in ("up", "v", "q", "qkv")) > 15
 
 
+def test_heads_mixed_inside_are_derived(zoo):
+    """Every attention head turned by random orthogonal matrices (v rows by Q, o columns by Q^T; q and
+    k rows by one R: function-preserving). No unit keeps its weights; the unit search pairs each
+    mixed row with the original row it holds most of (head width 16 here: attention z 24 -> ~15),
+    and the FFN is untouched. A head-subspace test is not built (README, limits)."""
+    mods = audited(zoo, "heads-mixed", synth.mix_heads(subject(zoo, zoo.ft_lm, zoo.ft_vit)))
+    assert_derived(mods["model"], "model", {0: 0, 1: 1, 2: 2, 3: 3})
+    assert_derived(mods["visual"], "visual")
+    cell = next(c for c in mods["model"].best.cells if c.sub_layer == c.ref_layer == 0)
+    z = {r.role: r.z for r in cell.roles}
+    assert min(z[r] for r in ("q", "k", "v", "o")) > 8 and min(z[r] for r in ("gate", "up", "down")) > 20
+
+
 def test_vocabulary_pruned_and_extended_is_derived_by_token_string(zoo):
     s = synth.change_vocab(subject(zoo, zoo.ft_lm))
     assert len(s.vocab) != len(zoo.vocab) and s.vocab[2] != zoo.vocab[2]
