@@ -188,3 +188,30 @@ def test_a_copy_stored_under_another_roles_name_is_still_identical(zoo):
     state[k], state[v] = state[v], state[k]
     mods, _ = statuses(zoo, zoo.save("kv-swapped", tensors=state))
     assert mods["model"].status == "identical", mods["model"].reason
+
+
+def test_the_shared_same_shape_products_give_the_screen_of_the_per_role_stacks(zoo, monkeypatch):
+    """The screen of targets aligned by identity reads its Mantel products from the same-shape stack
+    that the digest gate uses (one product per matrix); scoring every group from its own stack
+    instead gives the same screen, cell for cell, on a derived and on an independent model."""
+    from checker.metrics import matrices
+
+    folders = [zoo.save("ft-screen", zoo.ft_vit, zoo.ft_lm), zoo.save("ind-screen", zoo.ind_vit, zoo.ind_lm)]
+
+    def screens():
+        out = {}
+        for folder in folders:
+            for mv in audit(str(folder), zoo.registry, load_pack()).modules:
+                for m in mv.matches:
+                    for c in m.cells:
+                        out[(folder.name, mv.name, m.reference_module, c.sub_layer, c.ref_layer)] = [
+                            (s.role, s.reference_role, s.mantel_r, s.z) for s in c.screen]
+        return out
+
+    shared = screens()
+    monkeypatch.setattr(matrices, "_same_shape", lambda *a, **k: None)
+    own = screens()
+    assert set(shared) == set(own) and sum(len(v) for v in own.values()) > 50
+    for key, cells in own.items():
+        assert [(a, b) for a, b, _, _ in shared[key]] == [(a, b) for a, b, _, _ in cells], key
+        assert np.allclose([z for *_, z in shared[key]], [z for *_, z in cells], rtol=1e-5, atol=1e-5), key
