@@ -22,8 +22,8 @@ The moments do not depend on how the pass is cut into blocks (CPU and GPU agree)
 reference: a fixed affine map of each column, after a scale per unit taken from the search
 columns, commutes with the column shuffle of the held-out null, and the choice of units sees the
 search columns only, so the null holds whatever standardised them. Memory is the moment sample
-and its scaled copy, one block of search columns and the stacked reference rows; the products
-run in torch on the chosen device.
+and its square, one block of search columns and the stacked reference rows; the products run in
+torch on the chosen device.
 """
 
 from __future__ import annotations
@@ -99,16 +99,11 @@ def _weighted_moments(w: torch.Tensor, sample: torch.Tensor, sq: torch.Tensor) -
 
 
 def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Column means and population sds of ``x`` (float32; may be a view of the weights). Units
-    scaled beyond float32's range of squares (by 1e19) are measured after one common scale."""
-    mean = x.mean(dim=0)
-    c = x - mean
-    sd = torch.sqrt((c * c).mean(dim=0))
-    if bool(torch.isfinite(sd).all()) or not bool(torch.isfinite(x).all()):
-        return mean, sd
-    peak = x.abs().max()
-    mean, sd = _moments(x / peak)
-    return mean * peak, sd * peak
+    """Column means and population sds of ``x`` in float64 (any finite float32 value squares
+    within range), returned as float32: the exact path where :func:`_weighted_moments` cannot be
+    used."""
+    sd, mean = torch.std_mean(x.double(), dim=0, correction=0)
+    return mean.to(x.dtype), sd.to(x.dtype)
 
 
 def sampled_units(native: torch.Tensor, units_axis: int, device: str = "cpu") -> torch.Tensor:
@@ -139,9 +134,7 @@ def group_moments(sample: torch.Tensor, cols: torch.Tensor, sq: torch.Tensor | N
                                 sample, sq)
         if got is not None:
             return got
-    x = unit_scaled(sample, by=take_columns(sample, cols))
-    mean = x.mean(dim=0)
-    return mean, torch.sqrt(x.sub_(mean).square_().mean(dim=0))
+    return _moments(unit_scaled(sample, by=take_columns(sample, cols)))
 
 
 class _Search:
