@@ -20,8 +20,6 @@ per pair), and the full test runs only where a reference is related.
 
 from __future__ import annotations
 
-import math
-
 from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -45,9 +43,8 @@ from checker.metrics.rotation import ROTATION_STATISTIC
 from checker.modules import Module, compatible
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
-from checker.errors import WeightsError
 from checker.weights.interface import WeightsReader
-from checker.weights.stream import CheckpointStream, all_finite, require_finite, value_range
+from checker.weights.stream import CheckpointStream, all_finite, require_finite, require_in_range, value_range
 
 __all__ = ["ANCHOR_MIN_Z", "compare", "roles_compatible", "LAYER_MAP_ALPHA"]
 
@@ -58,7 +55,6 @@ _ATTN_IN = frozenset({"q", "k", "v", "qkv"})
 DIGEST_Z = 3.0
 #: Bytes of tensors that may wait for their content digest (:class:`_Digests`).
 DIGEST_BACKLOG = 256 * 1024 * 1024
-_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def roles_compatible(a: str, b: str) -> bool:
@@ -211,10 +207,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 # a dense matrix goes to the GPU once, in its stored dtype: every pass over it runs from there
                 work = native.to(acc.device) if dense and acc.device != "cpu" else native
                 lo, hi = value_range(work)  # one pass: every value finite, and whether the tensor is constant
-                require_finite(math.isfinite(lo) and math.isfinite(hi), st.info)
-                if max(-lo, hi) > _F32_MAX:  # every statistic runs in float32 or from it
-                    raise WeightsError(st.info.file, f"tensor {st.info.name!r} holds values beyond float32's range "
-                                                     f"({max(-lo, hi):.3g}); not supported")
+                require_in_range(lo, hi, st.info)
                 maybe, early = True, None  # whether the tensor may be byte-identical to a reference tensor
                 if isinstance(plan, ExpertPlan):
                     _compare_experts(native, m, plan, acc, st.info, ref_digests)

@@ -52,7 +52,8 @@ from checker.metrics.indexed import INDEX_COLS, reference_side
 from checker.metrics.experts import ExpertPlan, expert_plans, expert_slices, is_fused_expert
 from checker.metrics.summary import summarize, units_by_hidden_shape
 from checker.weights.interface import WeightsReader
-from checker.weights.stream import CheckpointStream, StreamedTensor, all_finite, require_finite
+from checker.weights.stream import (CheckpointStream, StreamedTensor, all_finite, require_finite, require_in_range,
+                                    value_range)
 
 FINGERPRINT_VERSION = 5  # 5: Gram sketches and index rows of units scaled to unit RMS; 4: fused 3-D experts
 K_ROWS = 128
@@ -133,6 +134,8 @@ def print_streamed(st: StreamedTensor, role: TensorRole, vocab: Vocabulary | Non
 
 
 def _print_loaded(native: torch.Tensor, role: TensorRole, dtype: str, info, k_rows: int, device: str) -> TensorPrint:
+    if native.dtype == torch.float64:  # the only stored dtype whose values can leave float32's range
+        require_in_range(*value_range(native), info)
     if native.dim() < 2 or role.role in ("patch_embed", "pos_embed"):
         require_finite(all_finite(native), info)
     digests = tensor_digests(native)

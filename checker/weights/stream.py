@@ -121,6 +121,18 @@ def require_finite(ok: bool, info: TensorInfo) -> None:
         raise WeightsError(info.file, f"tensor {info.name!r} holds NaN or infinite values")
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def require_in_range(lo: float, hi: float, info: TensorInfo) -> None:
+    """Every value finite (:func:`require_finite`) and within float32's range: every statistic
+    runs in float32 or from it, so a float64 value beyond 3.4e38 would turn into an infinity."""
+    require_finite(math.isfinite(lo) and math.isfinite(hi), info)
+    if max(-lo, hi) > _F32_MAX:
+        raise WeightsError(info.file, f"tensor {info.name!r} holds values beyond float32's range "
+                                      f"({max(-lo, hi):.3g}); not supported")
+
+
 def value_range(t: torch.Tensor) -> tuple[float, float]:
     """(min, max) in one vectorised pass on the stored dtype; NaN propagates into both."""
     if t.numel() == 0:

@@ -176,7 +176,8 @@ def test_a_nan_anywhere_stops_the_audit_and_registration(zoo, tmp_path, name):
 
 def test_float64_values_beyond_float32_range_are_refused(zoo, tmp_path):
     """Every statistic runs in float32 or from it: a float64 unit scaled beyond 3.4e38 (finite in the
-    file) is a one-line input error, not an infinite value turned into a NaN score."""
+    file) is a one-line input error naming the reason, in the audit and in registration, not an
+    infinite value turned into a NaN score."""
     from checker import synth
     from checker.audit import audit
     from checker.errors import WeightsError
@@ -190,6 +191,9 @@ def test_float64_values_beyond_float32_range_are_refused(zoo, tmp_path):
     folder = synth.save_checkpoint(tmp_path / "f64", state, zoo.vocab)
     with pytest.raises(WeightsError, match=f"tensor '{name}' holds values beyond float32's range"):
         audit(str(folder), zoo.registry, load_pack())
+    from checker.references.registry import add_reference  # registration says the same, not "NaN"
+    with pytest.raises(WeightsError, match=f"tensor '{name}' holds values beyond float32's range"):
+        add_reference(str(folder), tmp_path / "reg", "f64-ref", license="apache-2.0")
 
 
 @pytest.mark.parametrize("cut", ["all units", "sampled"])
