@@ -15,6 +15,8 @@ from typing import Iterable
 
 import torch
 
+from checker.weights import mapped
+
 _ORDER = (torch.bfloat16, torch.float16, torch.float32)
 _BLOCK = 8 * 1024 * 1024  # elements per block
 _TAG = {torch.bfloat16: b"bf16", torch.float16: b"f16", torch.float32: b"f32"}
@@ -77,8 +79,11 @@ def reference_digests(native: torch.Tensor, roundings: bool = True) -> tuple[str
         digesters += [(Digester(shape, d), d) for d in (torch.bfloat16, torch.float16) if t.dtype != d]
     flat = t.reshape(t.shape[0], -1) if t.dim() > 1 else t.reshape(-1)
     step = max(1, _BLOCK // max(1, flat[0].numel() if flat.dim() > 1 and len(flat) else 1))
+    pace = mapped.large(flat) and flat.device.type == "cpu"
     for s in range(0, max(1, flat.shape[0]), step):
         block = flat[s:s + step]
         for dg, d in digesters:
             dg.update(block if d is None else block.to(d))
+        if pace:  # a mapped tensor's pages are dropped as the digest goes on
+            mapped.GOVERNOR.pace()
     return tuple(dict.fromkeys(dg.hexdigest() for dg, _ in digesters))

@@ -22,6 +22,7 @@ import torch
 
 from checker.metrics.digests import reference_digests
 from checker.metrics.interface import FIXED_TABLE_KEY, Skipped
+from checker.weights import mapped
 
 #: Each kind in words, as the English catalogue writes ``kind.<kind>`` (checker/report/messages/en.py).
 KINDS = {
@@ -118,10 +119,28 @@ def _matrix(m: torch.Tensor) -> FixedTable | None:
     for rows, transposed in ((m, False), (m.T, True)):
         if rows.shape[0] < _MIN_POSITIONS or rows.shape[1] < 4:
             continue
+        if transposed and not _may_start_a_table(m):
+            continue
         got = _sinusoid_1d(rows) or _sincos_2d(rows)
         if got is not None:
             return FixedTable(got.kind, got.detail + (", transposed" if transposed else ""))
     return None
+
+
+def _may_start_a_table(m: torch.Tensor) -> bool:
+    """Whether the transposed sin-cos checks can pass: both begin with the first column (position 0,
+    or a class token's zeros then the second column), which must be an origin row. Answered from
+    the first two columns, read in row blocks for a large (mapped) matrix: the checks' own first
+    reads of a column would map every page of it at once (the kernel maps the 64 KiB around each
+    fault), where a trained matrix fails on that column anyway."""
+    if not mapped.large(m) or m.device.type != "cpu":
+        return True
+    head = torch.empty((m.shape[0], 2), dtype=m.dtype)
+    for s, b in mapped.row_blocks(m):
+        head[s:s + len(b)] = b[:, :2]
+    cols = head.T.to(torch.float64).numpy()
+    # _even may drop the last position (a zero padding row) before the 1-D check looks at column 0
+    return not cols[0].any() or _origin_row(cols[0]) or _origin_row(cols[0][:-1])
 
 
 def _identity(m: torch.Tensor) -> bool:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from checker.metrics.screen import GramSketch
+from checker.weights import mapped
 
 BLOCK_ELEMENTS = 8 * 1024 * 1024
 
@@ -38,7 +39,13 @@ def take_columns(m: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         return m.T.index_select(0, idx).T
     ints = _SAME_SIZE_INT.get(m.element_size())
     if m.device.type == "cpu" and ints is not None and m.stride(1) == 1 and idx.device.type == "cpu":
-        return torch.from_numpy(np.take(m.view(ints).numpy(), idx.numpy(), axis=1)).view(m.dtype)
+        take = lambda b: torch.from_numpy(np.take(b.view(ints).numpy(), idx.numpy(), axis=1)).view(m.dtype)  # noqa: E731
+        if mapped.large(m):  # a few values of every row: walked in row blocks (mapped.row_blocks)
+            out = torch.empty((m.shape[0], len(idx)), dtype=m.dtype)
+            for s, b in mapped.row_blocks(m):
+                out[s:s + len(b)] = take(b)
+            return out
+        return take(m)
     return m.index_select(1, idx)
 
 
@@ -89,12 +96,37 @@ def unit_blocks(native: torch.Tensor, units_axis: int, max_elements: int = BLOCK
     """(first unit, float32 block of units x hidden) over a tensor held in its stored dtype; with
     ``stored``, the blocks as stored, on ``device`` (the caller widens what it uses)."""
     m = _matrix(native)
+    walk = mapped.large(m) and m.device.type == "cpu"
     if units_axis == 1 and m.dim() == 2:
+        if walk:
+            yield from _column_unit_blocks(m, max_elements, device, stored)
+            return
         m = m.T
     units, hidden = m.shape
     step = max(1, max_elements // max(hidden, 1))
     for s in range(0, units, step):
         yield s, (m[s:s + step].to(device) if stored else _float32_on(m[s:s + step], device))
+        if walk:  # a mapped matrix's pages are dropped as the walk goes on
+            mapped.GOVERNOR.pace()
+
+
+def _column_unit_blocks(m: torch.Tensor, max_elements: int, device: str, stored: bool) -> Iterator[tuple[int, torch.Tensor]]:
+    """:func:`unit_blocks` of a large matrix whose units are its columns (hidden x units as stored).
+    A block of columns reads a little of every stored row, and the kernel maps whole pages, or
+    whole folios, around each read: one block would map the whole matrix. So the units are taken
+    GATHER_BYTES at a time, each chunk copied out of the stored rows in row blocks
+    (:func:`mapped.row_blocks`, which drop the pages as they go), and the blocks are cut from the
+    copy: the same values in the same layout as the plain path's, so the same sums."""
+    hidden, units = m.shape
+    step = max(1, max_elements // max(hidden, 1))
+    chunk = max(step, mapped.GATHER_BYTES // max(1, hidden * m.element_size()) // step * step)
+    for c in range(0, units, chunk):
+        buf = torch.empty((hidden, min(chunk, units - c)), dtype=m.dtype)
+        for r, b in mapped.row_blocks(m):
+            buf[r:r + len(b)] = b[:, c:c + chunk]
+        bt = buf.T
+        for s in range(0, bt.shape[0], step):
+            yield c + s, (bt[s:s + step].to(device) if stored else _float32_on(bt[s:s + step], device))
 
 
 def _float32_on(block: torch.Tensor, device: str) -> torch.Tensor:
@@ -109,6 +141,11 @@ def unit_stride(native: torch.Tensor, units_axis: int, step: int, device: str = 
     """Every ``step``-th unit of the units x hidden view (from the first), as one float32 block."""
     m = _matrix(native)
     if units_axis == 1 and m.dim() == 2:
+        if mapped.large(m) and m.device.type == "cpu":  # every row of the stored matrix: walked in blocks
+            out = torch.empty((-(-m.shape[1] // step), m.shape[0]), dtype=m.dtype)
+            for s, b in mapped.row_blocks(m):
+                out[:, s:s + len(b)] = b[:, ::step].T
+            return _float32_on(out, device)
         m = m.T
     return _float32_on(m[::step], device)
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from checker.errors import WeightsError
+from checker.weights import mapped
 from checker.weights.common import to_float32
 from checker.weights.interface import TensorInfo, WeightFile, WeightsReader
 from checker.weights.safetensors_reader import SafetensorsReader
@@ -59,11 +60,13 @@ class StreamedTensor:
     """One tensor of the pass: read it whole (:meth:`load`) or in row blocks (:meth:`blocks`),
     once; whatever is not consumed is read (and hashed) when the pass moves on."""
 
-    def __init__(self, entry: _Entry, read: Callable[[int], memoryview] | None, loader: Callable[[], torch.Tensor] | None = None):
+    def __init__(self, entry: _Entry, read: Callable[[int], memoryview] | None, loader: Callable[[], torch.Tensor] | None = None,
+                 mapper: Callable[[_Entry], torch.Tensor] | None = None):
         self.info = entry.info
         self._entry = entry
         self._read = read
         self._loader = loader
+        self._mapper = mapper
         self._left = entry.end - entry.begin if read is not None else 0
         self._used = False
 
@@ -84,10 +87,15 @@ class StreamedTensor:
 
     def load(self) -> torch.Tensor:
         """The whole tensor in its stored dtype (float for GGUF/.bin readers). Not checked for NaN
-        here: the consumer checks what it summarises (:func:`require_finite`), once."""
+        here: the consumer checks what it summarises (:func:`require_finite`), once. A tensor of
+        ``mapped.MAP_BYTES`` or more is a view of a memory map whose pages are governed
+        (:mod:`checker.weights.mapped`): the same values, never held whole."""
         self._take()
         if self._loader is not None:
             return self._loader()
+        if self._mapper is not None and self._left >= mapped.MAP_BYTES:
+            self._left = 0
+            return self._mapper(self._entry)
         buf = self._read(self._left)
         self._left = 0
         return _view(buf, self._entry)
@@ -134,11 +142,20 @@ def require_in_range(lo: float, hi: float, info: TensorInfo) -> None:
 
 
 def value_range(t: torch.Tensor) -> tuple[float, float]:
-    """(min, max) in one vectorised pass on the stored dtype; NaN propagates into both."""
+    """(min, max) in one vectorised pass on the stored dtype (a large tensor in row blocks:
+    :func:`mapped.row_blocks`); NaN propagates into both."""
     if t.numel() == 0:
         return 0.0, 0.0
-    lo, hi = torch.aminmax(t.reshape(-1)) if t.dtype != torch.bool else torch.aminmax(t.reshape(-1).to(torch.uint8))
+    if mapped.large(t) and t.dim() > 1 and t.device.type == "cpu":
+        ends = torch.stack([torch.stack(_aminmax(b)) for _, b in mapped.row_blocks(t)])
+        lo, hi = ends[:, 0].min(), ends[:, 1].max()  # NaN propagates through min and max
+    else:
+        lo, hi = _aminmax(t)
     return float(lo), float(hi)
+
+
+def _aminmax(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.aminmax(t.reshape(-1)) if t.dtype != torch.bool else torch.aminmax(t.reshape(-1).to(torch.uint8))
 
 
 def all_finite(t: torch.Tensor) -> bool:
@@ -312,9 +329,22 @@ class CheckpointStream:
                 while pos < offset:
                     read(min(CHUNK_BYTES, offset - pos))
 
+            def map_entry(e: _Entry) -> torch.Tensor:
+                """The tensor at ``pos`` as a governed memory map; its bytes are hashed from the map,
+                in order, on the hash thread (nothing is copied, nothing waits in memory)."""
+                nonlocal pos
+                if size < e.end:
+                    raise WeightsError(rel, "file is truncated")
+                t, raw = mapped.map_tensor(fh.fileno(), e.begin, e.end, e.dtype, tuple(e.info.shape))
+                pending.append((pool.submit(h.update, raw), 0))
+                fh.seek(e.end)
+                self._bytes_read += e.end - pos
+                pos = e.end
+                return t
+
             for e in entries:
                 skip_to(e.begin)
-                yield StreamedTensor(e, read)
+                yield StreamedTensor(e, read, mapper=map_entry)
                 skip_to(e.end)
             skip_to(size)
         for fut, _ in pending:

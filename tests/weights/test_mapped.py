@@ -1,0 +1,141 @@
+"""Tensors read through a governed memory map (issue: scale, memory at 405B width).
+
+A tensor of ``mapped.MAP_BYTES`` or more is handed over as a view of a memory map instead of being
+read into memory. The values are the same bytes, so registration and audit must give the same
+fingerprint, the same file hashes and the same figures bit for bit; and the pages touched through a
+map must not pile up in the process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from checker import synth
+from checker.audit import audit
+from checker.errors import WeightsError
+from checker.references.registry import add_reference
+from checker.rules import load_pack
+from checker.weights import mapped, open_checkpoint
+from checker.weights.common import sha256_file
+from checker.weights.stream import CheckpointStream, value_range
+
+from checker.report.json_report import build_report, dumps
+
+
+@pytest.fixture(scope="module")
+def subjects(zoo):
+    def subject(lm, vit):
+        return synth.Subject({**synth.state(vit), **synth.state(lm)}, list(zoo.vocab), lm.config, vit.config)
+
+    cases = {"composite": subject(zoo.ind_lm, zoo.ft_vit), "permuted": synth.permute_units(subject(zoo.ft_lm, zoo.ind_vit))}
+    return {name: synth.save_checkpoint(zoo.root / f"mapped-{name}", s.state, s.vocab) for name, s in cases.items()}
+
+
+def _register_and_audit(zoo, subjects, registry):
+    """Each submission's JSON report, with the registry's folder and the clock taken out."""
+    add_reference(str(zoo.root / "foreign-vlm"), registry, ref_id="foreign-vlm", license="llama3.1")
+    pack = load_pack()
+    out = {}
+    for name, f in subjects.items():
+        r = audit(str(f), registry, pack)
+        out[name] = (r, dumps(build_report(r)).replace(str(registry), "REGISTRY"))
+    return out
+
+
+def test_mapping_every_tensor_gives_the_same_fingerprint_and_figures_bit_for_bit(zoo, subjects, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")
+    read = _register_and_audit(zoo, subjects, tmp_path / "read")
+    maps = []
+    real = mapped.map_tensor
+    monkeypatch.setattr(mapped, "map_tensor", lambda *a: (maps.append(a[3]), real(*a))[1])
+    monkeypatch.setattr(mapped, "MAP_BYTES", 1)  # every tensor with any bytes is mapped
+    monkeypatch.setattr(mapped, "WALK_BYTES", 700)  # and walked a few rows at a time (uneven blocks)
+    mapped_results = _register_and_audit(zoo, subjects, tmp_path / "mapped")
+    assert len(maps) > 100  # the reference's and both submissions' tensors went through maps
+    for name in ("fingerprint.safetensors", "fingerprint.json"):
+        a = next((tmp_path / "read").rglob(name)).read_bytes()
+        b = next((tmp_path / "mapped").rglob(name)).read_bytes()
+        assert a == b, name
+    for name, (r, report) in read.items():
+        m, mapped_report = mapped_results[name]
+        assert report == mapped_report  # verdicts, every figure and the file hashes (taken from the maps)
+        assert r.submission.files == m.submission.files and r.submission.files
+    assert {mv.status for mv in read["composite"][0].modules} >= {"derived", "independent"}
+
+
+def _big_model(folder, rows: int, cols: int):
+    folder.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(0)
+    t = {"model.layers.0.mlp.up_proj.weight": torch.randn(rows, cols, generator=g).to(torch.bfloat16),
+         "model.layers.0.input_layernorm.weight": torch.ones(cols, dtype=torch.bfloat16)}
+    save_file(t, str(folder / "model.safetensors"))
+    return folder / "model.safetensors"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads resident memory from /proc")
+def test_pages_touched_through_a_map_are_dropped_as_a_pass_goes_on(tmp_path, monkeypatch):
+    path = _big_model(tmp_path / "big", 12288, 16384)  # 384 MiB of bf16
+    monkeypatch.setattr(mapped, "MAP_BYTES", 64 << 20)
+    monkeypatch.setattr(mapped, "PAGE_BUDGET", 32 << 20)
+    stream = CheckpointStream(open_checkpoint(path.parent))
+    peak, stop = [0], threading.Event()
+    base = mapped._file_resident()
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], mapped._file_resident() - base)
+            stop.wait(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    drops = mapped.GOVERNOR.drops
+    try:
+        for st in stream:
+            t = st.load()
+            if st.nbytes >= mapped.MAP_BYTES:
+                lo, hi = value_range(t)  # touches every page once
+                total = float(t.sum(dtype=torch.float32))  # and again, in torch
+                assert lo < 0 < hi and total == total
+            del t
+    finally:
+        stop.set()
+        watcher.join()
+    assert stream.files[0].sha256 == sha256_file(path)
+    assert mapped.GOVERNOR.drops > drops
+    assert peak[0] < 200 << 20, f"file-backed resident memory grew by {peak[0] >> 20} MiB over a 384 MiB tensor"
+
+
+def test_a_file_truncated_under_the_audit_is_one_error_not_a_fault(tmp_path, monkeypatch):
+    path = _big_model(tmp_path / "cut", 64, 64)
+    stream = CheckpointStream(open_checkpoint(path.parent))  # the header was read whole
+    os.truncate(path, path.stat().st_size - 100)  # then the file shrank (a map past its end would fault)
+    monkeypatch.setattr(mapped, "MAP_BYTES", 1)
+    with pytest.raises(WeightsError, match="truncated"):
+        for st in stream:
+            st.load()
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_column_units_of_a_large_matrix_come_in_the_same_blocks_and_layout(monkeypatch, stored):
+    from checker.metrics import summary
+
+    g = torch.Generator().manual_seed(1)
+    m = torch.randn(48, 301, generator=g).to(torch.bfloat16)  # hidden x units, units on columns
+    plain = list(summary.unit_blocks(m, 1, max_elements=48 * 20, stored=stored))
+    monkeypatch.setattr(mapped, "MAP_BYTES", 1)
+    monkeypatch.setattr(mapped, "WALK_BYTES", 7 * 301 * 2)  # 7 stored rows at a time
+    monkeypatch.setattr(mapped, "GATHER_BYTES", 48 * 2 * 70)  # 60 units (3 blocks) per chunk: 301 = 5 chunks + 1
+    walked = list(summary.unit_blocks(m, 1, max_elements=48 * 20, stored=stored))
+    assert [s for s, _ in walked] == [s for s, _ in plain] == list(range(0, 301, 20))
+    for (_, a), (_, b) in zip(plain, walked):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert torch.equal(a, b)
+        assert (a.stride(0) == 1) == (b.stride(0) == 1)  # the same layout: consumers gather the same way
+    sample = summary.unit_stride(m, 1, 7)
+    monkeypatch.setattr(mapped, "MAP_BYTES", 1 << 40)
+    assert torch.equal(sample, summary.unit_stride(m, 1, 7))
