@@ -98,7 +98,7 @@ def _tensor(kind: str, seeds: tuple[int, int], noise: float, name: str, shape: t
     t = _random(base_seed, name, shape, STD)
     if is_norm:
         t += 1.0  # RMSNorm gains near 1
-    if kind != "derived":
+    if kind not in ("derived", "permuted"):
         return t
     t += _random(seeds[1], name, shape, noise * STD)
     if ".mlp." in name:
@@ -106,7 +106,22 @@ def _tensor(kind: str, seeds: tuple[int, int], noise: float, name: str, shape: t
         ffn = shape[1] if "down_proj" in name else shape[0]
         perm = torch.randperm(ffn, generator=torch.Generator().manual_seed(_seed(seeds[1], "perm", layer)))
         t = t[:, perm].contiguous() if "down_proj" in name else t[perm]
-    return t
+    return _hidden_permuted(t, name, seeds[1]) if kind == "permuted" else t
+
+
+def _hidden_permuted(t: torch.Tensor, name: str, seed: int) -> torch.Tensor:
+    """``t`` with the residual stream permuted and sign-flipped, the same way in every tensor
+    (function-preserving: a norm's gain is permuted, every matrix reading or writing the stream
+    has those columns or rows permuted and flipped)."""
+    hidden = t.shape[-1] if t.dim() == 1 or not any(k in name for k in ("o_proj", "down_proj")) else t.shape[0]
+    g = torch.Generator().manual_seed(_seed(seed, "hidden"))
+    perm = torch.randperm(hidden, generator=g)
+    signs = torch.where(torch.rand(hidden, generator=g) < 0.5, -1.0, 1.0).to(t.dtype)
+    if t.dim() == 1:
+        return t[perm].contiguous()
+    if "o_proj" in name or "down_proj" in name:
+        return (t[perm] * signs[:, None]).contiguous()
+    return (t[:, perm] * signs).contiguous()
 
 
 def _plan(spec: Spec, max_shard: int) -> list[list[tuple[str, tuple[int, ...]]]]:
@@ -127,9 +142,10 @@ def write_model(folder: Path, spec: Spec, kind: str, seed: int = 0, noise: float
     """Write a sharded bf16 checkpoint with index, config, tokenizer, license card; returns bytes of weights.
 
     ``kind``: "reference", "derived" (reference + ``noise`` x STD Gaussian noise, FFN units permuted
-    consistently across gate/up rows and down columns) or "independent" (fresh draws).
+    consistently across gate/up rows and down columns), "permuted" (the derived copy with its residual
+    stream permuted and sign-flipped as well) or "independent" (fresh draws).
     """
-    assert kind in ("reference", "derived", "independent"), kind
+    assert kind in ("reference", "derived", "independent", "permuted"), kind
     folder.mkdir(parents=True, exist_ok=True)
     seeds = (_seed("reference", seed), _seed(kind, seed))
     plan = _plan(spec, max_shard)

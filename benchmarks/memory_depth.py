@@ -56,17 +56,20 @@ def main() -> None:
     p.add_argument("--vocab", type=int, default=32000)
     p.add_argument("--workdir", type=Path, default=Path("/work/bench-memory"))
     p.add_argument("--keep", action="store_true", help="keep the generated models and registries")
+    p.add_argument("--kind", choices=("derived", "permuted"), default="derived",
+                   help="the audited copy: FFN units permuted (default), or its residual stream permuted and "
+                        "sign-flipped too (the anchors then search the hidden permutation)")
     p.add_argument("--project", type=int, default=80, help="depth to project the peak to (default 80)")
     args = p.parse_args()
     scale.ARGS = argparse.Namespace(timeout=0)  # scale.child reads its kill timeout from there
     depths = sorted(int(x) for x in args.layers.split(","))
     print(f"# {sm.machine()}")
-    print(f"# width: hidden {args.hidden}, FFN {args.ffn}, kv {args.kv}, vocab {args.vocab}", flush=True)
+    print(f"# width: hidden {args.hidden}, FFN {args.ffn}, kv {args.kv}, vocab {args.vocab}; audited: {args.kind} copy", flush=True)
     rows = []
     for n in depths:
         spec = sm.Spec(args.hidden, args.ffn, args.kv, n, args.vocab)
         d = args.workdir / f"L{n}"
-        for kind in ("reference", "derived"):
+        for kind in ("reference", args.kind):
             if not (d / kind / "model.safetensors.index.json").exists():
                 sm.write_model(d / kind, spec, kind)
         shutil.rmtree(d / "reg", ignore_errors=True)
@@ -74,8 +77,8 @@ def main() -> None:
         logs = args.workdir / "logs" / f"L{n}"
         add = run(scale.CLI + ["registry", "add", str(d / "reference"), "--registry", str(d / "reg"), "--id", "vendor/reference",
                                "--license", "apache-2.0", "--publisher", "bench", "--device", "cpu"], logs / "add.log")
-        sm.read_all(sm.files_of(d / "derived"))  # warm, as the scale benchmark's warm audit
-        aud = run(scale.CLI + ["audit", str(d / "derived"), "--registry", str(d / "reg"), "--no-cache", "--device", "cpu",
+        sm.read_all(sm.files_of(d / args.kind))  # warm, as the scale benchmark's warm audit
+        aud = run(scale.CLI + ["audit", str(d / args.kind), "--registry", str(d / "reg"), "--no-cache", "--device", "cpu",
                                "--format", "json", "--out", str(d / "out")], logs / "audit.log")
         if (d / "out" / "report.json").is_file():
             data = json.loads((d / "out" / "report.json").read_text())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from checker.hardware import give_back_freed
 from checker.metrics.stats import (
     HeldOut, _EPS, held_out_normed, held_out_score, log10_sf, normed_rows, rownorm, shape_seed, split_columns,
     standardize_columns,
@@ -73,26 +74,80 @@ def identity_alignment(d: int) -> HiddenAlignment:
 _BLOCK = 128
 
 
-def _random_rotation(r: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``r`` (t x d) times a random rotation of its columns.
+def _rotation_draw(d: int, rng: np.random.Generator):
+    """A random rotation of ``d`` columns, as :func:`_rotate` applies it.
 
     Up to HAAR_MAX a Haar rotation (QR of a Gaussian matrix); above, two rounds of a
     random permutation followed by random 128 x 128 block rotations, which mix every
     dimension with every other at d * 128 cost per row instead of d * d (and no d x d QR).
     """
-    d = r.shape[1]
     if d <= HAAR_MAX:
         q, rr = np.linalg.qr(rng.standard_normal((d, d)))
-        return r @ (q * np.sign(np.diag(rr)))
-    out = r
+        return q * np.sign(np.diag(rr))
+    rounds = []
     for _ in range(2):
-        out = out[:, rng.permutation(d)]
-        full = (d // _BLOCK) * _BLOCK
+        perm = rng.permutation(d)
+        rounds.append((perm, np.linalg.qr(rng.standard_normal((d // _BLOCK, _BLOCK, _BLOCK)))[0]))
+    return rounds
+
+
+def _rotate(r: np.ndarray, draw) -> np.ndarray:
+    """``r`` (t x d) times the rotation ``draw`` of its columns (:func:`_rotation_draw`)."""
+    if isinstance(draw, np.ndarray):
+        return r @ draw
+    out, d = r, r.shape[1]
+    full = (d // _BLOCK) * _BLOCK
+    for perm, qs in draw:
+        out = out[:, perm]
         blocks = out[:, :full].reshape(out.shape[0], -1, _BLOCK).transpose(1, 0, 2)  # b x t x 128
-        qs = np.linalg.qr(rng.standard_normal((blocks.shape[0], _BLOCK, _BLOCK)))[0]
         mixed = np.matmul(blocks, qs).transpose(1, 0, 2).reshape(out.shape[0], full)
         out = np.concatenate([mixed, out[:, full:]], axis=1) if full < d else mixed
     return out
+
+
+#: Anchor rows rotated at once for the null of a wide alignment (:func:`_rotated_rows`).
+_NULL_ROWS = 256
+
+
+def _rotated_rows(x: np.ndarray, draw, keep: np.ndarray, mean: np.ndarray | None = None,
+                  sd: np.ndarray | None = None) -> np.ndarray:
+    """Rows ``keep`` of ``standardize_columns(_rotate(standardize_columns(x), draw))``.
+
+    Without ``mean`` and ``sd``, ``x`` is already standardised and is rotated whole. With them (a
+    wide table, :func:`_wide_moments`), it is standardised and rotated _NULL_ROWS rows at a time
+    and the rotated columns' moments are summed over the blocks, so no whole copy of the table is
+    made (256 MiB a copy at 16,384 wide in float32, 512 MiB in float64); the rows are kept in
+    ``x``'s dtype: the null decides only whether an alignment is adopted (z >= 8), far from where
+    float32 rounding could move it."""
+    if mean is None:
+        return standardize_columns(_rotate(x, draw))[keep]
+    total = np.zeros(x.shape[1])
+    squares = np.zeros(x.shape[1])
+    out = np.empty((len(keep), x.shape[1]), dtype=x.dtype)
+    for i in range(0, len(x), _NULL_ROWS):
+        block = _rotate(standardize_columns(x[i:i + _NULL_ROWS], mean, sd), draw).astype(x.dtype, copy=False)
+        total += block.sum(axis=0, dtype=np.float64)
+        squares += np.square(block, dtype=np.float64).sum(axis=0)
+        at = np.flatnonzero((keep >= i) & (keep < i + _NULL_ROWS))
+        out[at] = block[keep[at] - i]
+    mu = total / len(x)
+    spread = np.sqrt(np.clip(squares / len(x) - mu * mu, 0.0, None))
+    out -= mu.astype(x.dtype)  # standardize_columns, in place
+    out /= np.where(spread > _EPS, spread, 1.0).astype(x.dtype)
+    return out
+
+
+def _wide_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and population sds of ``x`` (as ``standardize_columns`` takes them), summed in
+    float64 over blocks of _NULL_ROWS rows, in ``x``'s dtype: no whole-table temporary."""
+    total = np.zeros(x.shape[1])
+    for i in range(0, len(x), _NULL_ROWS):
+        total += x[i:i + _NULL_ROWS].sum(axis=0, dtype=np.float64)
+    mean = total / max(len(x), 1)
+    squares = np.zeros(x.shape[1])
+    for i in range(0, len(x), _NULL_ROWS):
+        squares += np.square(x[i:i + _NULL_ROWS] - mean).sum(axis=0)
+    return mean.astype(x.dtype), np.sqrt(squares / max(len(x), 1)).astype(x.dtype)
 
 
 def assign(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -272,15 +327,35 @@ def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, rotations: int 
     t = ref_anchor.shape[0]
     seed = shape_seed(t, ref_anchor.shape[1], sub_anchor.shape[1])
     search, held = anchor_split(t)
-    r = standardize_columns(ref_anchor)
-    s = standardize_columns(sub_anchor)
+    # every score reads the search and held-out anchors only: the other rows serve the column
+    # moments (and the reference's, the rotations' moments)
+    keep = np.union1d(search, held)
+    search, held = np.searchsorted(keep, search), np.searchsorted(keep, held)
+    width = max(ref_anchor.shape[1], sub_anchor.shape[1])
+    if width > LARGE_WIDTH:  # standardised block by block: no whole copy of either table
+        moments = _wide_moments(ref_anchor)
+        source = (ref_anchor, *moments)
+        r = standardize_columns(ref_anchor[keep], *moments)
+        s = standardize_columns(sub_anchor[keep], *_wide_moments(sub_anchor))
+        give_back_freed()  # the blocks' temporaries: the heap would keep them through the search
+    else:
+        source = (standardize_columns(ref_anchor),)
+        r = source[0][keep]
+        s = standardize_columns(sub_anchor)[keep]
     ri, si, signs, rr = _assign_and_score(r, s, search, held)
+    if width > LARGE_WIDTH:
+        give_back_freed()
     rng = np.random.default_rng(seed + 7)
     if rotations is None:
-        width = max(r.shape[1], s.shape[1])
         rotations = N_ROTATIONS if width <= HAAR_MAX else 8 if width <= LARGE_WIDTH else N_ROTATIONS_LARGE
-    null = np.array([float(np.mean(_assign_and_score(standardize_columns(_random_rotation(r, rng)), s, search, held)[3]))
-                     for _ in range(rotations)])
+    null = []
+    for _ in range(rotations):
+        rotated = _rotated_rows(source[0], _rotation_draw(ref_anchor.shape[1], rng), keep, *source[1:])
+        null.append(float(np.mean(_assign_and_score(rotated, s, search, held)[3])))
+        if width > LARGE_WIDTH:  # each rotation frees a few wide copies the heap would keep
+            give_back_freed()
+    null = np.array(null)
+    del source
     k, m = len(rr), len(held)
     score = float(rr.mean())
     sd = max(float(null.std(ddof=1)), 1.0 / math.sqrt(max(k * (m - 1), 1)))

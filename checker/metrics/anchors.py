@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from checker.hardware import give_back_freed
 from checker.metrics import alignment, stats
 from checker.metrics.fixed_tables import recognise
 from checker.metrics.interface import AlignmentSummary, Skipped
@@ -34,6 +35,10 @@ GEOMETRY_MIN_R = 0.6
 UNRELATED_HELD = alignment.UNRELATED_HELD
 #: Products of the submission's anchor rows kept across references (RowSource.derived).
 DERIVED_KEEP = 16
+#: Requests of more token rows than this are read for the caller and not cached: the geometry,
+#: identity and unrelated tests ask for at most this many, and share them (at 405B width the
+#: whole 4,096-row anchor set is 256 MiB in float32; cached and stacked, it was held twice).
+KEEP_ROWS = alignment.HELD_ANCHORS
 
 
 class RowSource:
@@ -77,6 +82,9 @@ class RowSource:
 
     def token_rows(self, name: str, ids: np.ndarray) -> np.ndarray:
         cache = self._rows.setdefault(name, {})
+        if len(ids) > KEEP_ROWS:  # a whole anchor set (a permutation search): read, not kept twice
+            uniq = np.unique(ids)
+            return self._stream.take_rows(name, uniq.tolist()).numpy()[np.searchsorted(uniq, ids)]
         missing = sorted({int(i) for i in ids} - set(cache))
         if missing:  # every missing row in one call (one positioned read per run of consecutive ids)
             block = self._stream.take_rows(name, missing).numpy()
@@ -195,11 +203,16 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
     ref_anchors = [tp for tp in ref.tensors if tp.has("anchor")]
     ref_cache: dict = {}  # reference-side products, shared by the submission's token matrices
     shared: dict = {}  # the anchor tokens each reference token print shares (_token_pair)
+    ref_rows = sub_rows = None
     for m in sub_modules:
         for tr in m.tensors:
             if tr.role not in ANCHOR_ROLES or len(tr.shape) < 2:
                 continue
             for rp in ref_anchors:
+                if ref_rows is not None and ref_rows.shape[1] > alignment.LARGE_WIDTH:
+                    ref_rows = sub_rows = None  # a wide pair's rows (256 MiB a side at 16,384 wide) are
+                    give_back_freed()           # not held, nor kept by the heap, while the next pair's are read
+                ref_rows = sub_rows = None
                 same_family = (tr.role in TOKEN_ROLES) == (rp.role.role in TOKEN_ROLES) and (
                     tr.role in TOKEN_ROLES or tr.role == rp.role.role)
                 if not same_family:
@@ -256,6 +269,8 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                     if ident.z >= ANCHOR_MIN_Z:
                         out.append(Anchor(tr, rp, alignment.identity_only(ident, d, ident), ref_rows.shape[0]))
                         continue
+                if ref_rows.shape[1] > alignment.LARGE_WIDTH:
+                    give_back_freed()  # what reading the rows freed, before the search's own copies
                 al = alignment.align_hidden(ref_rows, sub_rows)
                 if ref_rows.shape[1] == sub_rows.shape[1] and al.evidence.z < ANCHOR_MIN_Z and "lm_head" in (tr.role, rp.role.role):
                     heads.append((len(out), tr, rp, ref_rows, sub_rows))  # scored through the embedding's rotation, below

@@ -90,7 +90,11 @@ def standardize_columns(m: np.ndarray, mean: np.ndarray | None = None, std: np.n
     gamma folded into the next matrix) and shifts."""
     mean = m.mean(axis=0) if mean is None else mean
     std = m.std(axis=0) if std is None else std
-    return (m - mean) / np.where(std > _EPS, std, 1.0)
+    out, by = m - mean, np.where(std > _EPS, std, 1.0)
+    if np.result_type(out, by) != out.dtype:
+        return out / by
+    out /= by  # in place: one copy of a wide table, not two
+    return out
 
 
 def unit_scaled(rows: np.ndarray, by: np.ndarray | None = None) -> np.ndarray:

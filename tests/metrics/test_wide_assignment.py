@@ -84,3 +84,36 @@ def test_exact_below_the_blocked_width():
     np.testing.assert_array_equal(ri, r2)
     np.testing.assert_array_equal(si, c2)
     np.testing.assert_array_equal(signs, np.sign(c[r2, c2]))
+
+
+def test_the_wide_rotation_null_never_holds_the_rotated_table_and_gives_the_same_rows(monkeypatch):
+    """Wider than LARGE_WIDTH the null's rotated anchors are made a few rows at a time, with the
+    column moments summed over the blocks: the kept rows equal the whole table's, standardised."""
+    rng = np.random.default_rng(3)
+    raw = (rng.standard_normal((700, 384)) * rng.uniform(0.5, 2, 384) + rng.standard_normal(384)).astype(np.float32)
+    r = alignment.standardize_columns(raw)
+    draw = alignment._rotation_draw(384, np.random.default_rng(9))  # block rotations (above HAAR_MAX)
+    keep = np.sort(rng.choice(700, 300, replace=False))
+    whole = alignment._rotated_rows(r, draw, keep)  # the whole table, standardised, rotated at once
+    monkeypatch.setattr(alignment, "_NULL_ROWS", 97)  # uneven blocks
+    mean, sd = alignment._wide_moments(raw)
+    np.testing.assert_allclose(mean, raw.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(sd, raw.std(axis=0), rtol=1e-5)
+    blocked = alignment._rotated_rows(raw, draw, keep, mean, sd)
+    assert blocked.shape == (300, 384) and blocked.dtype == np.float32
+    np.testing.assert_allclose(blocked, whole, rtol=0, atol=2e-4)
+    assert not np.allclose(whole, r[keep], atol=0.1)  # the rows were really turned
+
+
+def test_a_wide_permuted_anchor_set_is_aligned_through_the_blocked_null(monkeypatch):
+    monkeypatch.setattr(alignment, "LARGE_WIDTH", 64)
+    monkeypatch.setattr(alignment, "_NULL_ROWS", 100)
+    rng = np.random.default_rng(4)
+    ref = rng.standard_normal((600, 320)).astype(np.float32)
+    perm, signs = rng.permutation(320), rng.choice([-1.0, 1.0], 320).astype(np.float32)
+    sub = ref[:, perm] * signs + 0.3 * rng.standard_normal((600, 320)).astype(np.float32)
+    al = alignment.align_hidden(ref, sub)
+    assert np.array_equal(perm[al.sub_index], al.ref_index)  # sub column j holds ref column perm[j]
+    assert al.evidence.z > 8 and al.aligned_rows.z > 8
+    independent = alignment.align_hidden(ref, rng.standard_normal((600, 320)).astype(np.float32))
+    assert independent.evidence.z < 4
