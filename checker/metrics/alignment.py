@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from checker.hardware import give_back_freed
+from checker.hardware import give_back_freed, tight_heap
 from checker.metrics.stats import (
     HeldOut, _EPS, held_out_normed, held_out_score, log10_sf, normed_rows, rownorm, shape_seed, split_columns,
     standardize_columns,
@@ -121,25 +121,27 @@ def _rotated_rows(x: np.ndarray, draw, keep: np.ndarray, mean: np.ndarray | None
     float32 rounding could move it."""
     if mean is None:
         return standardize_columns(_rotate(x, draw))[keep]
+    dt = np.promote_types(x.dtype, np.float32)  # a table stored in 16 bits is widened block by block
     total = np.zeros(x.shape[1])
     squares = np.zeros(x.shape[1])
-    out = np.empty((len(keep), x.shape[1]), dtype=x.dtype)
+    out = np.empty((len(keep), x.shape[1]), dtype=dt)
     for i in range(0, len(x), _NULL_ROWS):
-        block = _rotate(standardize_columns(x[i:i + _NULL_ROWS], mean, sd), draw).astype(x.dtype, copy=False)
+        block = _rotate(standardize_columns(x[i:i + _NULL_ROWS], mean, sd), draw).astype(dt, copy=False)
         total += block.sum(axis=0, dtype=np.float64)
         squares += np.square(block, dtype=np.float64).sum(axis=0)
         at = np.flatnonzero((keep >= i) & (keep < i + _NULL_ROWS))
         out[at] = block[keep[at] - i]
     mu = total / len(x)
     spread = np.sqrt(np.clip(squares / len(x) - mu * mu, 0.0, None))
-    out -= mu.astype(x.dtype)  # standardize_columns, in place
-    out /= np.where(spread > _EPS, spread, 1.0).astype(x.dtype)
+    out -= mu.astype(dt)  # standardize_columns, in place
+    out /= np.where(spread > _EPS, spread, 1.0).astype(dt)
     return out
 
 
 def _wide_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column means and population sds of ``x`` (as ``standardize_columns`` takes them), summed in
-    float64 over blocks of _NULL_ROWS rows, in ``x``'s dtype: no whole-table temporary."""
+    float64 over blocks of _NULL_ROWS rows, in ``x``'s dtype or float32 if that is wider: no
+    whole-table temporary."""
     total = np.zeros(x.shape[1])
     for i in range(0, len(x), _NULL_ROWS):
         total += x[i:i + _NULL_ROWS].sum(axis=0, dtype=np.float64)
@@ -147,7 +149,8 @@ def _wide_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     squares = np.zeros(x.shape[1])
     for i in range(0, len(x), _NULL_ROWS):
         squares += np.square(x[i:i + _NULL_ROWS] - mean).sum(axis=0)
-    return mean.astype(x.dtype), np.sqrt(squares / max(len(x), 1)).astype(x.dtype)
+    dt = np.promote_types(x.dtype, np.float32)
+    return mean.astype(dt), np.sqrt(squares / max(len(x), 1)).astype(dt)
 
 
 def assign(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +198,9 @@ def assign_correlated(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
         blk = pending[i:i + LARGE_WIDTH]
         avail = np.flatnonzero(free)
         c = a[blk] @ b[avail].T
-        bi, bj = linear_sum_assignment(-np.abs(c))
+        cost = np.abs(c, dtype=np.float64)  # the solver's own dtype, made once (not -|c| and its copy)
+        bi, bj = linear_sum_assignment(np.negative(cost, out=cost))
+        del cost
         rows.append(blk[bi])
         cols.append(avail[bj])
         vals.append(c[bi, bj])
@@ -305,6 +310,14 @@ def identity_only(ident: HeldOut, d: int, evidence: HeldOut | None = None) -> Hi
 
 
 def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, rotations: int | None = None) -> HiddenAlignment:
+    """See :func:`_align_hidden`; wider than LARGE_WIDTH, with the heap kept tight (:func:`tight_heap`)."""
+    if max(ref_anchor.shape[1], sub_anchor.shape[1]) <= LARGE_WIDTH:
+        return _align_hidden(ref_anchor, sub_anchor, rotations)
+    with tight_heap():
+        return _align_hidden(ref_anchor, sub_anchor, rotations)
+
+
+def _align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, rotations: int | None = None) -> HiddenAlignment:
     """Recover the hidden permutation and signs from anchor rows both models share.
 
     Anchors are rows whose meaning is fixed outside the model: the embeddings

@@ -35,10 +35,11 @@ GEOMETRY_MIN_R = 0.6
 UNRELATED_HELD = alignment.UNRELATED_HELD
 #: Products of the submission's anchor rows kept across references (RowSource.derived).
 DERIVED_KEEP = 16
-#: Requests of more token rows than this are read for the caller and not cached: the geometry,
-#: identity and unrelated tests ask for at most this many, and share them (at 405B width the
-#: whole 4,096-row anchor set is 256 MiB in float32; cached and stacked, it was held twice).
-KEEP_ROWS = alignment.HELD_ANCHORS
+#: Requests of more token rows than this are read for the caller and not cached: the geometry and
+#: unrelated tests ask for at most this many and share them; the identity test's held-out rows
+#: (1,024) and a whole anchor set (4,096) are read once a reference (at 405B width 64 and 256 MiB
+#: in float32; cached and stacked, they were held twice).
+KEEP_ROWS = 512
 
 
 class RowSource:
@@ -235,7 +236,10 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                         if ident.z >= ANCHOR_MIN_Z:  # an unpermuted copy: only its held-out rows were read
                             out.append(Anchor(tr, rp, alignment.identity_only(ident, tr.shape[1], ident), len(pair)))
                             continue
-                    ref_rows, sub_rows = pair.ref_rows(), pair.sub_rows()
+                    # a wide reference table is searched in its stored 16 bits (alignment widens it
+                    # block by block): 128 MiB fewer at 16,384 wide
+                    wide = max(rp.hidden, tr.shape[1]) > alignment.LARGE_WIDTH
+                    ref_rows, sub_rows = pair.stored[pair.ri] if wide else pair.ref_rows(), pair.sub_rows()
                 else:
                     mat = rows.whole(tr.name, tr.shape)
                     if rows.fixed(tr.name, mat, tr.shape):
@@ -272,6 +276,8 @@ def find_anchors(rows: RowSource, sub_modules, sub_vocab, ref: Fingerprint, skip
                 if ref_rows.shape[1] > alignment.LARGE_WIDTH:
                     give_back_freed()  # what reading the rows freed, before the search's own copies
                 al = alignment.align_hidden(ref_rows, sub_rows)
+                if al.evidence.z < ANCHOR_MIN_Z:  # the rows are read again below, in float32
+                    ref_rows = ref_rows.astype(np.float32, copy=False)
                 if ref_rows.shape[1] == sub_rows.shape[1] and al.evidence.z < ANCHOR_MIN_Z and "lm_head" in (tr.role, rp.role.role):
                     heads.append((len(out), tr, rp, ref_rows, sub_rows))  # scored through the embedding's rotation, below
                 elif ref_rows.shape[1] == sub_rows.shape[1] and al.evidence.z < ANCHOR_MIN_Z and geometry >= ROTATION_MIN_R:

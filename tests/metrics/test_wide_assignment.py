@@ -117,3 +117,15 @@ def test_a_wide_permuted_anchor_set_is_aligned_through_the_blocked_null(monkeypa
     assert al.evidence.z > 8 and al.aligned_rows.z > 8
     independent = alignment.align_hidden(ref, rng.standard_normal((600, 320)).astype(np.float32))
     assert independent.evidence.z < 4
+
+
+def test_a_wide_reference_table_in_16_bits_aligns_as_its_float32_widening(monkeypatch):
+    monkeypatch.setattr(alignment, "LARGE_WIDTH", 64)
+    monkeypatch.setattr(alignment, "_NULL_ROWS", 100)
+    rng = np.random.default_rng(5)
+    ref = rng.standard_normal((500, 288)).astype(np.float16)
+    perm = rng.permutation(288)
+    sub = ref[:, perm].astype(np.float32) + 0.5 * rng.standard_normal((500, 288)).astype(np.float32)
+    a, b = alignment.align_hidden(ref, sub), alignment.align_hidden(ref.astype(np.float32), sub)
+    assert np.array_equal(a.sub_index, b.sub_index) and np.array_equal(a.signs, b.signs)
+    assert a.evidence == b.evidence and a.aligned_rows == b.aligned_rows
