@@ -98,20 +98,3 @@ def one_pool() -> Iterator[None]:
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 
-
-@contextmanager
-def tight_heap(trim_bytes: int = 64 * 2**20) -> Iterator[None]:
-    """While a phase frees and remakes copies of wide tables (the anchor alignment at 405B width:
-    256 MiB a copy), free memory at the top of the heap is given back past ``trim_bytes`` instead of
-    _TRIM_THRESHOLD: what :func:`reuse_freed_blocks` saves in page faults there is small beside the
-    half a GiB it would keep. The threshold is restored after (glibc only; elsewhere a no-op)."""
-    mallopt = getattr(_libc(), "mallopt", None)
-    if mallopt is None:
-        yield
-        return
-    mallopt(_M_TRIM_THRESHOLD, trim_bytes)
-    try:
-        yield
-    finally:
-        mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
-        give_back_freed()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from checker.hardware import give_back_freed, tight_heap
+from checker.hardware import give_back_freed
 from checker.metrics.stats import (
     HeldOut, _EPS, held_out_normed, held_out_score, log10_sf, normed_rows, rownorm, shape_seed, split_columns,
     standardize_columns,
@@ -310,14 +310,6 @@ def identity_only(ident: HeldOut, d: int, evidence: HeldOut | None = None) -> Hi
 
 
 def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, rotations: int | None = None) -> HiddenAlignment:
-    """See :func:`_align_hidden`; wider than LARGE_WIDTH, with the heap kept tight (:func:`tight_heap`)."""
-    if max(ref_anchor.shape[1], sub_anchor.shape[1]) <= LARGE_WIDTH:
-        return _align_hidden(ref_anchor, sub_anchor, rotations)
-    with tight_heap():
-        return _align_hidden(ref_anchor, sub_anchor, rotations)
-
-
-def _align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, rotations: int | None = None) -> HiddenAlignment:
     """Recover the hidden permutation and signs from anchor rows both models share.
 
     Anchors are rows whose meaning is fixed outside the model: the embeddings
