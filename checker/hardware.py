@@ -97,4 +97,3 @@ def one_pool() -> Iterator[None]:
     2-core machine (a 128 x 128 QR took 4.8 s right after a torch product, 0.02 s alone)."""
     with threadpool_limits(limits=1, user_api="blas"):
         yield
-

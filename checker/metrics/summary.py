@@ -142,10 +142,13 @@ def unit_stride(native: torch.Tensor, units_axis: int, step: int, device: str = 
     m = _matrix(native)
     if units_axis == 1 and m.dim() == 2:
         if mapped.large(m) and m.device.type == "cpu":  # every row of the stored matrix: walked in blocks
-            out = torch.empty((-(-m.shape[1] // step), m.shape[0]), dtype=m.dtype)
+            # hidden x sampled units, returned transposed: the layout the plain path's conversion
+            # of m.T[::step] gives, so the same sums (bit for bit from 16-bit storage; a float32
+            # matrix's plain sample is a strided view, whose sums may differ in the last bits)
+            out = torch.empty((m.shape[0], -(-m.shape[1] // step)), dtype=m.dtype)
             for s, b in mapped.row_blocks(m):
-                out[:, s:s + len(b)] = b[:, ::step].T
-            return _float32_on(out, device)
+                out[s:s + len(b)] = b[:, ::step]
+            return _float32_on(out.T, device)
         m = m.T
     return _float32_on(m[::step], device)
 

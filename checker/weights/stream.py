@@ -331,11 +331,17 @@ class CheckpointStream:
 
             def map_entry(e: _Entry) -> torch.Tensor:
                 """The tensor at ``pos`` as a governed memory map; its bytes are hashed from the map,
-                in order, on the hash thread (nothing is copied, nothing waits in memory)."""
+                in order, on the hash thread (nothing is copied, nothing waits in memory). Where the
+                file cannot be mapped, it is read as any smaller tensor is."""
                 nonlocal pos
-                if size < e.end:
+                if pos != e.begin:
+                    raise RuntimeError(f"{e.info.name}: a streamed tensor is read in file order")
+                if os.fstat(fh.fileno()).st_size < e.end:
                     raise WeightsError(rel, "file is truncated")
-                t, raw = mapped.map_tensor(fh.fileno(), e.begin, e.end, e.dtype, tuple(e.info.shape))
+                try:
+                    t, raw = mapped.map_tensor(fh.fileno(), e.begin, e.end, e.dtype, tuple(e.info.shape))
+                except (OSError, ValueError):  # no mmap on this file system, or no map left
+                    return _view(read(e.end - e.begin), e)
                 pending.append((pool.submit(h.update, raw), 0))
                 fh.seek(e.end)
                 self._bytes_read += e.end - pos

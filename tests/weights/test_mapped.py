@@ -13,7 +13,7 @@ import threading
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from checker import synth
 from checker.audit import audit
@@ -65,7 +65,17 @@ def test_mapping_every_tensor_gives_the_same_fingerprint_and_figures_bit_for_bit
         m, mapped_report = mapped_results[name]
         assert report == mapped_report  # verdicts, every figure and the file hashes (taken from the maps)
         assert r.submission.files == m.submission.files and r.submission.files
+        assert _figures(r) == _figures(m)  # unrounded: the report rounds to 6 digits
     assert {mv.status for mv in read["composite"][0].modules} >= {"derived", "independent"}
+
+
+def _figures(result) -> list:
+    """Every module's best match's figures, as computed (the JSON report rounds them)."""
+    out = []
+    for mv in result.modules:
+        b = mv.best
+        out.append((mv.name, mv.log10_p_corrected) + (() if b is None else (b.score, b.log10_p, b.fisher_log10_p)))
+    return out
 
 
 def _big_model(folder, rows: int, cols: int):
@@ -138,4 +148,29 @@ def test_column_units_of_a_large_matrix_come_in_the_same_blocks_and_layout(monke
         assert (a.stride(0) == 1) == (b.stride(0) == 1)  # the same layout: consumers gather the same way
     sample = summary.unit_stride(m, 1, 7)
     monkeypatch.setattr(mapped, "MAP_BYTES", 1 << 40)
-    assert torch.equal(sample, summary.unit_stride(m, 1, 7))
+    plain_sample = summary.unit_stride(m, 1, 7)
+    assert torch.equal(sample, plain_sample)
+    assert sample.stride() == plain_sample.stride()  # the same layout, so the same sums downstream
+    from checker.metrics import rowmatch
+
+    def moments(x):
+        sq = x * x
+        return rowmatch.group_moments(x, torch.arange(0, 48, 2), sq)
+
+    for a, b in zip(moments(sample), moments(plain_sample)):
+        assert torch.equal(a, b)
+
+
+def test_a_file_that_cannot_be_mapped_is_read(tmp_path, monkeypatch):
+    path = _big_model(tmp_path / "nomap", 64, 64)
+    monkeypatch.setattr(mapped, "MAP_BYTES", 1)
+
+    def refuse(*_):
+        raise OSError("no mmap here")
+
+    monkeypatch.setattr(mapped, "map_tensor", refuse)
+    stream = CheckpointStream(open_checkpoint(path.parent))
+    got = {st.info.name: st.load().clone() for st in stream}
+    want = load_file(str(path))
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    assert stream.files[0].sha256 == sha256_file(path)
