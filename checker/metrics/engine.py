@@ -44,6 +44,7 @@ from checker.modules import Module, compatible
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
 from checker.weights.interface import WeightsReader
+from checker.weights.mapped import to_device
 from checker.weights.stream import CheckpointStream, all_finite, require_finite, require_in_range, value_range
 
 __all__ = ["ANCHOR_MIN_Z", "compare", "roles_compatible", "LAYER_MAP_ALPHA"]
@@ -205,7 +206,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 plan = plans.get(tr.name)
                 dense = tr.role not in ANCHOR_ROLES and native.dim() >= 2 and tr.decisive and plan is None
                 # a dense matrix goes to the GPU once, in its stored dtype: every pass over it runs from there
-                work = native.to(acc.device) if dense and acc.device != "cpu" else native
+                work = to_device(native, acc.device) if dense and acc.device != "cpu" else native
                 lo, hi = value_range(work)  # one pass: every value finite, and whether the tensor is constant
                 require_in_range(lo, hi, st.info)
                 maybe, early = True, None  # whether the tensor may be byte-identical to a reference tensor

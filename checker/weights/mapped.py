@@ -140,3 +140,14 @@ def row_blocks(m: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
     for s in range(0, len(m) if m.dim() else 1, step):
         yield s, m[s:s + step] if m.dim() else m
         GOVERNOR.pace()
+
+
+def to_device(t: torch.Tensor, device: str) -> torch.Tensor:
+    """``t`` on ``device``; a large CPU tensor is copied in row blocks (:func:`row_blocks`), so a
+    mapped tensor's pages are dropped as the copy goes on instead of all being mapped at once."""
+    if t.device.type == torch.device(device).type or not large(t) or t.dim() == 0:
+        return t.to(device)
+    out = torch.empty(t.shape, dtype=t.dtype, device=device)
+    for s, b in row_blocks(t):
+        out[s:s + len(b)] = b.to(device)
+    return out

@@ -174,3 +174,12 @@ def test_a_file_that_cannot_be_mapped_is_read(tmp_path, monkeypatch):
     want = load_file(str(path))
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
     assert stream.files[0].sha256 == sha256_file(path)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device visible to torch")
+def test_a_large_tensor_goes_to_the_gpu_in_row_blocks_unchanged(monkeypatch):
+    monkeypatch.setattr(mapped, "MAP_BYTES", 1)
+    monkeypatch.setattr(mapped, "WALK_BYTES", 1000)
+    t = torch.randn(301, 77).to(torch.bfloat16)
+    on_gpu = mapped.to_device(t, "cuda")  # 301 rows, 6 at a time
+    assert on_gpu.device.type == "cuda" and torch.equal(on_gpu.cpu(), t)
