@@ -67,21 +67,22 @@ def canonical_digest(blocks: Iterable[torch.Tensor], shape: tuple[int, ...], sto
 
 def reference_digests(native: torch.Tensor, roundings: bool = True) -> tuple[str, ...]:
     """The canonical digest and those of the bf16 and fp16 roundings (distinct, in that order),
-    fed in row blocks so no whole-tensor copy is made.
+    fed in row blocks so no whole-tensor copy is made (an integer tensor is widened to float32
+    block by block: whole, an int8 matrix would take four times its size).
 
     A submission stored in 16 bits needs only its canonical digest (``roundings=False`` skips
     the roundings of 16-bit tensors): the reference side holds the roundings of its own values,
     which covers a copy released at lower precision than the original either way round."""
-    t = native if native.dtype.is_floating_point else native.to(torch.float32)
-    shape = tuple(t.shape)
-    digesters = [(Digester(shape, t.dtype), None)]
-    if roundings or t.dtype not in (torch.bfloat16, torch.float16):
-        digesters += [(Digester(shape, d), d) for d in (torch.bfloat16, torch.float16) if t.dtype != d]
-    flat = t.reshape(t.shape[0], -1) if t.dim() > 1 else t.reshape(-1)
+    dtype = native.dtype if native.dtype.is_floating_point else torch.float32
+    shape = tuple(native.shape)
+    digesters = [(Digester(shape, dtype), None)]
+    if roundings or dtype not in (torch.bfloat16, torch.float16):
+        digesters += [(Digester(shape, d), d) for d in (torch.bfloat16, torch.float16) if dtype != d]
+    flat = native.reshape(native.shape[0], -1) if native.dim() > 1 else native.reshape(-1)
     step = max(1, _BLOCK // max(1, flat[0].numel() if flat.dim() > 1 and len(flat) else 1))
     pace = mapped.large(flat) and flat.device.type == "cpu"
     for s in range(0, max(1, flat.shape[0]), step):
-        block = flat[s:s + step]
+        block = flat[s:s + step].to(dtype)
         for dg, d in digesters:
             dg.update(block if d is None else block.to(d))
         if pace:  # a mapped tensor's pages are dropped as the digest goes on

@@ -183,3 +183,13 @@ def test_a_large_tensor_goes_to_the_gpu_in_row_blocks_unchanged(monkeypatch):
     t = torch.randn(301, 77).to(torch.bfloat16)
     on_gpu = mapped.to_device(t, "cuda")  # 301 rows, 6 at a time
     assert on_gpu.device.type == "cuda" and torch.equal(on_gpu.cpu(), t)
+
+
+def test_an_integer_tensor_is_digested_block_by_block_as_its_float32_widening():
+    from checker.metrics import digests
+
+    q = torch.randint(-128, 127, (12000, 1000), dtype=torch.int8)  # two blocks of at most 8M elements
+    whole = digests.reference_digests(q.to(torch.float32))
+    assert digests.reference_digests(q) == whole
+    small = q[:1000]
+    assert digests.reference_digests(small) == digests.reference_digests(small.to(torch.float32)) != whole
