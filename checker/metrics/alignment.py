@@ -13,9 +13,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy.optimize import linear_sum_assignment
 
 from checker.hardware import give_back_freed
+from checker.metrics.summary import ColumnSums
 from checker.metrics.stats import (
     HeldOut, _EPS, held_out_normed, held_out_score, log10_sf, normed_rows, rownorm, shape_seed, split_columns,
     standardize_columns,
@@ -122,35 +124,30 @@ def _rotated_rows(x: np.ndarray, draw, keep: np.ndarray, mean: np.ndarray | None
     if mean is None:
         return standardize_columns(_rotate(x, draw))[keep]
     dt = np.promote_types(x.dtype, np.float32)  # a table stored in 16 bits is widened block by block
-    total = np.zeros(x.shape[1])
-    squares = np.zeros(x.shape[1])
+    sums = ColumnSums(x.shape[1], "cpu")  # the rotated columns of standardised rows: centred already
     out = np.empty((len(keep), x.shape[1]), dtype=dt)
     for i in range(0, len(x), _NULL_ROWS):
         block = _rotate(standardize_columns(x[i:i + _NULL_ROWS], mean, sd), draw).astype(dt, copy=False)
-        total += block.sum(axis=0, dtype=np.float64)
-        squares += np.square(block, dtype=np.float64).sum(axis=0)
+        sums.add(torch.from_numpy(block))
         at = np.flatnonzero((keep >= i) & (keep < i + _NULL_ROWS))
         out[at] = block[keep[at] - i]
-    mu = total / len(x)
-    spread = np.sqrt(np.clip(squares / len(x) - mu * mu, 0.0, None))
+    mu, spread, _ = sums.moments(None, len(x))
     out -= mu.astype(dt)  # standardize_columns, in place
     out /= np.where(spread > _EPS, spread, 1.0).astype(dt)
     return out
 
 
 def _wide_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and population sds of ``x`` (as ``standardize_columns`` takes them), summed in
-    float64 over blocks of _NULL_ROWS rows, in ``x``'s dtype or float32 if that is wider: no
-    whole-table temporary."""
-    total = np.zeros(x.shape[1])
+    """Column means and population sds of ``x`` (as ``standardize_columns`` takes them) over blocks
+    of _NULL_ROWS rows, as a weight matrix's are taken (:class:`summary.ColumnSums`: centred on the
+    first block's means, summed in float64), in float32: no whole-table temporary."""
+    sums, shift = ColumnSums(x.shape[1], "cpu"), None
     for i in range(0, len(x), _NULL_ROWS):
-        total += x[i:i + _NULL_ROWS].sum(axis=0, dtype=np.float64)
-    mean = total / max(len(x), 1)
-    squares = np.zeros(x.shape[1])
-    for i in range(0, len(x), _NULL_ROWS):
-        squares += np.square(x[i:i + _NULL_ROWS] - mean).sum(axis=0)
-    dt = np.promote_types(x.dtype, np.float32)
-    return mean.astype(dt), np.sqrt(squares / max(len(x), 1)).astype(dt)
+        block = torch.from_numpy(np.ascontiguousarray(x[i:i + _NULL_ROWS])).to(torch.float32)
+        shift = block.mean(dim=0) if shift is None else shift
+        sums.add(block - shift)
+    mean, sd, _ = sums.moments(shift, len(x))
+    return mean, sd
 
 
 def assign(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
