@@ -224,3 +224,24 @@ def test_a_digest_in_two_unrelated_references_is_not_evidence_but_one_inherited_
     # b froze a's layers (a VLM and the tower it froze): what they share stays evidence
     frozen = fp(_print("t", (12, 8), d), _print("layers.0.q", (8, 8), ("qa",), 0))
     assert not_evidence("x.t", table, shared_digests([("a", a), ("frozen", frozen)])) is None
+
+
+@pytest.mark.parametrize("table,kind", [
+    (vaswani_interleaved(128, 48, base=100).T.contiguous(), "sinusoid_1d"),
+    (whisper_sinusoids(256, 64).T.contiguous(), "sinusoid_1d"),
+    (fairseq_sinusoids(70, 34).T.contiguous(), "sinusoid_1d"),
+    (mae_2d_sincos(64, 14, cls_token=True)[0].T.contiguous(), "sincos_2d"),
+    (vaswani_interleaved(128, 48), "sinusoid_1d"),
+])
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16])
+def test_a_large_transposed_table_is_still_recognised_when_its_columns_are_read_in_blocks(table, kind, dtype, monkeypatch):
+    """Tensors of mapped.MAP_BYTES or more first read two columns in row blocks to decide whether
+    the transposed checks can pass (fixed_tables._may_start_a_table): a real table must pass it."""
+    from checker.weights import mapped
+
+    monkeypatch.setattr(mapped, "MAP_BYTES", 1)
+    monkeypatch.setattr(mapped, "WALK_BYTES", 100)
+    t = table if dtype is None else table.to(dtype)
+    got = recognise(t)
+    assert got is not None and got.kind == kind, (kind, got)
+    assert recognise(trained_like(tuple(t.shape)).to(t.dtype)) is None
