@@ -194,13 +194,21 @@ def assign_correlated(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
     for i in range(0, len(pending), LARGE_WIDTH):
         blk = pending[i:i + LARGE_WIDTH]
         avail = np.flatnonzero(free)
-        c = a[blk] @ b[avail].T
-        cost = np.abs(c, dtype=np.float64)  # the solver's own dtype, made once (not -|c| and its copy)
+        # -|a b^T| in the solver's own dtype, made _ROW_BLOCK rows at a time, with the signs kept
+        # aside: neither the float32 product nor a copy of it is held beside the costs
+        cost = np.empty((len(blk), len(avail)))
+        negative = np.empty((len(blk), len(avail)), dtype=bool)
+        bt = b[avail].T
+        for j in range(0, len(blk), _ROW_BLOCK):
+            c = a[blk[j:j + _ROW_BLOCK]] @ bt
+            np.less(c, 0, out=negative[j:j + _ROW_BLOCK])
+            np.abs(c, out=cost[j:j + _ROW_BLOCK])
+        del c, bt
         bi, bj = linear_sum_assignment(np.negative(cost, out=cost))
-        del cost
         rows.append(blk[bi])
         cols.append(avail[bj])
-        vals.append(c[bi, bj])
+        vals.append(np.where(negative[bi, bj], cost[bi, bj], -cost[bi, bj]))  # cost holds -|c|: c itself
+        del cost, negative
         free[avail[bj]] = False
     rows_a, cols_a, vals_a = (np.concatenate(x) for x in (rows, cols, vals))
     order = np.argsort(rows_a)
