@@ -14,14 +14,18 @@ This is :func:`checker.metrics.stats.match_rows` computed block by block:
 - each block of submission units gives only its search-half columns, gathered in the stored
   dtype, then widened, scaled and standardised;
 - one product per block gives the search-half correlations of every reference row with every
-  unit in the block; the best unit per reference row is kept;
+  unit in the block; the best unit per reference row is kept. A bfloat16 block is not gathered
+  nor widened: the scaling and standardisation are folded into the reference side, and the
+  block as stored is multiplied by it in bfloat16 (:class:`_Fold`);
 - after the pass, the chosen units' held-out columns, scaled and standardised the same way,
   score the match.
 
 The moments do not depend on how the pass is cut into blocks (CPU and GPU agree), nor on the
 reference: a fixed affine map of each column, after a scale per unit taken from the search
 columns, commutes with the column shuffle of the held-out null, and the choice of units sees the
-search columns only, so the null holds whatever standardised them. Memory is the moment sample
+search columns only, so the null holds whatever standardised them, and however precisely the
+choice was computed (the folded bfloat16 product rounds the search correlations to about 0.2%:
+it can only pick another unit where two nearly tie; the held-out score is exact either way). Memory is the moment sample
 and its square, one block of search columns and the stacked reference rows; the products run in
 torch on the chosen device.
 """
@@ -33,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from checker.hardware import bf16_hardware
 from checker.metrics import stats
 from checker.metrics.summary import (row_norms, take_columns, unit_blocks, unit_rows, unit_scaled, unit_stride,
                                      units_by_hidden_shape)
@@ -41,6 +46,10 @@ _EPS = 1e-12
 _TINY_SQ = 1e-30  # a float32 sum of squares below this has lost precision to underflow
 _CANCEL = 1e3  # mean^2 / variance beyond which E[y^2] - E[y]^2 in float32 loses digits
 MOMENT_SAMPLE = 2048  # units whose column moments standardise the search half of a larger matrix
+#: The folded product (:class:`_Fold`) is used only where every search column's mean is within this
+#: many of its sds: its sums of squares expand around the means, which bfloat16 rounding would
+#: swamp if they dwarfed the spread.
+FOLD_MAX_SHIFT = 1.0
 
 
 @dataclass(frozen=True)
@@ -156,21 +165,89 @@ class _Search:
         self.best_abs = torch.full((k,), -1.0, device=device)
         self.best_val = torch.zeros(k, device=device)
         self.best_idx = torch.zeros(k, dtype=torch.int64, device=device)
+        foldable = bool((self.shift.abs() * self.inv <= FOLD_MAX_SHIFT).all())
+        self.fold = _Fold(self.r, self.cols, self.shift, self.inv, sample.shape[1]) if foldable else None
 
-    def update(self, start: int, block: torch.Tensor) -> None:
-        """``block``: units x hidden as stored. Only the search columns are gathered, widened, scaled
-        and standardised; the reference rows are centred, so the product needs no per-unit centring,
-        and the unit's centred norm comes from its sums."""
+    def _exact(self, block: torch.Tensor) -> torch.Tensor:
+        """Search correlations (reference rows x units) from the search columns gathered, widened,
+        scaled and standardised; the reference rows are centred, so the product needs no per-unit
+        centring, and the unit's centred norm comes from its sums."""
         z = unit_scaled(take_columns(block, self.cols).to(torch.float32), inplace=True)  # a fresh copy
         z.sub_(self.shift).mul_(self.inv)
         s1 = z.sum(dim=1)
         norm = torch.sqrt(torch.clamp(row_norms(z) ** 2 - s1 * s1 / z.shape[1], min=0.0))
-        c = (self.r @ z.T) / torch.where(norm > _EPS, norm, torch.ones_like(norm))
+        return (self.r @ z.T) / torch.where(norm > _EPS, norm, torch.ones_like(norm))
+
+    def update(self, start: int, block: torch.Tensor) -> None:
+        """``block``: units x hidden as stored. A bfloat16 block goes through the folded product
+        (units it cannot score, the exact way); any other, the exact way."""
+        if self.fold is not None and block.dtype == torch.bfloat16:
+            c, bad = self.fold.scores(block)
+            if bool(bad.any()):
+                at = torch.nonzero(bad)[:, 0]
+                c[:, at] = self._exact(block.index_select(0, at))
+        else:
+            c = self._exact(block)
         a, j = c.abs().max(dim=1)
         better = a > self.best_abs
         self.best_abs = torch.where(better, a, self.best_abs)
         self.best_val = torch.where(better, c.gather(1, j[:, None])[:, 0], self.best_val)
         self.best_idx = torch.where(better, j + start, self.best_idx)
+
+
+class _Fold:
+    """The search correlations of a bfloat16 block, from the block as stored.
+
+    Unit u's standardised search row is z_c = a_c x_c / rho_u - a_c m_c (a = 1/sd, m the column
+    means, rho_u the unit's root mean square over the search columns), so with the reference rows r:
+
+        r . z = (r a) . x / rho - r . (a m)
+        sum z = a . x / rho - sum a m
+        sum z^2 = (a^2) . x^2 / rho^2 - 2 (a^2 m) . x / rho + sum (a m)^2,   rho^2 = 1_search . x^2 / n
+
+    Two products of the block (and of its square) with reference-side rows of full width, zero off
+    the search columns, give every term: no gather, no widened copy, and bfloat16 products
+    (:func:`_bf16_products`). Units whose squares leave bfloat16's range (a unit scaled by 1e19 or
+    1e-20, a zero unit) are marked for the exact path."""
+
+    def __init__(self, r: torch.Tensor, cols: torch.Tensor, shift: torch.Tensor, inv: torch.Tensor, hidden: int):
+        k, dev = r.shape[0], r.device
+        self.k, self.n = k, len(cols)
+        b = inv * shift
+        w = torch.zeros((k + 2, hidden), dtype=torch.float32, device=dev)
+        w[:k, cols] = r * inv
+        w[k, cols] = inv
+        w[k + 1, cols] = inv * b
+        v = torch.zeros((2, hidden), dtype=torch.float32, device=dev)
+        v[0, cols] = 1.0
+        v[1, cols] = inv * inv
+        self.w, self.v = w.to(torch.bfloat16), v.to(torch.bfloat16)
+        self.dot_shift = r @ b
+        self.sum_shift = b.sum()
+        self.sq_shift = (b * b).sum()
+
+    def scores(self, block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(search correlations, reference rows x units; the units to score the exact way)."""
+        k, n = self.k, self.n
+        p = _bf16_products(block, self.w)
+        q = _bf16_products(block * block, self.v)
+        bad = ~(torch.isfinite(q).all(dim=1) & torch.isfinite(p).all(dim=1)) | (q[:, 0] < _TINY_SQ)
+        f = 1.0 / torch.sqrt(torch.where(bad, torch.full_like(q[:, 0], float(n)), q[:, 0]) / n)
+        s1 = f * p[:, k] - self.sum_shift
+        s2 = f * f * q[:, 1] - 2.0 * f * p[:, k + 1] + self.sq_shift
+        norm = torch.sqrt(torch.clamp(s2 - s1 * s1 / n, min=0.0))
+        dot = p[:, :k].mul_(f[:, None]).sub_(self.dot_shift)
+        return (dot / torch.where(norm > _EPS, norm, torch.ones_like(norm))[:, None]).T, bad
+
+
+def _bf16_products(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``a @ w.T`` for bfloat16 ``a`` and ``w``: exact products summed in float32, rounded once to
+    bfloat16 (as float32). In hardware where the CPU has bfloat16 arithmetic (AMX, AVX512-BF16) and
+    on a GPU; elsewhere the same numbers from float32 operands (every bfloat16 product is exact in
+    float32), so the choice of units does not depend on the machine beyond the summation order."""
+    if a.device.type != "cpu" or bf16_hardware():
+        return (a @ w.T).float()
+    return (a.float() @ w.float().T).to(torch.bfloat16).float()
 
 
 def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group], device: str = "cpu") -> Matches:
