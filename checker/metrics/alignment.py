@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from checker.hardware import give_back_freed
 from checker.metrics.summary import ColumnSums
@@ -107,6 +106,14 @@ def _rotate(r: np.ndarray, draw) -> np.ndarray:
     return out
 
 
+def _assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """scipy's linear assignment (minimal cost), imported on first use: only a permutation search
+    needs it, and scipy.optimize adds a few tenths of a second to every start."""
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)
+
+
 #: Anchor rows rotated at once for the null of a wide alignment (:func:`_rotated_rows`).
 _NULL_ROWS = 256
 
@@ -153,7 +160,7 @@ def _wide_moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def assign(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Maximum-weight matching of the rows of ``c`` to its columns (exact; rows sorted). Wider
     than LARGE_WIDTH on both sides, see :func:`assign_correlated`."""
-    ri, ci = linear_sum_assignment(-c)
+    ri, ci = _assignment(-c)
     return ri, ci
 
 
@@ -204,7 +211,7 @@ def assign_correlated(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
             np.less(c, 0, out=negative[j:j + _ROW_BLOCK])
             np.abs(c, out=cost[j:j + _ROW_BLOCK])
         del c, bt
-        bi, bj = linear_sum_assignment(np.negative(cost, out=cost))
+        bi, bj = _assignment(np.negative(cost, out=cost))
         rows.append(blk[bi])
         cols.append(avail[bj])
         vals.append(np.where(negative[bi, bj], cost[bi, bj], -cost[bi, bj]))  # cost holds -|c|: c itself

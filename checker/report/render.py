@@ -13,14 +13,16 @@ import re
 import shutil
 import subprocess
 from functools import lru_cache
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from checker.errors import ReportError
 from checker.report.context import to_context
 from checker.report.fmt import FILTERS, fmt_layer_map, fmt_num, fmt_p, fmt_pct  # noqa: F401  (re-exported)
 from checker.report.i18n import DEFAULT_LANG, messages
 from checker.resources import templates_dir
+
+if TYPE_CHECKING:
+    import jinja2
 
 STATUS_CLASS = {"pass": "ok", "independent": "ok", "fail": "bad", "derived": "bad", "identical": "bad",
                 "warn": "warn", "inconclusive": "warn", "review": "review", "not_applicable": "na", "error": "bad"}
@@ -41,7 +43,10 @@ def md_escape(value: str) -> str:
 @lru_cache(maxsize=2)
 def environment(markdown: bool = False) -> jinja2.Environment:
     """HTML: autoescape on. Markdown: HTML escaping would garble it, so every string of the
-    report, and every sentence written from the catalogue, is Markdown-escaped instead (see ``render_markdown``)."""
+    report, and every sentence written from the catalogue, is Markdown-escaped instead (see ``render_markdown``).
+    jinja2 is imported here, not with the module: an audit that writes only JSON never loads it."""
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=False if markdown else jinja2.select_autoescape(enabled_extensions=("html", "html.j2", "j2"), default=True),

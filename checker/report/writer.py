@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 
 from checker.errors import ReportError
-from checker.report.cyclonedx import build_bom
 from checker.report.json_report import dumps
 from checker.report.i18n import DEFAULT_LANG
 from checker.report.render import render_html, render_index, render_markdown, write_pdf
@@ -47,6 +46,8 @@ def render_all(report: dict, formats: tuple[str, ...], lang: str = DEFAULT_LANG)
         elif f == "md":
             out["md"] = render_markdown(report, lang).encode()
         elif f == "cyclonedx":
+            from checker.report.cyclonedx import build_bom  # cyclonedx-python-lib loads only for this format
+
             out["cyclonedx"] = build_bom(report).encode()
         elif f == "pdf":
             out["pdf"] = write_pdf(html, report, lang, canonical)
