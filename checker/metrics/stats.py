@@ -194,12 +194,6 @@ def permutation_check(a: np.ndarray, b: np.ndarray, sign: np.ndarray, draws: int
     return out
 
 
-def _held_out(score_rows: np.ndarray, a: np.ndarray, b: np.ndarray, sign: np.ndarray) -> HeldOut:
-    k, m = a.shape
-    _, sd = null_moments(rownorm(a), rownorm(b), sign)
-    return held_out_from_sd(float(score_rows.mean()), sd, k, m)
-
-
 def held_out_from_sd(score: float, sd: float, k: int, m: int) -> HeldOut:
     """The held-out score of k row correlations over m columns, given the exact null sd (mean 0)."""
     mu = 0.0
@@ -238,8 +232,10 @@ def match_rows(ref_rows: np.ndarray, sub: np.ndarray, search: np.ndarray | None 
 
 def held_out_score(a: np.ndarray, b: np.ndarray, sign: np.ndarray) -> HeldOut:
     """Row-wise held-out correlations of matched rows (signs chosen on the search half)."""
-    r = np.sum(rownorm(a) * rownorm(b), axis=1) * sign
-    return _held_out(r, a, b, sign)
+    an, bn = rownorm(a), rownorm(b)  # once: the score and its null read the same normed rows
+    k, m = a.shape
+    _, sd = null_moments(an, bn, sign)
+    return held_out_from_sd(float((np.sum(an * bn, axis=1) * sign).mean()), sd, k, m)
 
 
 @dataclass(frozen=True, eq=False)

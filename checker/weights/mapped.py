@@ -35,6 +35,7 @@ WALK_BYTES = 32 * 1024 * 1024
 #: Bytes of a large matrix's units copied out at a time when its units are its columns.
 GATHER_BYTES = 128 * 1024 * 1024
 _TICK_S = 0.01
+_AHEAD_CHUNK = 64 * 1024 * 1024
 
 
 def _page_size() -> int:
@@ -123,6 +124,41 @@ def map_tensor(fd: int, begin: int, end: int, dtype: torch.dtype, shape: tuple[i
     numel = (end - begin) // torch.empty((), dtype=dtype).element_size()
     t = torch.frombuffer(mm, dtype=dtype, count=numel, offset=begin - start).reshape(shape)
     return t, raw
+
+
+def read_ahead(path, begin: int, end: int) -> None:
+    """Have the kernel read bytes ``begin:end`` of the file at ``path`` into the page cache. The
+    stream asks for each tensor while the one before it is being compared, so a cold file is read
+    from disk beside the work instead of in its way (pages first touched through a map are
+    otherwise read a fault at a time, 64 KiB or so each). The bytes are sent to ``/dev/null`` with
+    ``sendfile``: read at disk speed, never copied into the process, the GIL released (measured:
+    1.7 GB in 1.3 s while a Python loop beside it kept its pace; ``posix_fadvise(WILLNEED)`` and
+    ``MADV_WILLNEED`` did nothing on the test machine, and ``MADV_POPULATE_READ`` holds the GIL).
+    The pages are the page cache's, not the process's: nothing here counts against the memory
+    bound. Where ``sendfile`` is missing or refused, the same hint is given with
+    ``posix_fadvise``, or nothing is done."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            at = begin
+            while at < end:
+                sent = os.sendfile(null, fd, at, min(_AHEAD_CHUNK, end - at))
+                if sent <= 0:
+                    break
+                at += sent
+        finally:
+            os.close(null)
+    except (AttributeError, OSError):
+        try:
+            os.posix_fadvise(fd, begin, end - begin, os.POSIX_FADV_WILLNEED)
+        except (AttributeError, OSError):
+            pass
+    finally:
+        os.close(fd)
 
 
 def large(t: torch.Tensor) -> bool:

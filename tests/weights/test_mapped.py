@@ -193,3 +193,77 @@ def test_an_integer_tensor_is_digested_block_by_block_as_its_float32_widening():
     assert digests.reference_digests(q) == whole
     small = q[:1000]
     assert digests.reference_digests(small) == digests.reference_digests(small.to(torch.float32)) != whole
+
+
+def test_each_tensor_is_read_ahead_in_file_order(tmp_path, monkeypatch):
+    """The stream asks the kernel for every tensor's bytes (mapped.read_ahead, on its own thread)
+    as it hands out the tensor before it, across shard files, in file order: a cold file is read
+    beside the work. The hashes and values do not depend on it."""
+    a = {"a.w": torch.randn(64, 32), "b.w": torch.randn(16, 8)}
+    b = {"c.w": torch.randn(40, 4)}
+    save_file(a, str(tmp_path / "model-00001-of-00002.safetensors"))
+    save_file(b, str(tmp_path / "model-00002-of-00002.safetensors"))
+    weight_map = {k: "model-00001-of-00002.safetensors" for k in a} | {"c.w": "model-00002-of-00002.safetensors"}
+    (tmp_path / "model.safetensors.index.json").write_text(__import__("json").dumps({"weight_map": weight_map}))
+    asked, events = [], []
+    monkeypatch.setattr(mapped, "read_ahead", lambda path, begin, end: asked.append((os.path.basename(path), end - begin)))
+    stream = CheckpointStream(open_checkpoint(str(tmp_path)))
+    for st in stream:
+        events.append((st.info.name, len(asked)))
+        assert torch.equal(st.load(), {**a, **b}[st.info.name])
+    sizes = [("model-00001-of-00002.safetensors", 64 * 32 * 4), ("model-00001-of-00002.safetensors", 16 * 8 * 4),
+             ("model-00002-of-00002.safetensors", 40 * 4 * 4)]
+    for _ in range(50):  # the requests run on their own thread
+        if len(asked) == 3:
+            break
+        threading.Event().wait(0.01)
+    assert asked == sizes  # one request per tensor, in file order, the next shard's included
+    assert [name for name, _ in events] == ["a.w", "b.w", "c.w"]
+    assert [f.sha256 for f in stream.files] == [sha256_file(tmp_path / n) for n in
+                                                ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")]
+
+
+@pytest.mark.skipif(not hasattr(os, "sendfile"), reason="read_ahead falls back to a hint without sendfile")
+def test_read_ahead_puts_the_bytes_in_the_page_cache_not_in_the_process(tmp_path):
+    """After read_ahead of an evicted file, every page of the range is resident (mincore of a map of
+    it), while the process's own memory did not grow by the range."""
+    import ctypes
+    import mmap
+
+    path = tmp_path / "big.bin"
+    data = os.urandom(1 << 20) * 64  # 64 MiB
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    del data
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        mm = mmap.mmap(fd, 64 << 20, access=mmap.ACCESS_COPY)  # private: ctypes needs a writable buffer
+        libc = ctypes.CDLL(None, use_errno=True)
+        pages = (64 << 20) // mmap.PAGESIZE
+        vec = (ctypes.c_ubyte * pages)()
+        head = ctypes.c_char.from_buffer(mm)
+        ptr = ctypes.c_void_p(ctypes.addressof(head))
+
+        def resident() -> float:
+            if libc.mincore(ptr, ctypes.c_size_t(64 << 20), vec) != 0:
+                pytest.skip("mincore unavailable")
+            return sum(v & 1 for v in vec) / pages
+
+        if resident() > 0.5:
+            pytest.skip("the file could not be evicted from the page cache here")
+        before = _anon_kib()
+        mapped.read_ahead(str(path), 0, 64 << 20)
+        assert resident() > 0.95
+        assert _anon_kib() - before < 16 * 1024
+        del head
+        mm.close()
+    finally:
+        os.close(fd)
+
+
+def _anon_kib() -> int:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("RssAnon:"))
