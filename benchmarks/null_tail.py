@@ -153,11 +153,12 @@ def permutation_tails(rng, draws: int) -> list[str]:
         c = an.T @ bn  # m x m: row p of A's columns against column j of B's
         # the score at which the engine's p crosses each level, by bisection on the score
         cuts = []
+        _, sd = stats.null_moments(an, bn, sign)  # the engine's exact null sd for these rows
         for lvl in PERM_LEVELS:
             lo, hi = 0.0, 1.0
             for _ in range(60):
                 mid = (lo + hi) / 2
-                if stats._held_out(np.full(k, mid), a, b, sign).log10_p > math.log10(lvl):
+                if stats.held_out_from_sd(mid, sd, k, m).log10_p > math.log10(lvl):
                     lo = mid
                 else:
                     hi = mid

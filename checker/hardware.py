@@ -26,8 +26,6 @@ def resolve_device(choice: str) -> str:
     if choice == "cuda" and not cuda:
         raise UsageError("--device cuda", "no CUDA device is visible to torch (use --device cpu or auto)")
     device = "cuda" if choice == "cuda" or (choice == "auto" and cuda) else "cpu"
-    if device == "cuda":  # bfloat16 products summed in float32, rounded once, as on the CPU
-        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
     use_all_cores()
     reuse_freed_blocks()
     return device
@@ -36,8 +34,9 @@ def resolve_device(choice: str) -> str:
 @functools.lru_cache(maxsize=1)
 def bf16_hardware() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512-BF16): then torch's bfloat16
-    products are several times faster than float32 ones (checker.metrics.rowmatch), elsewhere
-    slower. Read from the CPU's flags (the same answer on every run of a machine)."""
+    products are several times faster than float32 ones and the full test's search uses them
+    (checker.metrics.rowmatch); elsewhere they are slower, and the search keeps float32. Read
+    from the CPU's flags (the same answer on every run of a machine)."""
     probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
     try:
         return any(bool(p()) for p in probes if p is not None)

@@ -14,9 +14,10 @@ This is :func:`checker.metrics.stats.match_rows` computed block by block:
 - each block of submission units gives only its search-half columns, gathered in the stored
   dtype, then widened, scaled and standardised;
 - one product per block gives the search-half correlations of every reference row with every
-  unit in the block; the best unit per reference row is kept. A bfloat16 block is not gathered
-  nor widened: the scaling and standardisation are folded into the reference side, and the
-  block as stored is multiplied by it in bfloat16 (:class:`_Fold`);
+  unit in the block; the best unit per reference row is kept. Where bfloat16 arithmetic is in
+  hardware (AMX, AVX512-BF16, a GPU), a bfloat16 block is not gathered nor widened: the scaling
+  and standardisation are folded into the reference side, and the block as stored is multiplied
+  by it in bfloat16 (:class:`_Fold`);
 - after the pass, the chosen units' held-out columns, scaled and standardised the same way,
   score the match.
 
@@ -24,10 +25,13 @@ The moments do not depend on how the pass is cut into blocks (CPU and GPU agree)
 reference: a fixed affine map of each column, after a scale per unit taken from the search
 columns, commutes with the column shuffle of the held-out null, and the choice of units sees the
 search columns only, so the null holds whatever standardised them, and however precisely the
-choice was computed (the folded bfloat16 product rounds the search correlations to about 0.2%:
-it can only pick another unit where two nearly tie; the held-out score is exact either way). Memory is the moment sample
-and its square, one block of search columns and the stacked reference rows; the products run in
-torch on the chosen device.
+choice was computed. The folded product rounds the reference side, the squares and the sums to
+bfloat16 (the search correlations move by up to about 0.1-0.3%, more where column means approach
+FOLD_MAX_SHIFT sds): it can only pick another unit where two nearly tie, which is also where
+two machines (hardware and summation order) may differ; the held-out score is exact either way.
+Memory is the moment sample and its square, one block of search columns (or a bfloat16 block's
+square and the folded reference rows) and the stacked reference rows; the products run in torch
+on the chosen device.
 """
 
 from __future__ import annotations
@@ -165,8 +169,20 @@ class _Search:
         self.best_abs = torch.full((k,), -1.0, device=device)
         self.best_val = torch.zeros(k, device=device)
         self.best_idx = torch.zeros(k, dtype=torch.int64, device=device)
-        foldable = bool((self.shift.abs() * self.inv <= FOLD_MAX_SHIFT).all())
-        self.fold = _Fold(self.r, self.cols, self.shift, self.inv, sample.shape[1]) if foldable else None
+        self.hidden = sample.shape[1]
+        self._fold: _Fold | None | bool = False  # built on the first bfloat16 block (:meth:`fold`)
+
+    @property
+    def fold(self) -> _Fold | None:
+        """The folded product (:class:`_Fold`), or None where the search keeps the exact path: a
+        CPU without bfloat16 arithmetic (there the products would be slower than the exact path,
+        not faster), a search column whose mean exceeds FOLD_MAX_SHIFT sds, or a column repeated."""
+        if self._fold is False:
+            usable = self.cols.device.type != "cpu" or bf16_hardware()
+            usable = usable and bool((self.shift.abs() * self.inv <= FOLD_MAX_SHIFT).all())
+            usable = usable and len(torch.unique(self.cols)) == len(self.cols)
+            self._fold = _Fold(self.r, self.cols, self.shift, self.inv, self.hidden) if usable else None
+        return self._fold
 
     def _exact(self, block: torch.Tensor) -> torch.Tensor:
         """Search correlations (reference rows x units) from the search columns gathered, widened,
@@ -181,7 +197,7 @@ class _Search:
     def update(self, start: int, block: torch.Tensor) -> None:
         """``block``: units x hidden as stored. A bfloat16 block goes through the folded product
         (units it cannot score, the exact way); any other, the exact way."""
-        if self.fold is not None and block.dtype == torch.bfloat16:
+        if block.dtype == torch.bfloat16 and self.fold is not None:
             c, bad = self.fold.scores(block)
             if bool(bad.any()):
                 at = torch.nonzero(bad)[:, 0]
@@ -207,8 +223,9 @@ class _Fold:
 
     Two products of the block (and of its square) with reference-side rows of full width, zero off
     the search columns, give every term: no gather, no widened copy, and bfloat16 products
-    (:func:`_bf16_products`). Units whose squares leave bfloat16's range (a unit scaled by 1e19 or
-    1e-20, a zero unit) are marked for the exact path."""
+    (:func:`_bf16_products`; ``w``, ``v`` and the squares are rounded to bfloat16 too). Units whose
+    squares leave bfloat16's range (a unit scaled by 1e19 or 1e-20, a zero unit, an infinite value
+    in any column) are marked for the exact path, which scores them on their search columns."""
 
     def __init__(self, r: torch.Tensor, cols: torch.Tensor, shift: torch.Tensor, inv: torch.Tensor, hidden: int):
         k, dev = r.shape[0], r.device
@@ -241,13 +258,12 @@ class _Fold:
 
 
 def _bf16_products(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """``a @ w.T`` for bfloat16 ``a`` and ``w``: exact products summed in float32, rounded once to
-    bfloat16 (as float32). In hardware where the CPU has bfloat16 arithmetic (AMX, AVX512-BF16) and
-    on a GPU; elsewhere the same numbers from float32 operands (every bfloat16 product is exact in
-    float32), so the choice of units does not depend on the machine beyond the summation order."""
-    if a.device.type != "cpu" or bf16_hardware():
-        return (a @ w.T).float()
-    return (a.float() @ w.float().T).to(torch.bfloat16).float()
+    """``a @ w.T`` for bfloat16 ``a`` and ``w``, as float32: the products exact, summed in float32,
+    the sums rounded to bfloat16 (AMX or AVX512-BF16 on a CPU, tensor cores on a GPU, where torch
+    is told not to reduce in bfloat16)."""
+    if a.device.type == "cuda":
+        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
+    return (a @ w.T).float()
 
 
 def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group], device: str = "cpu") -> Matches:

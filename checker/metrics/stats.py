@@ -67,7 +67,7 @@ DOF_MAX = 10_000.0
 
 
 def held_out_log10_p(z: float, sd: float, m: int) -> float:
-    """The p-value of a held-out mean correlation ``z`` null sds above 0 (see :func:`_held_out`).
+    """The p-value of a held-out mean correlation ``z`` null sds above 0 (see :func:`held_out_from_sd`).
 
     Student t with dof = 1 / sd^2 - 2: a mean of row correlations whose exact permutation
     variance is sd^2 counts as that many independent column pairs (k(m-1) for k independent

@@ -36,6 +36,8 @@ WALK_BYTES = 32 * 1024 * 1024
 GATHER_BYTES = 128 * 1024 * 1024
 _TICK_S = 0.01
 _AHEAD_CHUNK = 64 * 1024 * 1024
+#: At most this many bytes of a tensor are read ahead (:func:`read_ahead`).
+READ_AHEAD_BYTES = 512 * 1024 * 1024
 
 
 def _page_size() -> int:
@@ -126,7 +128,7 @@ def map_tensor(fd: int, begin: int, end: int, dtype: torch.dtype, shape: tuple[i
     return t, raw
 
 
-def read_ahead(path, begin: int, end: int) -> None:
+def read_ahead(path, begin: int, end: int, stop: threading.Event | None = None) -> None:
     """Have the kernel read bytes ``begin:end`` of the file at ``path`` into the page cache. The
     stream asks for each tensor while the one before it is being compared, so a cold file is read
     from disk beside the work instead of in its way (pages first touched through a map are
@@ -135,8 +137,11 @@ def read_ahead(path, begin: int, end: int) -> None:
     1.7 GB in 1.3 s while a Python loop beside it kept its pace; ``posix_fadvise(WILLNEED)`` and
     ``MADV_WILLNEED`` did nothing on the test machine, and ``MADV_POPULATE_READ`` holds the GIL).
     The pages are the page cache's, not the process's: nothing here counts against the memory
-    bound. Where ``sendfile`` is missing or refused, the same hint is given with
-    ``posix_fadvise``, or nothing is done."""
+    bound. At most READ_AHEAD_BYTES are read (the head of a larger tensor; the kernel's own
+    read-ahead follows the sequential walk through the rest), in chunks, and ``stop`` ends it
+    between chunks (an audit that ends early leaves no disk traffic behind). Where ``sendfile``
+    is missing or refused, the same hint is given with ``posix_fadvise``, or nothing is done."""
+    end = min(end, begin + READ_AHEAD_BYTES)
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -145,7 +150,7 @@ def read_ahead(path, begin: int, end: int) -> None:
         null = os.open(os.devnull, os.O_WRONLY)
         try:
             at = begin
-            while at < end:
+            while at < end and not (stop is not None and stop.is_set()):
                 sent = os.sendfile(null, fd, at, min(_AHEAD_CHUNK, end - at))
                 if sent <= 0:
                     break

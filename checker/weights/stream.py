@@ -21,6 +21,7 @@ import json
 import math
 import os
 import struct
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -287,20 +288,22 @@ class CheckpointStream:
         # Each tensor's bytes are read ahead into the page cache while the one before it is
         # compared (mapped.read_ahead): on a cold cache the disk then works beside the engine.
         ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+        stop = threading.Event()  # set when the pass ends, however it ends: no read-ahead outlives it
         order = [(path, e) for path, (_, entries) in self._layout.items() for e in entries]
         upcoming = {id(e): order[i + 1] for i, (_, e) in enumerate(order[:-1])}
         if order:
-            ahead.submit(mapped.read_ahead, order[0][0], order[0][1].begin, order[0][1].end)
+            ahead.submit(mapped.read_ahead, order[0][0], order[0][1].begin, order[0][1].end, stop)
         try:
             for path, (_, entries) in self._layout.items():
-                records.append((yield from self._file(path, entries, pool, ahead, upcoming)))
+                records.append((yield from self._file(path, entries, pool, ahead, upcoming, stop)))
         finally:
+            stop.set()
             ahead.shutdown(wait=False, cancel_futures=True)
             pool.shutdown(wait=True)
         self._files = tuple(records)
 
     def _file(self, path: Path, entries: list[_Entry], pool: ThreadPoolExecutor, ahead: ThreadPoolExecutor,
-              upcoming: dict):
+              upcoming: dict, stop: threading.Event):
         rel = self.reader._rel(path)
         h = hashlib.sha256()
         size = path.stat().st_size
@@ -361,7 +364,7 @@ class CheckpointStream:
                 skip_to(e.begin)
                 if id(e) in upcoming:
                     nxt_path, nxt = upcoming[id(e)]
-                    ahead.submit(mapped.read_ahead, nxt_path, nxt.begin, nxt.end)
+                    ahead.submit(mapped.read_ahead, nxt_path, nxt.begin, nxt.end, stop)
                 yield StreamedTensor(e, read, mapper=map_entry)
                 skip_to(e.end)
             skip_to(size)

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from checker import synth
 from checker.audit import audit
 from checker.errors import WeightsError
+from checker.metrics import rowmatch
 from checker.references.registry import add_reference
 from checker.rules import load_pack
 from checker.weights import mapped, open_checkpoint
@@ -32,7 +33,9 @@ def subjects(zoo):
     def subject(lm, vit):
         return synth.Subject({**synth.state(vit), **synth.state(lm)}, list(zoo.vocab), lm.config, vit.config)
 
-    cases = {"composite": subject(zoo.ind_lm, zoo.ft_vit), "permuted": synth.permute_units(subject(zoo.ft_lm, zoo.ind_vit))}
+    # the bfloat16 copy's full test goes through the folded bfloat16 search (rowmatch._Fold)
+    cases = {"composite": subject(zoo.ind_lm, zoo.ft_vit), "permuted": synth.permute_units(subject(zoo.ft_lm, zoo.ind_vit)),
+             "bf16": synth.round_trip(synth.permute_units(subject(zoo.ft_lm, zoo.ft_vit)), "bf16")}
     return {name: synth.save_checkpoint(zoo.root / f"mapped-{name}", s.state, s.vocab) for name, s in cases.items()}
 
 
@@ -49,6 +52,10 @@ def _register_and_audit(zoo, subjects, registry):
 
 def test_mapping_every_tensor_gives_the_same_fingerprint_and_figures_bit_for_bit(zoo, subjects, tmp_path, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1790000000")
+    folds = []
+    real_fold = rowmatch._Fold.scores
+    monkeypatch.setattr(rowmatch, "bf16_hardware", lambda: True)  # the fold on any machine
+    monkeypatch.setattr(rowmatch._Fold, "scores", lambda self, b: (folds.append(b.shape), real_fold(self, b))[1])
     read = _register_and_audit(zoo, subjects, tmp_path / "read")
     maps = []
     real = mapped.map_tensor
@@ -67,6 +74,7 @@ def test_mapping_every_tensor_gives_the_same_fingerprint_and_figures_bit_for_bit
         assert r.submission.files == m.submission.files and r.submission.files
         assert _figures(r) == _figures(m)  # unrounded: the report rounds to 6 digits
     assert {mv.status for mv in read["composite"][0].modules} >= {"derived", "independent"}
+    assert folds and {mv.status for mv in read["bf16"][0].modules} == {"derived"}
 
 
 def _figures(result) -> list:
@@ -206,7 +214,7 @@ def test_each_tensor_is_read_ahead_in_file_order(tmp_path, monkeypatch):
     weight_map = {k: "model-00001-of-00002.safetensors" for k in a} | {"c.w": "model-00002-of-00002.safetensors"}
     (tmp_path / "model.safetensors.index.json").write_text(__import__("json").dumps({"weight_map": weight_map}))
     asked, events = [], []
-    monkeypatch.setattr(mapped, "read_ahead", lambda path, begin, end: asked.append((os.path.basename(path), end - begin)))
+    monkeypatch.setattr(mapped, "read_ahead", lambda path, begin, end, stop=None: asked.append((os.path.basename(path), end - begin)))
     stream = CheckpointStream(open_checkpoint(str(tmp_path)))
     for st in stream:
         events.append((st.info.name, len(asked)))
@@ -224,9 +232,10 @@ def test_each_tensor_is_read_ahead_in_file_order(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(os, "sendfile"), reason="read_ahead falls back to a hint without sendfile")
-def test_read_ahead_puts_the_bytes_in_the_page_cache_not_in_the_process(tmp_path):
+def test_read_ahead_puts_the_bytes_in_the_page_cache_not_in_the_process(tmp_path, monkeypatch):
     """After read_ahead of an evicted file, every page of the range is resident (mincore of a map of
-    it), while the process's own memory did not grow by the range."""
+    it), while the process's own memory did not grow by the range; a stopped read-ahead reads
+    nothing, and at most READ_AHEAD_BYTES are read."""
     import ctypes
     import mmap
 
@@ -255,6 +264,14 @@ def test_read_ahead_puts_the_bytes_in_the_page_cache_not_in_the_process(tmp_path
         if resident() > 0.5:
             pytest.skip("the file could not be evicted from the page cache here")
         before = _anon_kib()
+        stopped = threading.Event()
+        stopped.set()
+        mapped.read_ahead(str(path), 0, 64 << 20, stopped)
+        assert resident() < 0.5
+        monkeypatch.setattr(mapped, "READ_AHEAD_BYTES", 16 << 20)
+        mapped.read_ahead(str(path), 0, 64 << 20)
+        assert 0.2 < resident() < 0.5
+        monkeypatch.setattr(mapped, "READ_AHEAD_BYTES", 1 << 30)
         mapped.read_ahead(str(path), 0, 64 << 20)
         assert resident() > 0.95
         assert _anon_kib() - before < 16 * 1024
