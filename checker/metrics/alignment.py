@@ -107,10 +107,8 @@ def _rotate(r: np.ndarray, draw) -> np.ndarray:
 
 
 def _assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """scipy's linear assignment (minimal cost), imported on first use: only a permutation search
-    needs it, and scipy.optimize adds a few tenths of a second to every start."""
+    """scipy's linear assignment (minimal cost), imported on first use: only a permutation search needs it."""
     from scipy.optimize import linear_sum_assignment
-
     return linear_sum_assignment(cost)
 
 
@@ -360,6 +358,11 @@ def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, rotations: int 
         r = source[0][keep]
         s = standardize_columns(sub_anchor)[keep]
     ri, si, signs, rr = _assign_and_score(r, s, search, held)
+    # the held-out anchor scores need r, which the null does not: they are taken now and r is
+    # let go before the null's rotated copies and assignments are made (128 MiB at 16,384 wide)
+    aligned = _anchor_rows(r[held][:, ri] * signs, s[held][:, si])
+    identity = _anchor_rows(r[held], s[held]) if r.shape[1] == s.shape[1] else None
+    del r
     if width > LARGE_WIDTH:
         give_back_freed()
     rng = np.random.default_rng(seed + 7)
@@ -378,8 +381,6 @@ def align_hidden(ref_anchor: np.ndarray, sub_anchor: np.ndarray, rotations: int 
     sd = max(float(null.std(ddof=1)), 1.0 / math.sqrt(max(k * (m - 1), 1)))
     mu = float(null.mean())
     z = (score - mu) / sd
-    aligned = _anchor_rows(r[held][:, ri] * signs, s[held][:, si])
-    identity = _anchor_rows(r[held], s[held]) if r.shape[1] == s.shape[1] else None
     return HiddenAlignment(ri, si, signs, HeldOut(score, z, log10_sf(z), k, m, mu, sd), aligned, identity)
 
 
