@@ -224,8 +224,10 @@ class _Fold:
     Two products of the block (and of its square) with reference-side rows of full width, zero off
     the search columns, give every term: no gather, no widened copy, and bfloat16 products
     (:func:`_bf16_products`; ``w``, ``v`` and the squares are rounded to bfloat16 too). Units whose
-    squares leave bfloat16's range (a unit scaled by 1e19 or 1e-20, a zero unit, an infinite value
-    in any column) are marked for the exact path, which scores them on their search columns."""
+    squares leave bfloat16's range (a unit scaled by 1e19 or 1e-20, a zero unit) are marked for the
+    exact path, which scores them on their search columns; so is a unit with a value beyond 1.8e19
+    in a held-out column (0 x inf is NaN in the products): only how its search correlations are
+    rounded depends on that, never which columns the choice sees."""
 
     def __init__(self, r: torch.Tensor, cols: torch.Tensor, shift: torch.Tensor, inv: torch.Tensor, hidden: int):
         k, dev = r.shape[0], r.device

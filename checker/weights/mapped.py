@@ -137,8 +137,8 @@ def read_ahead(path, begin: int, end: int, stop: threading.Event | None = None) 
     1.7 GB in 1.3 s while a Python loop beside it kept its pace; ``posix_fadvise(WILLNEED)`` and
     ``MADV_WILLNEED`` did nothing on the test machine, and ``MADV_POPULATE_READ`` holds the GIL).
     The pages are the page cache's, not the process's: nothing here counts against the memory
-    bound. At most READ_AHEAD_BYTES are read (the head of a larger tensor; the kernel's own
-    read-ahead follows the sequential walk through the rest), in chunks, and ``stop`` ends it
+    bound. At most READ_AHEAD_BYTES are read (the head of a larger tensor: the rest, at 405B width
+    1.2 GB of an FFN matrix, is still read from disk as the walks touch it), in chunks, and ``stop`` ends it
     between chunks (an audit that ends early leaves no disk traffic behind). Where ``sendfile``
     is missing or refused, the same hint is given with ``posix_fadvise``, or nothing is done."""
     end = min(end, begin + READ_AHEAD_BYTES)
