@@ -37,6 +37,7 @@ on the chosen device.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -170,19 +171,17 @@ class _Search:
         self.best_val = torch.zeros(k, device=device)
         self.best_idx = torch.zeros(k, dtype=torch.int64, device=device)
         self.hidden = sample.shape[1]
-        self._fold: _Fold | None | bool = False  # built on the first bfloat16 block (:meth:`fold`)
 
-    @property
+    @cached_property
     def fold(self) -> _Fold | None:
         """The folded product (:class:`_Fold`), or None where the search keeps the exact path: a
         CPU without bfloat16 arithmetic (there the products would be slower than the exact path,
-        not faster), a search column whose mean exceeds FOLD_MAX_SHIFT sds, or a column repeated."""
-        if self._fold is False:
-            usable = self.cols.device.type != "cpu" or bf16_hardware()
-            usable = usable and bool((self.shift.abs() * self.inv <= FOLD_MAX_SHIFT).all())
-            usable = usable and len(torch.unique(self.cols)) == len(self.cols)
-            self._fold = _Fold(self.r, self.cols, self.shift, self.inv, self.hidden) if usable else None
-        return self._fold
+        not faster), a search column whose mean exceeds FOLD_MAX_SHIFT sds, or a column repeated.
+        Built on the first bfloat16 block: a search of another dtype never makes it."""
+        usable = self.cols.device.type != "cpu" or bf16_hardware()
+        usable = usable and bool((self.shift.abs() * self.inv <= FOLD_MAX_SHIFT).all())
+        usable = usable and len(torch.unique(self.cols)) == len(self.cols)
+        return _Fold(self.r, self.cols, self.shift, self.inv, self.hidden) if usable else None
 
     def _exact(self, block: torch.Tensor) -> torch.Tensor:
         """Search correlations (reference rows x units) from the search columns gathered, widened,
