@@ -45,7 +45,8 @@ from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprin
 from checker.scanners.tokenizer import Vocabulary
 from checker.weights.interface import WeightsReader
 from checker.weights.mapped import to_device
-from checker.weights.stream import CheckpointStream, all_finite, require_finite, require_in_range, value_range
+from checker.weights.stream import CheckpointStream
+from checker.weights.values import all_finite, require_finite, require_in_range, scan, value_range
 
 __all__ = ["ANCHOR_MIN_Z", "compare", "roles_compatible", "LAYER_MAP_ALPHA"]
 
@@ -195,19 +196,23 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
             else:
                 digests.make_room(st.nbytes)
                 native = st.load()
-                fixed = not_evidence(tr.name, native, shared)  # a fixed table: never compared, digested or screened
-                if fixed is not None:
-                    acc.skipped[m.name].append(fixed)
-                    del native  # not held while the next tensor loads
-                    give_back_after(st.nbytes)
-                    if progress is not None:
-                        progress(st.info.numel)
-                    continue
                 plan = plans.get(tr.name)
                 dense = tr.role not in ANCHOR_ROLES and native.dim() >= 2 and tr.decisive and plan is None
                 # a dense matrix goes to the GPU once, in its stored dtype: every pass over it runs from there
                 work = to_device(native, acc.device) if dense and acc.device != "cpu" else native
-                lo, hi = value_range(work)  # one pass: every value finite, and whether the tensor is constant
+                # one pass: the range (every value finite? the tensor constant?) and the columns the
+                # fixed-table check reads, so a mapped matrix is walked once for both
+                sc = scan(work)
+                fixed = not_evidence(tr.name, native, shared, sc.head)  # a fixed table: never compared, digested or screened
+                if fixed is not None:  # recognised before the range is required: an additive mask holds -inf
+                    acc.skipped[m.name].append(fixed)
+                    del native, work, sc  # not held while the next tensor loads
+                    give_back_after(st.nbytes)
+                    if progress is not None:
+                        progress(st.info.numel)
+                    continue
+                lo, hi = sc.lo, sc.hi
+                del sc
                 require_in_range(lo, hi, st.info)
                 maybe, early = True, None  # whether the tensor may be byte-identical to a reference tensor
                 if isinstance(plan, ExpertPlan):

@@ -49,8 +49,9 @@ class FixedTable:
     detail: str = ""
 
 
-def recognise(t: torch.Tensor) -> FixedTable | None:
-    """The kind of fixed table ``t`` is, or None for a tensor that may carry provenance."""
+def recognise(t: torch.Tensor, head: torch.Tensor | None = None) -> FixedTable | None:
+    """The kind of fixed table ``t`` is, or None for a tensor that may carry provenance. ``head``:
+    the first columns of a 2-D ``t``, if a pass over it already read them (:func:`checker.weights.stream.scan`)."""
     if t.numel() == 0:
         return None
     core = t.detach().reshape([s for s in t.shape if s != 1] or [1])
@@ -61,7 +62,7 @@ def recognise(t: torch.Tensor) -> FixedTable | None:
     if core.dim() == 1:
         return _vector(core)
     if core.dim() == 2:
-        return _matrix(core)
+        return _matrix(core, head if core.shape == t.shape else None)
     return None
 
 
@@ -108,7 +109,7 @@ def alibi_slopes(n: int) -> np.ndarray:
     return np.array(slopes)
 
 
-def _matrix(m: torch.Tensor) -> FixedTable | None:
+def _matrix(m: torch.Tensor, head: torch.Tensor | None = None) -> FixedTable | None:
     n, d = m.shape
     if n == d and _identity(m):
         return FixedTable("identity")
@@ -119,7 +120,7 @@ def _matrix(m: torch.Tensor) -> FixedTable | None:
     for rows, transposed in ((m, False), (m.T, True)):
         if rows.shape[0] < _MIN_POSITIONS or rows.shape[1] < 4:
             continue
-        if transposed and not _may_start_a_table(m):
+        if transposed and not _may_start_a_table(m, head):
             continue
         got = _sinusoid_1d(rows) or _sincos_2d(rows)
         if got is not None:
@@ -127,18 +128,20 @@ def _matrix(m: torch.Tensor) -> FixedTable | None:
     return None
 
 
-def _may_start_a_table(m: torch.Tensor) -> bool:
+def _may_start_a_table(m: torch.Tensor, head: torch.Tensor | None = None) -> bool:
     """Whether the transposed sin-cos checks can pass: both begin with the first column (position 0,
     or a class token's zeros then the second column), which must be an origin row. Answered from
     the first two columns, read in row blocks for a large (mapped) matrix: the checks' own first
     reads of a column would map every page of it at once (the kernel maps the 64 KiB around each
-    fault), where a trained matrix fails on that column anyway."""
+    fault), where a trained matrix fails on that column anyway. ``head``: those columns, if the
+    caller's pass over ``m`` already read them."""
     if not mapped.large(m) or m.device.type != "cpu":
         return True
-    head = torch.empty((m.shape[0], 2), dtype=m.dtype)
-    for s, b in mapped.row_blocks(m):
-        head[s:s + len(b)] = b[:, :2]
-    cols = head.T.to(torch.float64).numpy()
+    if head is None or head.shape[0] != m.shape[0] or head.shape[1] < min(2, m.shape[1]):
+        head = torch.empty((m.shape[0], min(2, m.shape[1])), dtype=m.dtype)
+        for s, b in mapped.row_blocks(m):
+            head[s:s + len(b)] = b[:, :2]
+    cols = head[:, :2].T.to(torch.float64).numpy()
     # _even may drop the last position (a zero padding row) before the 1-D check looks at column 0
     return not cols[0].any() or _origin_row(cols[0]) or _origin_row(cols[0][:-1])
 
@@ -327,10 +330,11 @@ def shared_digests(references) -> SharedDigests:
     return SharedDigests(counts, frozenset(shapes[d] for d in counts))
 
 
-def not_evidence(name: str, native: torch.Tensor, shared: SharedDigests | None = None) -> Skipped | None:
+def not_evidence(name: str, native: torch.Tensor, shared: SharedDigests | None = None,
+                 head: torch.Tensor | None = None) -> Skipped | None:
     """The skip that records ``native`` as not evidence (a fixed table, or a tensor that unrelated
-    references share byte for byte), or None for a tensor to compare."""
-    table = recognise(native)
+    references share byte for byte), or None for a tensor to compare. ``head``: as for :func:`recognise`."""
+    table = recognise(native, head)
     if table is not None:
         return Skipped(name, f"not evidence: fixed table ({KINDS[table.kind]})", FIXED_TABLE_KEY, (("kind", table.kind),))
     if shared is not None and tuple(native.shape) in shared.shapes:

@@ -248,7 +248,7 @@ class _Fold:
         """(search correlations, reference rows x units; the units to score the exact way)."""
         k, n = self.k, self.n
         p = _bf16_products(block, self.w)
-        q = _bf16_products(block * block, self.v)
+        q = _bf16_products(block.square(), self.v)
         bad = ~(torch.isfinite(q).all(dim=1) & torch.isfinite(p).all(dim=1)) | (q[:, 0] < _TINY_SQ)
         f = 1.0 / torch.sqrt(torch.where(bad, torch.full_like(q[:, 0], float(n)), q[:, 0]) / n)
         s1 = f * p[:, k] - self.sum_shift
@@ -264,6 +264,8 @@ def _bf16_products(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     is told not to reduce in bfloat16)."""
     if a.device.type == "cuda":
         torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
+    if a.dim() == 2 and a.stride(1) != 1 and a.stride(0) == 1:  # units cut from a column gather: a.T is row-major
+        return (w @ a.T).float().T
     return (a @ w.T).float()
 
 

@@ -52,8 +52,8 @@ from checker.metrics.indexed import INDEX_COLS, reference_side
 from checker.metrics.experts import ExpertPlan, expert_plans, expert_slices, is_fused_expert
 from checker.metrics.summary import summarize, units_by_hidden_shape
 from checker.weights.interface import WeightsReader
-from checker.weights.stream import (CheckpointStream, StreamedTensor, all_finite, require_finite, require_in_range,
-                                    value_range)
+from checker.weights.stream import CheckpointStream, StreamedTensor
+from checker.weights.values import all_finite, require_finite, require_in_range, value_range
 
 FINGERPRINT_VERSION = 5  # 5: Gram sketches and index rows of units scaled to unit RMS; 4: fused 3-D experts
 K_ROWS = 128

@@ -88,7 +88,7 @@ class StreamedTensor:
 
     def load(self) -> torch.Tensor:
         """The whole tensor in its stored dtype (float for GGUF/.bin readers). Not checked for NaN
-        here: the consumer checks what it summarises (:func:`require_finite`), once. A tensor of
+        here: the consumer checks what it summarises (:func:`checker.weights.values.require_finite`), once. A tensor of
         ``mapped.MAP_BYTES`` or more is a view of a memory map whose pages are governed
         (:mod:`checker.weights.mapped`): the same values, never held whole."""
         self._take()
@@ -122,48 +122,6 @@ class StreamedTensor:
             self._left -= n * row_elems * itemsize
             block = _view(buf, self._entry, (n,) + tuple(shape[1:]) if shape else ())
             yield block if stored else to_float32(block, self.info.file, self.info.name)
-
-
-def require_finite(ok: bool, info: TensorInfo) -> None:
-    """A statistic over NaN is NaN: refuse rather than report a meaningless score."""
-    if not ok:
-        raise WeightsError(info.file, f"tensor {info.name!r} holds NaN or infinite values")
-
-
-_F32_MAX = float(np.finfo(np.float32).max)
-
-
-def require_in_range(lo: float, hi: float, info: TensorInfo) -> None:
-    """Every value finite (:func:`require_finite`) and within float32's range: every statistic
-    runs in float32 or from it, so a float64 value beyond 3.4e38 would turn into an infinity."""
-    require_finite(math.isfinite(lo) and math.isfinite(hi), info)
-    if max(-lo, hi) > _F32_MAX:
-        raise WeightsError(info.file, f"tensor {info.name!r} holds values beyond float32's range "
-                                      f"({max(-lo, hi):.3g}); not supported")
-
-
-def value_range(t: torch.Tensor) -> tuple[float, float]:
-    """(min, max) in one vectorised pass on the stored dtype (a large tensor in row blocks:
-    :func:`mapped.row_blocks`); NaN propagates into both."""
-    if t.numel() == 0:
-        return 0.0, 0.0
-    if mapped.large(t) and t.dim() > 1 and t.device.type == "cpu":
-        ends = torch.stack([torch.stack(_aminmax(b)) for _, b in mapped.row_blocks(t)])
-        lo, hi = ends[:, 0].min(), ends[:, 1].max()  # NaN propagates through min and max
-    else:
-        lo, hi = _aminmax(t)
-    return float(lo), float(hi)
-
-
-def _aminmax(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.aminmax(t.reshape(-1)) if t.dtype != torch.bool else torch.aminmax(t.reshape(-1).to(torch.uint8))
-
-
-def all_finite(t: torch.Tensor) -> bool:
-    if not t.dtype.is_floating_point:
-        return True
-    lo, hi = value_range(t)
-    return math.isfinite(lo) and math.isfinite(hi)
 
 
 def _view(buf, entry: _Entry, shape: tuple[int, ...] | None = None) -> torch.Tensor:

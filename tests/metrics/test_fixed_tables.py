@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from checker.metrics.fixed_tables import alibi_slopes, recognise
+from checker.weights.values import scan
 
 
 # -- the formulas as the model code that ships them writes them --------------------------------
@@ -245,3 +246,13 @@ def test_a_large_transposed_table_is_still_recognised_when_its_columns_are_read_
     got = recognise(t)
     assert got is not None and got.kind == kind, (kind, got)
     assert recognise(trained_like(tuple(t.shape)).to(t.dtype)) is None
+    # the engine's one pass (weights.values.scan) hands over the same two columns: same answers,
+    # and the fixed-table check then walks nothing itself
+    sc = scan(t)
+    assert sc.head is not None and torch.equal(sc.head, t[:, :2])
+    assert (sc.lo, sc.hi) == (float(t.min()), float(t.max()))
+    monkeypatch.setattr(mapped, "row_blocks", lambda m: pytest.fail("walked again"))
+    got = recognise(t, sc.head)
+    assert got is not None and got.kind == kind, (kind, got)
+    trained = trained_like(tuple(t.shape)).to(t.dtype)
+    assert recognise(trained, trained[:, :2].clone()) is None

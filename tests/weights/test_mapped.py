@@ -23,7 +23,8 @@ from checker.references.registry import add_reference
 from checker.rules import load_pack
 from checker.weights import mapped, open_checkpoint
 from checker.weights.common import sha256_file
-from checker.weights.stream import CheckpointStream, value_range
+from checker.weights.stream import CheckpointStream
+from checker.weights.values import value_range
 
 from checker.report.json_report import build_report, dumps
 
