@@ -36,8 +36,8 @@ WALK_BYTES = 32 * 1024 * 1024
 GATHER_BYTES = 128 * 1024 * 1024
 _TICK_S = 0.01
 _AHEAD_CHUNK = 64 * 1024 * 1024
-#: At most this many bytes of a tensor are read ahead (:func:`read_ahead`).
-READ_AHEAD_BYTES = 512 * 1024 * 1024
+#: How far beyond the tensor at hand the pass's files are read ahead (:class:`ReadAhead`).
+READ_AHEAD_BYTES = 1024 * 1024 * 1024
 
 
 def _page_size() -> int:
@@ -128,42 +128,92 @@ def map_tensor(fd: int, begin: int, end: int, dtype: torch.dtype, shape: tuple[i
     return t, raw
 
 
-def read_ahead(path, begin: int, end: int, stop: threading.Event | None = None) -> None:
-    """Have the kernel read bytes ``begin:end`` of the file at ``path`` into the page cache. The
-    stream asks for each tensor while the one before it is being compared, so a cold file is read
-    from disk beside the work instead of in its way (pages first touched through a map are
-    otherwise read a fault at a time, 64 KiB or so each). The bytes are sent to ``/dev/null`` with
-    ``sendfile``: read at disk speed, never copied into the process, the GIL released (measured:
-    1.7 GB in 1.3 s while a Python loop beside it kept its pace; ``posix_fadvise(WILLNEED)`` and
-    ``MADV_WILLNEED`` did nothing on the test machine, and ``MADV_POPULATE_READ`` holds the GIL).
-    The pages are the page cache's, not the process's: nothing here counts against the memory
-    bound. At most READ_AHEAD_BYTES are read (the head of a larger tensor: the rest, at 405B width
-    1.2 GB of an FFN matrix, is still read from disk as the walks touch it), in chunks, and ``stop`` ends it
-    between chunks (an audit that ends early leaves no disk traffic behind). Where ``sendfile``
-    is missing or refused, the same hint is given with ``posix_fadvise``, or nothing is done."""
-    end = min(end, begin + READ_AHEAD_BYTES)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        null = os.open(os.devnull, os.O_WRONLY)
+class ReadAhead:
+    """Reads a pass's files into the page cache, in order, on a thread of its own, while the pass
+    works on the bytes before: a cold file is read from disk beside the work instead of in its way
+    (pages first touched through a map are otherwise read a fault at a time, 64 KiB or so each).
+    The read stays at most READ_AHEAD_BYTES beyond the end of the tensor the pass has handed out
+    last (:meth:`reached`), so at 70B width the next FFN matrices are in the page cache before the
+    pass gets to them, and a disk faster than the work never fills memory with what is far ahead.
+
+    The bytes are sent to ``/dev/null`` with ``sendfile``: read at disk speed, never copied into the
+    process, the GIL released (measured: 1.7 GB in 1.3 s while a Python loop beside it kept its
+    pace; ``posix_fadvise(WILLNEED)`` and ``MADV_WILLNEED`` did nothing on the test machine, and
+    ``MADV_POPULATE_READ`` holds the GIL). The pages are the page cache's, not the process's:
+    nothing here counts against the memory bound. Where ``sendfile`` is missing or refused, the
+    rest of the file gets the ``posix_fadvise`` hint, or nothing. :meth:`stop` ends it between
+    chunks (an audit that ends early leaves no disk traffic behind); a file it cannot open is
+    skipped (the pass's own read reports it)."""
+
+    def __init__(self, files: list[tuple[str, int]]):
+        self._files = files  # (path, size) in the order the pass reads them
+        self._window = READ_AHEAD_BYTES
+        self._limit = self._window  # how far into the concatenated files it may read
+        self._cond = threading.Condition()
+        self._stopped = False
+        self.requested: list[int] = []  # the limits asked for, in order (tests)
+        self._thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
+        self._thread.start()
+
+    def reached(self, offset: int) -> None:
+        """The pass has handed out every byte before ``offset`` (into the concatenated files): read
+        on up to ``offset + READ_AHEAD_BYTES``."""
+        with self._cond:
+            self._limit = max(self._limit, offset + self._window)
+            self.requested.append(self._limit)
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _wait(self, done: int) -> int:
+        """Bytes it may read now after ``done`` (0 once stopped), waiting while the pass is far behind."""
+        with self._cond:
+            while not self._stopped and done >= self._limit:
+                self._cond.wait()
+            return 0 if self._stopped else self._limit - done
+
+    def _run(self) -> None:
+        done = 0
         try:
-            at = begin
-            while at < end and not (stop is not None and stop.is_set()):
-                sent = os.sendfile(null, fd, at, min(_AHEAD_CHUNK, end - at))
-                if sent <= 0:
-                    break
-                at += sent
+            null = os.open(os.devnull, os.O_WRONLY)
+        except OSError:
+            return
+        try:
+            for path, size in self._files:
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except OSError:
+                    done += size
+                    continue
+                try:
+                    at = 0
+                    while at < size:
+                        room = self._wait(done)
+                        if not room:
+                            return
+                        try:
+                            sent = os.sendfile(null, fd, at, min(_AHEAD_CHUNK, size - at, room))
+                        except (AttributeError, OSError):
+                            sent = 0
+                            try:
+                                os.posix_fadvise(fd, at, size - at, os.POSIX_FADV_WILLNEED)
+                            except (AttributeError, OSError):
+                                pass
+                        if sent <= 0:
+                            break
+                        at += sent
+                        done += sent
+                    done += size - at
+                finally:
+                    os.close(fd)
         finally:
             os.close(null)
-    except (AttributeError, OSError):
-        try:
-            os.posix_fadvise(fd, begin, end - begin, os.POSIX_FADV_WILLNEED)
-        except (AttributeError, OSError):
-            pass
-    finally:
-        os.close(fd)
 
 
 def large(t: torch.Tensor) -> bool:

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import struct
-import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -243,25 +242,22 @@ class CheckpointStream:
         # on the bytes already read; at most HASH_BACKLOG bytes wait to be hashed, the next read
         # included (or one larger buffer alone).
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
-        # Each tensor's bytes are read ahead into the page cache while the one before it is
-        # compared (mapped.read_ahead): on a cold cache the disk then works beside the engine.
-        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
-        stop = threading.Event()  # set when the pass ends, however it ends: no read-ahead outlives it
-        order = [(path, e) for path, (_, entries) in self._layout.items() for e in entries]
-        upcoming = {id(e): order[i + 1] for i, (_, e) in enumerate(order[:-1])}
-        if order:
-            ahead.submit(mapped.read_ahead, order[0][0], order[0][1].begin, order[0][1].end, stop)
+        # The files are read ahead into the page cache while the tensors before are compared
+        # (mapped.ReadAhead): on a cold cache the disk then works beside the engine.
+        starts, at = {}, 0
+        for path in self._layout:
+            starts[path] = at
+            at += path.stat().st_size
+        ahead = mapped.ReadAhead([(str(p), p.stat().st_size) for p in self._layout])
         try:
             for path, (_, entries) in self._layout.items():
-                records.append((yield from self._file(path, entries, pool, ahead, upcoming, stop)))
+                records.append((yield from self._file(path, entries, pool, lambda e, b=starts[path]: ahead.reached(b + e.end))))
         finally:
-            stop.set()
-            ahead.shutdown(wait=False, cancel_futures=True)
+            ahead.stop()  # however the pass ends: no read-ahead outlives it
             pool.shutdown(wait=True)
         self._files = tuple(records)
 
-    def _file(self, path: Path, entries: list[_Entry], pool: ThreadPoolExecutor, ahead: ThreadPoolExecutor,
-              upcoming: dict, stop: threading.Event):
+    def _file(self, path: Path, entries: list[_Entry], pool: ThreadPoolExecutor, handed_out: Callable[[_Entry], None]):
         rel = self.reader._rel(path)
         h = hashlib.sha256()
         size = path.stat().st_size
@@ -320,9 +316,7 @@ class CheckpointStream:
 
             for e in entries:
                 skip_to(e.begin)
-                if id(e) in upcoming:
-                    nxt_path, nxt = upcoming[id(e)]
-                    ahead.submit(mapped.read_ahead, nxt_path, nxt.begin, nxt.end, stop)
+                handed_out(e)
                 yield StreamedTensor(e, read, mapper=map_entry)
                 skip_to(e.end)
             skip_to(size)

@@ -204,39 +204,45 @@ def test_an_integer_tensor_is_digested_block_by_block_as_its_float32_widening():
     assert digests.reference_digests(small) == digests.reference_digests(small.to(torch.float32)) != whole
 
 
-def test_each_tensor_is_read_ahead_in_file_order(tmp_path, monkeypatch):
-    """The stream asks the kernel for every tensor's bytes (mapped.read_ahead, on its own thread)
-    as it hands out the tensor before it, across shard files, in file order: a cold file is read
-    beside the work. The hashes and values do not depend on it."""
+def test_the_files_are_read_ahead_of_each_tensor_handed_out(tmp_path, monkeypatch):
+    """The stream reads its files ahead (mapped.ReadAhead, on its own thread), shard after shard, and
+    tells it the end of each tensor as it hands the tensor out, in file order across shards: the read
+    stays READ_AHEAD_BYTES beyond the tensor at hand. The hashes and values do not depend on it."""
     a = {"a.w": torch.randn(64, 32), "b.w": torch.randn(16, 8)}
     b = {"c.w": torch.randn(40, 4)}
-    save_file(a, str(tmp_path / "model-00001-of-00002.safetensors"))
-    save_file(b, str(tmp_path / "model-00002-of-00002.safetensors"))
-    weight_map = {k: "model-00001-of-00002.safetensors" for k in a} | {"c.w": "model-00002-of-00002.safetensors"}
+    first, second = tmp_path / "model-00001-of-00002.safetensors", tmp_path / "model-00002-of-00002.safetensors"
+    save_file(a, str(first))
+    save_file(b, str(second))
+    weight_map = {k: first.name for k in a} | {"c.w": second.name}
     (tmp_path / "model.safetensors.index.json").write_text(__import__("json").dumps({"weight_map": weight_map}))
-    asked, events = [], []
-    monkeypatch.setattr(mapped, "read_ahead", lambda path, begin, end, stop=None: asked.append((os.path.basename(path), end - begin)))
+    made, events = [], []
+    real = mapped.ReadAhead
+
+    def recording(files):
+        made.append(real(files))
+        return made[-1]
+
+    monkeypatch.setattr(mapped, "ReadAhead", recording)
+    monkeypatch.setattr(mapped, "READ_AHEAD_BYTES", 100)
     stream = CheckpointStream(open_checkpoint(str(tmp_path)))
     for st in stream:
-        events.append((st.info.name, len(asked)))
+        events.append((st.info.name, list(made[0].requested)))
         assert torch.equal(st.load(), {**a, **b}[st.info.name])
-    sizes = [("model-00001-of-00002.safetensors", 64 * 32 * 4), ("model-00001-of-00002.safetensors", 16 * 8 * 4),
-             ("model-00002-of-00002.safetensors", 40 * 4 * 4)]
-    for _ in range(50):  # the requests run on their own thread
-        if len(asked) == 3:
-            break
-        threading.Event().wait(0.01)
-    assert asked == sizes  # one request per tensor, in file order, the next shard's included
-    assert [name for name, _ in events] == ["a.w", "b.w", "c.w"]
-    assert [f.sha256 for f in stream.files] == [sha256_file(tmp_path / n) for n in
-                                                ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")]
+    (ahead,) = made
+    assert ahead._files == [(str(first), first.stat().st_size), (str(second), second.stat().st_size)]
+    ends = {name: e.end for es in (stream._layout[first][1], stream._layout[second][1]) for e in es for name in [e.info.name]}
+    told = [ends["a.w"] + 100, ends["b.w"] + 100, first.stat().st_size + ends["c.w"] + 100]
+    assert events == [("a.w", told[:1]), ("b.w", told[:2]), ("c.w", told)]  # before each tensor is handed out
+    ahead.join(5)
+    assert not ahead._thread.is_alive()  # stopped when the pass ended
+    assert [f.sha256 for f in stream.files] == [sha256_file(first), sha256_file(second)]
 
 
-@pytest.mark.skipif(not hasattr(os, "sendfile"), reason="read_ahead falls back to a hint without sendfile")
+@pytest.mark.skipif(not hasattr(os, "sendfile"), reason="the read-ahead falls back to a hint without sendfile")
 def test_read_ahead_puts_the_bytes_in_the_page_cache_not_in_the_process(tmp_path, monkeypatch):
-    """After read_ahead of an evicted file, every page of the range is resident (mincore of a map of
-    it), while the process's own memory did not grow by the range; a stopped read-ahead reads
-    nothing, and at most READ_AHEAD_BYTES are read."""
+    """The read-ahead of an evicted file makes every page it reached resident (mincore of a map of it),
+    while the process's own memory does not grow by the range; it reads no further than it was told
+    (READ_AHEAD_BYTES beyond the last tensor handed out), and once stopped it reads nothing more."""
     import ctypes
     import mmap
 
@@ -262,19 +268,27 @@ def test_read_ahead_puts_the_bytes_in_the_page_cache_not_in_the_process(tmp_path
                 pytest.skip("mincore unavailable")
             return sum(v & 1 for v in vec) / pages
 
+        def settle(done) -> float:
+            for _ in range(500):
+                if done():
+                    break
+                threading.Event().wait(0.01)
+            return resident()
+
         if resident() > 0.5:
             pytest.skip("the file could not be evicted from the page cache here")
         before = _anon_kib()
-        stopped = threading.Event()
-        stopped.set()
-        mapped.read_ahead(str(path), 0, 64 << 20, stopped)
-        assert resident() < 0.5
+        monkeypatch.setattr(mapped, "READ_AHEAD_BYTES", 0)
+        stopped = mapped.ReadAhead([(str(path), 64 << 20)])  # told nothing yet: waits
+        stopped.stop()
+        stopped.join(5)
+        assert not stopped._thread.is_alive() and resident() < 0.5
         monkeypatch.setattr(mapped, "READ_AHEAD_BYTES", 16 << 20)
-        mapped.read_ahead(str(path), 0, 64 << 20)
-        assert 0.2 < resident() < 0.5
-        monkeypatch.setattr(mapped, "READ_AHEAD_BYTES", 1 << 30)
-        mapped.read_ahead(str(path), 0, 64 << 20)
-        assert resident() > 0.95
+        ahead = mapped.ReadAhead([(str(path), 64 << 20)])
+        assert 0.2 < settle(lambda: resident() >= 0.25) < 0.5  # 16 MiB, then it waits
+        ahead.reached(48 << 20)  # a tensor ending at 48 MiB handed out: read on to the end
+        ahead.join(10)
+        assert not ahead._thread.is_alive() and resident() > 0.95
         assert _anon_kib() - before < 16 * 1024
         del head
         mm.close()
