@@ -170,9 +170,14 @@ class CheckpointStream:
         #: (buffers are counted until their hash is waited on: an upper bound)
         self.peak_backlog = 0
         self._layout: dict[Path, tuple[int, list[_Entry]]] = {}
+        self._sizes: dict[Path, int] = {}
         if isinstance(reader, SafetensorsReader):
             for p in reader._files:
                 self._layout[p] = _parse_header(p, reader._rel(p))
+                try:
+                    self._sizes[p] = p.stat().st_size
+                except OSError as exc:
+                    raise WeightsError(reader._rel(p), f"cannot read ({exc.strerror or exc})") from None
         self._entries = {e.info.name: e for _, es in self._layout.values() for e in es}
 
     @property
@@ -181,7 +186,7 @@ class CheckpointStream:
 
     def total_bytes(self) -> int:
         if self._layout:
-            return sum(p.stat().st_size for p in self._layout)
+            return sum(self._sizes.values())
         return sum(i.numel * 4 for i in self.reader.tensors())
 
     @property
@@ -247,8 +252,8 @@ class CheckpointStream:
         starts, at = {}, 0
         for path in self._layout:
             starts[path] = at
-            at += path.stat().st_size
-        ahead = mapped.ReadAhead([(str(p), p.stat().st_size) for p in self._layout])
+            at += self._sizes[path]
+        ahead = mapped.ReadAhead([(str(p), self._sizes[p]) for p in self._layout])
         try:
             for path, (_, entries) in self._layout.items():
                 records.append((yield from self._file(path, entries, pool, lambda e, b=starts[path]: ahead.reached(b + e.end))))
@@ -260,7 +265,7 @@ class CheckpointStream:
     def _file(self, path: Path, entries: list[_Entry], pool: ThreadPoolExecutor, handed_out: Callable[[_Entry], None]):
         rel = self.reader._rel(path)
         h = hashlib.sha256()
-        size = path.stat().st_size
+        size = self._sizes[path]
         pending: deque = deque()
         backlog = 0
         try:

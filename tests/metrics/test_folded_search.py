@@ -133,3 +133,32 @@ def test_the_held_out_null_stays_calibrated_through_the_fold(axis, monkeypatch):
     assert np.mean(ps < 0.01) <= 0.03
     assert 0.02 <= np.mean(ps < 0.05) <= 0.09
     assert 0.4 < np.mean(ps) < 0.6
+
+
+def test_a_block_not_64_byte_aligned_is_searched_from_an_aligned_copy_with_the_same_result(monkeypatch):
+    """A mapped matrix starts wherever its file put it; its blocks are copied into one aligned buffer
+    (rowmatch._Stage) before the bfloat16 products, and the search's choice and score are the ones
+    the same values give from an aligned matrix, bit for bit."""
+    rng = np.random.default_rng(8)
+    ref, sub = _copy(rng, units=2000, hidden=128)
+    group = _group(ref, 128)
+    values = torch.tensor(sub, dtype=torch.float32).to(torch.bfloat16)
+    room = torch.empty(values.numel() + 64, dtype=torch.bfloat16)
+    skew = next(i for i in range(1, 32) if (room.data_ptr() + 2 * i) % rowmatch.ALIGN_BYTES)
+    shifted = room[skew:skew + values.numel()].view(values.shape)
+    shifted.copy_(values)
+    assert shifted.data_ptr() % rowmatch.ALIGN_BYTES and values.data_ptr() % rowmatch.ALIGN_BYTES == 0
+    staged = []
+    real = rowmatch._Stage.__call__
+    monkeypatch.setattr(rowmatch._Stage, "__call__", lambda self, b: staged.append(real(self, b)) or staged[-1])
+    monkeypatch.setattr(rowmatch, "unit_blocks", lambda n, a, device="cpu", stored=False:
+                        _BLOCKS(n, a, 700 * 128, device, stored))
+    aligned = match_candidates(values, 0, [group]).groups[0][0]
+    assert all(b.data_ptr() % rowmatch.ALIGN_BYTES == 0 for b in staged)
+    from_aligned = len(staged)
+    moved = match_candidates(shifted, 0, [group]).groups[0][0]
+    copies = staged[from_aligned:]
+    assert len(copies) == 3 and all(b.data_ptr() % rowmatch.ALIGN_BYTES == 0 for b in copies)
+    assert copies[0].data_ptr() == copies[1].data_ptr()  # one buffer, reused
+    assert np.array_equal(moved.best, aligned.best) and moved.held_out == aligned.held_out
+    assert aligned.held_out.z > 10
