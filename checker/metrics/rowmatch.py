@@ -42,7 +42,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from checker.hardware import bf16_hardware
+from checker.hardware import ALIGN_BYTES, bf16_hardware
 from checker.metrics import stats
 from checker.metrics.summary import (row_norms, take_columns, unit_blocks, unit_rows, unit_scaled, unit_stride,
                                      units_by_hidden_shape)
@@ -55,8 +55,6 @@ MOMENT_SAMPLE = 2048  # units whose column moments standardise the search half o
 #: many of its sds: its sums of squares expand around the means, which bfloat16 rounding would
 #: swamp if they dwarfed the spread.
 FOLD_MAX_SHIFT = 1.0
-#: Where a bfloat16 block must start for the fast products (:class:`_Stage`).
-ALIGN_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -273,10 +271,10 @@ def _bf16_products(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 class _Stage:
     """A bfloat16 block of a memory-mapped matrix starts wherever its file put it (a safetensors
-    file aligns its data to 8 bytes at most), and AMX and AVX-512 products of an operand that is
-    not 64-byte aligned ran 1.4-1.6x slower (measured, 70B-width FFN blocks). Such a block is copied
-    into one aligned buffer, reused from block to block, before the folded products; the copy costs
-    less than it saves. Any other block is used as it is (the exact path gathers its own copy)."""
+    file aligns its data to 8 bytes at most), and products of an operand not ALIGN_BYTES-aligned
+    run slower (:data:`checker.hardware.ALIGN_BYTES`). Such a block is copied into one aligned
+    buffer, reused from block to block, before the folded products; the copy costs less than it
+    saves. Any other block is used as it is (the exact path gathers its own copy)."""
 
     def __init__(self):
         self._buf: torch.Tensor | None = None

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from checker.errors import WeightsError
+from checker.hardware import ALIGN_BYTES
 from checker.weights import mapped
 from checker.weights.common import to_float32
 from checker.weights.interface import TensorInfo, WeightFile, WeightsReader
@@ -121,6 +122,14 @@ class StreamedTensor:
             self._left -= n * row_elems * itemsize
             block = _view(buf, self._entry, (n,) + tuple(shape[1:]) if shape else ())
             yield block if stored else to_float32(block, self.info.file, self.info.name)
+
+
+def _aligned_empty(n: int) -> np.ndarray:
+    """n uninitialised bytes starting at an ALIGN_BYTES boundary: a tensor read into them is a
+    bfloat16 product's operand as it is (checker.hardware.ALIGN_BYTES; numpy aligns to 16)."""
+    room = np.empty(n + ALIGN_BYTES, dtype=np.uint8)
+    at = -room.ctypes.data % ALIGN_BYTES
+    return room[at:at + n]
 
 
 def _view(buf, entry: _Entry, shape: tuple[int, ...] | None = None) -> torch.Tensor:
@@ -281,7 +290,7 @@ class CheckpointStream:
                     fut, k = pending.popleft()                 # beside the one before it, still hashing
                     fut.result()
                     backlog -= k
-                buf = np.empty(n, dtype=np.uint8)  # every byte is read into it: not zeroed first
+                buf = _aligned_empty(n)  # every byte is read into it: not zeroed first
                 view = memoryview(buf)
                 got = 0
                 while got < n:

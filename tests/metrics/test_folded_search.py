@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from checker.hardware import ALIGN_BYTES
 from checker.metrics import rowmatch, stats
 from checker.metrics.rowmatch import Candidate, Group, match_candidates
 
@@ -144,21 +145,21 @@ def test_a_block_not_64_byte_aligned_is_searched_from_an_aligned_copy_with_the_s
     group = _group(ref, 128)
     values = torch.tensor(sub, dtype=torch.float32).to(torch.bfloat16)
     room = torch.empty(values.numel() + 64, dtype=torch.bfloat16)
-    skew = next(i for i in range(1, 32) if (room.data_ptr() + 2 * i) % rowmatch.ALIGN_BYTES)
+    skew = next(i for i in range(1, 32) if (room.data_ptr() + 2 * i) % ALIGN_BYTES)
     shifted = room[skew:skew + values.numel()].view(values.shape)
     shifted.copy_(values)
-    assert shifted.data_ptr() % rowmatch.ALIGN_BYTES and values.data_ptr() % rowmatch.ALIGN_BYTES == 0
+    assert shifted.data_ptr() % ALIGN_BYTES and values.data_ptr() % ALIGN_BYTES == 0
     staged = []
     real = rowmatch._Stage.__call__
     monkeypatch.setattr(rowmatch._Stage, "__call__", lambda self, b: staged.append(real(self, b)) or staged[-1])
     monkeypatch.setattr(rowmatch, "unit_blocks", lambda n, a, device="cpu", stored=False:
                         _BLOCKS(n, a, 700 * 128, device, stored))
     aligned = match_candidates(values, 0, [group]).groups[0][0]
-    assert all(b.data_ptr() % rowmatch.ALIGN_BYTES == 0 for b in staged)
+    assert all(b.data_ptr() % ALIGN_BYTES == 0 for b in staged)
     from_aligned = len(staged)
     moved = match_candidates(shifted, 0, [group]).groups[0][0]
     copies = staged[from_aligned:]
-    assert len(copies) == 3 and all(b.data_ptr() % rowmatch.ALIGN_BYTES == 0 for b in copies)
+    assert len(copies) == 3 and all(b.data_ptr() % ALIGN_BYTES == 0 for b in copies)
     assert copies[0].data_ptr() == copies[1].data_ptr()  # one buffer, reused
     assert np.array_equal(moved.best, aligned.best) and moved.held_out == aligned.held_out
     assert aligned.held_out.z > 10
