@@ -33,7 +33,7 @@ import _scale_models as sm  # noqa: E402
 from _scale_report import LLAMA_70B  # noqa: E402
 
 STAGES = ("compare_matrix", "match_candidates", "gram_sketch", "_index_tests", "find_anchors", "column_moments_sampled",
-          "unit_rows", "update", "read", "hexdigest", "value_range", "not_evidence", "reference_digests")
+          "unit_rows", "update", "read", "hexdigest", "scan", "value_range", "not_evidence", "reference_digests")
 
 
 def _audit(folder: Path, registry: Path, device: str, profile: bool):

@@ -23,6 +23,7 @@ import torch
 from checker.metrics.digests import reference_digests
 from checker.metrics.interface import FIXED_TABLE_KEY, Skipped
 from checker.weights import mapped
+from checker.weights.values import scan
 
 #: Each kind in words, as the English catalogue writes ``kind.<kind>`` (checker/report/messages/en.py).
 KINDS = {
@@ -51,7 +52,7 @@ class FixedTable:
 
 def recognise(t: torch.Tensor, head: torch.Tensor | None = None) -> FixedTable | None:
     """The kind of fixed table ``t`` is, or None for a tensor that may carry provenance. ``head``:
-    the first columns of a 2-D ``t``, if a pass over it already read them (:func:`checker.weights.stream.scan`)."""
+    the first columns of a 2-D ``t``, if a pass over it already read them (:func:`checker.weights.values.scan`)."""
     if t.numel() == 0:
         return None
     core = t.detach().reshape([s for s in t.shape if s != 1] or [1])
@@ -138,9 +139,7 @@ def _may_start_a_table(m: torch.Tensor, head: torch.Tensor | None = None) -> boo
     if not mapped.large(m) or m.device.type != "cpu":
         return True
     if head is None or head.shape[0] != m.shape[0] or head.shape[1] < min(2, m.shape[1]):
-        head = torch.empty((m.shape[0], min(2, m.shape[1])), dtype=m.dtype)
-        for s, b in mapped.row_blocks(m):
-            head[s:s + len(b)] = b[:, :2]
+        head = scan(m, head_columns=2).head  # the same walk the engine makes
     cols = head[:, :2].T.to(torch.float64).numpy()
     # _even may drop the last position (a zero padding row) before the 1-D check looks at column 0
     return not cols[0].any() or _origin_row(cols[0]) or _origin_row(cols[0][:-1])

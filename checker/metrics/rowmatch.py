@@ -274,11 +274,12 @@ class _Stage:
     file aligns its data to 8 bytes at most), and products of an operand not ALIGN_BYTES-aligned
     run slower (:data:`checker.hardware.ALIGN_BYTES`). Such a block is copied into one aligned
     buffer, reused from block to block, before the folded products; the copy costs less than it
-    saves. Any other block is used as it is (the exact path gathers its own copy)."""
+    saves. Any other block, and every block where no search is folded (``on`` false: the exact
+    path gathers its own copy), is used as it is."""
 
-    def __init__(self):
+    def __init__(self, on: bool):
         self._buf: torch.Tensor | None = None
-        self._on = bf16_hardware()
+        self._on = on
 
     def __call__(self, b: torch.Tensor) -> torch.Tensor:
         if not (self._on and b.dtype == torch.bfloat16 and b.device.type == "cpu" and b.is_contiguous()
@@ -299,7 +300,8 @@ def match_candidates(native: torch.Tensor, units_axis: int, groups: list[Group],
     searches = [_Search(g, sample, sq, device) for g in groups]
     del sample, sq
     if searches:
-        stage = _Stage()
+        # only a folded search multiplies the blocks as they are (the exact path gathers a copy)
+        stage = _Stage(native.dtype == torch.bfloat16 and any(s.fold is not None for s in searches))
         for start, b in unit_blocks(native, units_axis, device=device, stored=True):
             b = stage(b)
             for s in searches:

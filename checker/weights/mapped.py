@@ -141,7 +141,7 @@ class ReadAhead:
     pace; ``posix_fadvise(WILLNEED)`` and ``MADV_WILLNEED`` did nothing on the test machine, and
     ``MADV_POPULATE_READ`` holds the GIL). The pages are the page cache's, not the process's:
     nothing here counts against the memory bound. Where ``sendfile`` is missing or refused, the
-    rest of the file gets the ``posix_fadvise`` hint, or nothing. :meth:`stop` ends it between
+    same window is asked for with the ``posix_fadvise`` hint instead, or nothing is done. :meth:`stop` ends it between
     chunks (an audit that ends early leaves no disk traffic behind); a file it cannot open is
     skipped (the pass's own read reports it)."""
 
@@ -151,24 +151,31 @@ class ReadAhead:
         self._limit = self._window  # how far into the concatenated files it may read
         self._cond = threading.Condition()
         self._stopped = False
-        self.requested: list[int] = []  # the limits asked for, in order (tests)
+        self._send = True  # sendfile works here (until it fails once)
         self._thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
         self._thread.start()
+
+    @property
+    def limit(self) -> int:
+        """How far into the concatenated files it may read now."""
+        with self._cond:
+            return self._limit
 
     def reached(self, offset: int) -> None:
         """The pass has handed out every byte before ``offset`` (into the concatenated files): read
         on up to ``offset + READ_AHEAD_BYTES``."""
         with self._cond:
             self._limit = max(self._limit, offset + self._window)
-            self.requested.append(self._limit)
             self._cond.notify()
 
     def stop(self) -> None:
+        """Read nothing more: the thread ends once the chunk it is reading (if any) is in."""
         with self._cond:
             self._stopped = True
             self._cond.notify()
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (after :meth:`stop`, or once every file is read)."""
         self._thread.join(timeout)
 
     def _wait(self, done: int) -> int:
@@ -177,6 +184,21 @@ class ReadAhead:
             while not self._stopped and done >= self._limit:
                 self._cond.wait()
             return 0 if self._stopped else self._limit - done
+
+    def _fetch(self, null: int, fd: int, at: int, n: int) -> int:
+        """Bytes from ``at`` read into the page cache (sent to ``/dev/null``) or, where ``sendfile``
+        is missing or refused, asked for with ``posix_fadvise``, n at most: the window paces both.
+        0 at the end of the file."""
+        if self._send:
+            try:
+                return os.sendfile(null, fd, at, n)
+            except (AttributeError, OSError):
+                self._send = False
+        try:
+            os.posix_fadvise(fd, at, n, os.POSIX_FADV_WILLNEED)
+        except (AttributeError, OSError):
+            pass
+        return n
 
     def _run(self) -> None:
         done = 0
@@ -197,18 +219,11 @@ class ReadAhead:
                         room = self._wait(done)
                         if not room:
                             return
-                        try:
-                            sent = os.sendfile(null, fd, at, min(_AHEAD_CHUNK, size - at, room))
-                        except (AttributeError, OSError):
-                            sent = 0
-                            try:
-                                os.posix_fadvise(fd, at, size - at, os.POSIX_FADV_WILLNEED)
-                            except (AttributeError, OSError):
-                                pass
-                        if sent <= 0:
+                        got = self._fetch(null, fd, at, min(_AHEAD_CHUNK, size - at, room))
+                        if got <= 0:
                             break
-                        at += sent
-                        done += sent
+                        at += got
+                        done += got
                     done += size - at
                 finally:
                     os.close(fd)

@@ -2,10 +2,13 @@
 
 The audit needs three things from each weight file: its sha256 (the report pins it),
 each tensor's values (fingerprints and comparisons), and nothing in memory beyond
-the tensor at hand. Safetensors files are read front to back with plain reads (no
-memory map: mapped pages would count against the process and stay resident), the
-file hash is updated with every chunk, and each tensor is handed over in file order
-either whole, in its stored dtype, or in float32 row blocks. Random row access
+the tensor at hand. Safetensors files are read front to back with plain reads into
+buffers of their own (aligned for the bfloat16 products), the file hash is updated
+with every chunk, and each tensor is handed over in file order either whole, in its
+stored dtype, or in float32 row blocks; a tensor of ``mapped.MAP_BYTES`` or more is
+handed over as a view of a governed memory map instead, and hashed from the map
+(:mod:`checker.weights.mapped`). The files are read ahead into the page cache beside
+the work (:class:`checker.weights.mapped.ReadAhead`). Random row access
 before the pass (token matrices whose anchor rows align the hidden dimension) uses
 positioned reads (:meth:`CheckpointStream.rows`; thousands of scattered rows at once
 through one open file into one buffer, :meth:`CheckpointStream.take_rows`).
@@ -267,7 +270,7 @@ class CheckpointStream:
             for path, (_, entries) in self._layout.items():
                 records.append((yield from self._file(path, entries, pool, lambda e, b=starts[path]: ahead.reached(b + e.end))))
         finally:
-            ahead.stop()  # however the pass ends: no read-ahead outlives it
+            ahead.stop()  # however the pass ends, the read-ahead stops (after a chunk in flight, if any)
             pool.shutdown(wait=True)
         self._files = tuple(records)
 
