@@ -256,3 +256,26 @@ def test_a_large_transposed_table_is_still_recognised_when_its_columns_are_read_
     assert got is not None and got.kind == kind, (kind, got)
     trained = trained_like(tuple(t.shape)).to(t.dtype)
     assert recognise(trained, trained[:, :2].clone()) is None
+
+
+def test_a_mapped_additive_mask_is_set_aside_before_its_infinities_are_refused(zoo, tmp_path, monkeypatch):
+    """The engine's one walk of a mapped matrix (weights.values.scan) gives the range and the columns
+    the fixed-table check reads; the check comes first, so an additive causal mask holding -inf is
+    set aside as a fixed table, not refused as a tensor with infinite values, and a transposed
+    sinusoid table is recognised from the walk's columns alone."""
+    from checker.metrics.interface import FIXED_TABLE_KEY
+    from checker.weights import mapped
+
+    monkeypatch.setattr(mapped, "MAP_BYTES", 1)  # every tensor mapped, so walked in row blocks
+    monkeypatch.setattr(mapped, "WALK_BYTES", 256)
+    mask = torch.full((64, 64), float("-inf")).triu(1)
+    tables = {"model.layers.0.self_attn.causal_mask": mask,
+              "model.encoder.embed_positions.weight": whisper_sinusoids(64, 32).T.contiguous()}
+    walks = []
+    real = mapped.row_blocks
+    monkeypatch.setattr(mapped, "row_blocks", lambda m: (walks.append(tuple(m.shape)), real(m))[1])
+    result = _audit_pair(zoo, tmp_path, (zoo.ref_lm,), (zoo.ind_lm,), tables, "mapped-tables")
+    skipped = {s.what: s.args for mv in result.modules for s in mv.skipped if s.key == FIXED_TABLE_KEY}
+    assert skipped.get("model.layers.0.self_attn.causal_mask") == (("kind", "causal_mask"),), skipped
+    assert skipped.get("model.encoder.embed_positions.weight") == (("kind", "sinusoid_1d"),), skipped
+    assert walks.count((32, 64)) <= 2  # one walk at registration (fingerprint), one in the audit's pass
