@@ -177,7 +177,7 @@ class _Search:
         """The folded product (:class:`_Fold`), or None where the search keeps the exact path: a
         CPU without bfloat16 arithmetic (there the products would be slower than the exact path,
         not faster), a search column whose mean exceeds FOLD_MAX_SHIFT sds, or a column repeated.
-        Built on the first bfloat16 block: a search of another dtype never makes it."""
+        Built when a bfloat16 matrix's pass starts: a search of another dtype never makes it."""
         usable = self.cols.device.type != "cpu" or bf16_hardware()
         usable = usable and bool((self.shift.abs() * self.inv <= FOLD_MAX_SHIFT).all())
         usable = usable and len(torch.unique(self.cols)) == len(self.cols)

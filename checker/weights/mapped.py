@@ -147,6 +147,10 @@ class ReadAhead:
 
     def __init__(self, files: list[tuple[str, int]]):
         self._files = files  # (path, size) in the order the pass reads them
+        self._starts, at = {}, 0  # each file's first byte in the concatenated files
+        for path, size in files:
+            self._starts[path] = at
+            at += size
         self._window = READ_AHEAD_BYTES
         self._limit = self._window  # how far into the concatenated files it may read
         self._cond = threading.Condition()
@@ -161,11 +165,11 @@ class ReadAhead:
         with self._cond:
             return self._limit
 
-    def reached(self, offset: int) -> None:
-        """The pass has handed out every byte before ``offset`` (into the concatenated files): read
-        on up to ``offset + READ_AHEAD_BYTES``."""
+    def reached(self, path: str, offset: int) -> None:
+        """The pass has handed out every byte of the files before ``offset`` in file ``path``: read
+        on up to READ_AHEAD_BYTES beyond it."""
         with self._cond:
-            self._limit = max(self._limit, offset + self._window)
+            self._limit = max(self._limit, self._starts[path] + offset + self._window)
             self._cond.notify()
 
     def stop(self) -> None:

@@ -261,14 +261,10 @@ class CheckpointStream:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
         # The files are read ahead into the page cache while the tensors before are compared
         # (mapped.ReadAhead): on a cold cache the disk then works beside the engine.
-        starts, at = {}, 0
-        for path in self._layout:
-            starts[path] = at
-            at += self._sizes[path]
         ahead = mapped.ReadAhead([(str(p), self._sizes[p]) for p in self._layout])
         try:
             for path, (_, entries) in self._layout.items():
-                records.append((yield from self._file(path, entries, pool, lambda e, b=starts[path]: ahead.reached(b + e.end))))
+                records.append((yield from self._file(path, entries, pool, lambda e, p=str(path): ahead.reached(p, e.end))))
         finally:
             ahead.stop()  # however the pass ends, the read-ahead stops (after a chunk in flight, if any)
             pool.shutdown(wait=True)

@@ -286,7 +286,7 @@ def test_read_ahead_puts_the_bytes_in_the_page_cache_not_in_the_process(tmp_path
         monkeypatch.setattr(mapped, "READ_AHEAD_BYTES", 16 << 20)
         ahead = mapped.ReadAhead([(str(path), 64 << 20)])
         assert 0.2 < settle(lambda: resident() >= 0.25) < 0.5  # 16 MiB, then it waits
-        ahead.reached(48 << 20)  # a tensor ending at 48 MiB handed out: read on to the end
+        ahead.reached(str(path), 48 << 20)  # a tensor ending at 48 MiB handed out: read on to the end
         ahead.join(10)
         assert not ahead._thread.is_alive() and resident() > 0.95
         assert _anon_kib() - before < 16 * 1024
@@ -343,11 +343,11 @@ def test_the_read_ahead_never_reads_past_its_window(tmp_path, monkeypatch, send)
     assert settle(300) == 300  # told nothing yet: the first 300 bytes, and no more
     threading.Event().wait(0.05)
     assert asked[-1][0] + asked[-1][1] == 300
-    ahead.reached(900)
+    ahead.reached(str(tmp_path / "a"), 900)
     assert settle(1000) == 1000  # the end of "a"; the limit, 1200, falls in "missing": skipped, counted
     threading.Event().wait(0.05)
     assert asked[-1][0] + asked[-1][1] == 1000
-    ahead.reached(1900)  # the end of the last file
+    ahead.reached(str(tmp_path / "b"), 400)  # the end of the last file, 1900 into the files
     ahead.join(5)
     assert not ahead._thread.is_alive()
     covered = sorted(asked)
