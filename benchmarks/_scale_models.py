@@ -276,5 +276,8 @@ def machine() -> str:
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (f"{os.cpu_count()} CPUs ({cpu}), RAM {meminfo('MemTotal') / 2**30:.1f} GiB, GPU {gpu}; "
+    from checker.hardware import bf16_hardware  # decides the CPU's search path (checker.metrics.rowmatch)
+
+    bf16 = "bfloat16 search" if bf16_hardware() else "no bfloat16 arithmetic: float32 search"
+    return (f"{os.cpu_count()} CPUs ({cpu}; {bf16}), RAM {meminfo('MemTotal') / 2**30:.1f} GiB, GPU {gpu}; "
             f"Python {platform.python_version()}, torch {torch.__version__}; load average {os.getloadavg()[0]:.1f}")

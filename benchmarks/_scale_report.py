@@ -66,7 +66,7 @@ def report(sizes: list[dict], sl: dict | None) -> None:
               ["size", "naive", "RSS", "audit warm", "RSS", "naive result"],
               [[gb(r), r["naive"].cell(), mib(r["naive"]), r["warm"].cell(), mib(r["warm"]), "".join(r["naive_out"])]
                for r in naive_rows])
-    proj = _projection(sl, mib) if sl else None
+    proj, by_refs = _projection(sl, mib) if sl else (None, None)
     rows = []
     for r in sizes:
         f, refs, nv = r["floors"], r["refs"], r.get("naive")
@@ -77,46 +77,66 @@ def report(sizes: list[dict], sl: dict | None) -> None:
                      check(_ratio(refs[max(refs)].time(), refs[1].time()) if len(refs) > 1 else None, TARGETS["refs"]),
                      check(_ratio(nv.time(), r["warm"].time()) if nv else None, TARGETS["naive_time"], False),
                      check(_ratio(nv.rss_mib, r["warm"].rss_mib) if nv else None, TARGETS["naive_rss"], False)])
-    table("Targets (issue 7)", ["size", "warm / sha256 all cores", "cold / cold read", "peak RSS (add, audit)",
-                                f"{max(ns)} refs / 1", "naive / audit time", "naive / audit RSS"], rows)
+    if sizes:
+        table("Targets (issue 7)", ["size", "warm / sha256 all cores", "cold / cold read", "peak RSS (add, audit)",
+                                    f"{max(ns)} refs / 1", "naive / audit time", "naive / audit RSS"], rows)
     if sl:
         print(f"70B projection / cold read of 70B: {check(proj, TARGETS['proj'])}")
+        if by_refs is not None:
+            print(f"70B projection, {sl['refs']} references / 1: {check(by_refs, TARGETS['refs'])}")
 
 
-def _projection(sl: dict, mib) -> float | None:
+def _project(sl: dict, whole, stem) -> tuple[float | None, float | None, float | None]:
+    """(per layer, fixed + embeddings, projected audit) at 70B from a slice audit and its stem's."""
+    s, big = sl["spec"], LLAMA_70B
+    base, stem, whole = sl["tiny"].time() or 0.0, stem.time(), whole.time()
+    if stem is None or whole is None or whole <= stem:
+        return None, None, None
+    per_layer = (whole - stem) / s.layers * big.layer_params() / s.layer_params()
+    emb = base + max(0.0, stem - base) * big.vocab * big.hidden / (s.vocab * s.hidden)
+    return per_layer, emb, emb + big.layers * per_layer
+
+
+def _projection(sl: dict, mib) -> tuple[float | None, float | None]:
     """80-layer 70B audit = fixed cost + embeddings + 80 x the slice's per-layer cost (each cold).
 
     fixed: the tiny model's audit (process, rule pack, report); embeddings: the stem's audit (the
     slice without layers) minus that; per layer: (slice - stem) / layers. At a width or vocabulary
-    below 70B's (--quick), the embedding and layer parts are scaled by parameter count.
+    below 70B's (--quick), the embedding and layer parts are scaled by parameter count. Returns the
+    projection over the cold read of 70B, and with N references over with one (None without).
     """
     s, big = sl["spec"], LLAMA_70B
-    base, stem, whole = sl["tiny"].time() or 0.0, sl["stem"].time(), sl["audit"].time()
-    per_layer = emb = proj_s = proj = None
-    if stem is not None and whole is not None and whole > stem:
-        per_layer = (whole - stem) / s.layers * big.layer_params() / s.layer_params()
-        emb = base + max(0.0, stem - base) * big.vocab * big.hidden / (s.vocab * s.hidden)
-        proj_s = emb + big.layers * per_layer
+    per_layer, emb, proj_s = _project(sl, sl["audit"], sl["stem"])
     cold_s = big.params() * 2 / (sl["floors"]["cold_gbps"] * GB)
-    if proj_s is not None:
-        proj = proj_s / cold_s
+    proj = None if proj_s is None else proj_s / cold_s
     scaled = "" if s == replace(big, layers=s.layers) else " (scaled from the slice by parameter count)"
     fmt = lambda x, u="s": "n/a (slice not slower than its stem)" if x is None else f"{x:.1f}{u}"  # noqa: E731
+    rows = [["slice", f"{s.layers} layers, hidden {s.hidden}, FFN {s.ffn}, vocab {s.vocab}, "
+                      f"{sl['floors']['bytes'] / GB:.2f} GB, cold read {sl['floors']['cold']:.2f}s"],
+            ["registry add slice / stem", f"{sl['add'].cell()}, RSS {mib(sl['add'])} MiB / "
+                                          f"{sl['add_stem'].cell()}, RSS {mib(sl['add_stem'])} MiB"],
+            ["audit slice (cold)", f"{sl['audit'].cell()}, RSS {mib(sl['audit'])} MiB, "
+                                   f"{sl['audit'].verdict} / {_frac(sl['audit'].derived)}"],
+            ["audit stem = slice without layers (cold)", f"{sl['stem'].cell()}, RSS {mib(sl['stem'])} MiB"],
+            ["audit tiny model = fixed cost (cold)", sl["tiny"].cell()],
+            ["per layer at 70B width", fmt(per_layer)],
+            ["fixed + embeddings at 70B", fmt(emb)],
+            ["projected audit", fmt(proj_s)],
+            ["cold read of 70B", f"{big.params() * 2 / GB:.0f} GB at {sl['floors']['cold_gbps']:.2f} GB/s = {cold_s:.0f}s"]]
+    by_refs = None
+    if "audit_n" in sl:
+        n = sl["refs"]
+        per_n, emb_n, proj_n = _project(sl, sl["audit_n"], sl["stem_n"])
+        by_refs = _ratio(proj_n, proj_s)
+        rows += [[f"audit slice, {n} references (cold)", f"{sl['audit_n'].cell()}, RSS {mib(sl['audit_n'])} MiB, "
+                                                        f"{sl['audit_n'].verdict} / {_frac(sl['audit_n'].derived)}"],
+                 [f"audit stem, {n} references (cold)", f"{sl['stem_n'].cell()}, RSS {mib(sl['stem_n'])} MiB"],
+                 [f"per layer at 70B width, {n} references", fmt(per_n)],
+                 [f"fixed + embeddings at 70B, {n} references", fmt(emb_n)],
+                 [f"projected audit, {n} references", fmt(proj_n)]]
     table(f"70B projection: 80 layers, hidden 8192, FFN 28672, vocab 128256, {big.params() / 1e9:.1f}B params{scaled}",
-          ["item", "value"],
-          [["slice", f"{s.layers} layers, hidden {s.hidden}, FFN {s.ffn}, vocab {s.vocab}, "
-                     f"{sl['floors']['bytes'] / GB:.2f} GB, cold read {sl['floors']['cold']:.2f}s"],
-           ["registry add slice / stem", f"{sl['add'].cell()}, RSS {mib(sl['add'])} MiB / "
-                                         f"{sl['add_stem'].cell()}, RSS {mib(sl['add_stem'])} MiB"],
-           ["audit slice (cold)", f"{sl['audit'].cell()}, RSS {mib(sl['audit'])} MiB, "
-                                  f"{sl['audit'].verdict} / {_frac(sl['audit'].derived)}"],
-           ["audit stem = slice without layers (cold)", f"{sl['stem'].cell()}, RSS {mib(sl['stem'])} MiB"],
-           ["audit tiny model = fixed cost (cold)", sl["tiny"].cell()],
-           ["per layer at 70B width", fmt(per_layer)],
-           ["fixed + embeddings at 70B", fmt(emb)],
-           ["projected audit", fmt(proj_s)],
-           ["cold read of 70B", f"{big.params() * 2 / GB:.0f} GB at {sl['floors']['cold_gbps']:.2f} GB/s = {cold_s:.0f}s"]])
-    return proj
+          ["item", "value"], rows)
+    return proj, by_refs
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -18,7 +18,9 @@ size at fixed width, and measures through the real CLI (`python -m checker`, in 
 - a naive baseline (both state dicts loaded whole in float32, full Pearson per tensor pair) at the smallest size;
 - a 70B-width slice (2 layers at hidden 8192, FFN 28672, vocab 128256) and its stem (the same without
   layers), giving the per-layer cost at real width, projected to an 80-layer 70B model and set against the
-  cold read of its ~141 GB at the measured throughput.
+  cold read of its ~141 GB at the measured throughput; with more than one reference, the slice and stem are
+  audited again against as many (clones of a registered independent slice), and the projection with them
+  is set against the projection with one (`--slice-only --refs 1,50` runs just this).
 The last table sets every ratio beside the issue's target. Each child's log and report.json stay under
 WORKDIR/logs; the models and registries are deleted after each size unless --keep.
 Peak RSS is the child process's own VmHWM (its workers are not added).
@@ -226,13 +228,18 @@ def measure_size(gb: float, refs: list[int], with_naive: bool) -> dict:
     return r
 
 
-def measure_slice() -> dict:
+def measure_slice(refs: int) -> dict:
+    """The slice and its stem, audited cold against the reference; with ``refs`` > 1 also against the
+    reference plus refs-1 unrelated references (clones of a registered independent slice, and of its
+    stem for the stem): the per-reference cost at 70B width, where each reference's prints are a
+    small part of a layer's bytes."""
     spec = ARGS.slice
     d = ARGS.workdir / "slice"
     logs = ARGS.workdir / "logs" / d.name
     print(f"# slice: {spec.layers} layers, hidden {spec.hidden}, FFN {spec.ffn}, vocab {spec.vocab}", flush=True)
-    r = {"spec": spec, "gen": generate(d, spec, ("reference", "derived"))}
-    for kind in ("reference", "derived"):
+    kinds = ("reference", "derived") + (("independent",) if refs > 1 else ())
+    r = {"spec": spec, "gen": generate(d, spec, kinds), "refs": refs}
+    for kind in kinds:
         sm.make_stem(d / kind, d / f"stem-{kind}")
     generate(d / "tiny", TINY, ("reference", "derived"))
     r["floors"] = floors(d / "derived")
@@ -243,6 +250,12 @@ def measure_slice() -> dict:
     r["audit"] = audit(d / "derived", d / "reg", logs / "slice", cold=True)
     r["stem"] = audit(d / "stem-derived", d / "reg-stem", logs / "stem", cold=True)
     r["tiny"] = audit(d / "tiny" / "derived", d / "reg-tiny", logs / "tiny", cold=True)
+    if refs > 1:
+        for part, reg in (("", "reg"), ("stem-", "reg-stem")):
+            registry_add(d / f"{part}independent", d / f"{reg}-unrelated", "unrelated/independent", logs)
+            build_registry(d / reg, d / f"{reg}-unrelated", refs, d / f"{reg}-{refs}")
+        r["audit_n"] = audit(d / "derived", d / f"reg-{refs}", logs / f"slice-{refs}refs", cold=True)
+        r["stem_n"] = audit(d / "stem-derived", d / f"reg-stem-{refs}", logs / f"stem-{refs}refs", cold=True)
     if not ARGS.keep:
         shutil.rmtree(d)
     return r
@@ -259,6 +272,7 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="keep the generated models and registries")
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--skip-slice", action="store_true")
+    p.add_argument("--slice-only", action="store_true", help="only the 70B-width slice (with the largest --refs)")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes and widths")
     p.add_argument("--device", default="auto", help="passed to the audit if it has --device")
     p.add_argument("--repeat", type=int, default=1, help="run each audit this many times and keep the fastest")
@@ -279,8 +293,9 @@ def main() -> None:
     print(f"# machine: {machine()}; {flags}\n# workdir {ARGS.workdir}, "
           f"{shutil.disk_usage(ARGS.workdir).free / GB:.0f} GB free", flush=True)
     t = time.perf_counter()
-    results = [measure_size(gb, refs, not ARGS.skip_naive and i == 0) for i, gb in enumerate(sorted(sizes))]
-    sl = None if ARGS.skip_slice else measure_slice()
+    sizes = [] if ARGS.slice_only else sorted(sizes)
+    results = [measure_size(gb, refs, not ARGS.skip_naive and i == 0) for i, gb in enumerate(sizes)]
+    sl = None if ARGS.skip_slice else measure_slice(max(refs))
     print(f"\n# scale benchmark, {time.perf_counter() - t:.0f}s; machine: {machine()}; {flags}")
     report(results, sl)
 

@@ -42,7 +42,7 @@ from checker.errors import RegistryError
 from checker.modules import Module, TensorRole, split_modules
 from checker.references.prints import ARRAYS, Fingerprint, TensorPrint
 from checker.references.store import ARRAY_DIGESTS, HALF, ArrayStore, SpillFile, write_arrays
-from checker.scanners.tokenizer import Vocabulary
+from checker.scanners.tokenizer import Vocabulary, packed
 from checker.metrics.alignment import UNRELATED_HELD, geometry_pick, held_anchors, unrelated_probe
 from checker.hardware import give_back_after, one_pool
 from checker.metrics.screen import GramSketch, screen_columns
@@ -316,11 +316,11 @@ def load_fingerprint(folder: Path, meta: dict | None = None) -> Fingerprint:
                 raise RegistryError(str(arr_path), f"sketch of {e['name']!r} is missing; re-add the reference")
             gram = GramSketch(upper, int(g["n"]), float(g["s1"]), float(g["s2"]), float(g["s3"]))
         prints.append(TensorPrint(role, e["dtype"], tuple(e["digests"]), e["units"], e["hidden"], gram,
-                                  tuple(e["anchor_tokens"]), store=store, fixed=e.get("fixed", "")))
+                                  packed(e["anchor_tokens"]), store=store, fixed=e.get("fixed", "")))
     by_module: dict[str, list[TensorRole]] = {}
     for r in roles:
         by_module.setdefault(r.module, []).append(r)
     modules = tuple(Module(m["name"], m["kind"], m["family"], tuple(by_module.get(m["name"], ()))) for m in meta["modules"])
     v = meta.get("vocab")
-    vocab = None if v is None else Vocabulary(v["file"], tuple(v["tokens"]), tuple(v["merges"]))
+    vocab = None if v is None else Vocabulary(v["file"], packed(v["tokens"]), packed(v["merges"]))
     return Fingerprint(meta["source"], meta["parameters"], tuple(prints), modules, vocab, meta.get("settings", {}))

@@ -7,6 +7,7 @@ and loads them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,7 +51,7 @@ class TensorPrint:
     units: int = 0
     hidden: int = 0
     gram: GramSketch | None = None
-    anchor_tokens: tuple[str, ...] = ()  # token strings of anchor rows (token roles)
+    anchor_tokens: Sequence[str] = ()  # token strings of anchor rows (token roles; packed when loaded)
     arrays: dict = field(default_factory=dict)  # name -> ndarray, when built in memory
     store: ArrayStore | None = None
     #: the kind of fixed table (checker/metrics/fixed_tables.py) this tensor is; it then keeps no

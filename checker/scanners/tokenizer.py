@@ -8,27 +8,83 @@ that two models share, whatever their ids.
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 
 from checker.errors import ScanError
 from checker.yamlio import load_json
 
 
+class PackedStrings(Sequence):
+    """A long sequence of strings kept as their UTF-8 bytes end to end and where each ends: it
+    reads like the tuple it replaces (index, iterate, compare, hash). A 128,256-token vocabulary
+    takes about 1.5 MB so, against some 10 MB as a tuple of strings; an audit keeps every
+    registered reference's vocabulary (and merges) for its whole run, a registry of dozens of
+    them."""
+
+    __slots__ = ("_raw", "_ends")
+
+    def __init__(self, items: Iterable[str]):
+        parts = [s.encode("utf-8", "surrogatepass") for s in items]
+        self._raw = b"".join(parts)
+        self._ends = array("q", accumulate(map(len, parts)))
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tuple(self[j] for j in range(*i.indices(len(self))))
+        n = len(self._ends)
+        if not -n <= i < n:
+            raise IndexError("PackedStrings index out of range")
+        i %= n
+        return self._raw[self._ends[i - 1] if i else 0:self._ends[i]].decode("utf-8", "surrogatepass")
+
+    def __iter__(self) -> Iterator[str]:
+        raw, start = self._raw, 0
+        for end in self._ends:
+            yield raw[start:end].decode("utf-8", "surrogatepass")
+            start = end
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, PackedStrings):
+            return self._raw == other._raw and self._ends == other._ends
+        if isinstance(other, (tuple, list)):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self._raw, self._ends.tobytes()))
+
+
+def packed(items: Sequence) -> Sequence:
+    """``items`` as :class:`PackedStrings` when every item is a string, else as a tuple."""
+    return PackedStrings(items) if all(isinstance(s, str) for s in items) else tuple(items)
+
+
 @dataclass(frozen=True)
 class Vocabulary:
-    """Token strings by id, and BPE merges in rank order (empty when not BPE)."""
+    """Token strings by id, and BPE merges in rank order (empty when not BPE): tuples, or
+    :class:`PackedStrings` for a registered reference's."""
 
     file: str
-    tokens: tuple[str, ...]
-    merges: tuple[str, ...]
+    tokens: Sequence[str]
+    merges: Sequence[str]
 
-    def ids(self) -> dict[str, int]:
-        """Token string -> id, built once per vocabulary (each reference compares with it)."""
-        if "_ids" not in self.__dict__:
-            object.__setattr__(self, "_ids", {t: i for i, t in enumerate(self.tokens) if t is not None})
-        return self.__dict__["_ids"]
+    def ids(self, keep: bool = True) -> dict[str, int]:
+        """Token string -> id, built once per vocabulary and kept (``keep``: the submission's, which
+        every reference is compared with); a reference's is built for its comparison only."""
+        if "_ids" in self.__dict__:
+            return self.__dict__["_ids"]
+        ids = {t: i for i, t in enumerate(self.tokens) if t is not None}
+        if keep:
+            object.__setattr__(self, "_ids", ids)
+        return ids
 
 
 #: Ids far beyond the number of tokens mean a corrupt file, not a vocabulary (and would
@@ -131,7 +187,7 @@ def compare_vocabularies(sub: Vocabulary, ref: Vocabulary, reference: str) -> To
 def _compared(sub: Vocabulary, ref: Vocabulary) -> TokenizerComparison:
     """:func:`compare_vocabularies` by content: references sharing a tokenizer (a family, a
     registry's clones) cost a hash and a comparison of their tokens, not the set operations."""
-    s_ids, r_ids = sub.ids(), ref.ids()
+    s_ids, r_ids = sub.ids(), ref.ids(keep=False)
     shared = set(s_ids) & set(r_ids)
     union = set(s_ids) | set(r_ids)
     same = sum(1 for t in shared if s_ids[t] == r_ids[t])

@@ -171,6 +171,10 @@ def _parse_header(path: Path, rel: str) -> tuple[int, list[_Entry]]:
     return start, entries
 
 
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class CheckpointStream:
     """The pass over one checkpoint. Iterate once; then :attr:`files` holds the hashes."""
 
@@ -183,13 +187,17 @@ class CheckpointStream:
         self.peak_backlog = 0
         self._layout: dict[Path, tuple[int, list[_Entry]]] = {}
         self._sizes: dict[Path, int] = {}
+        #: each file as it was when the audit opened it (device, inode, size, modification time): a
+        #: file written to or replaced before its pass ends is refused (:meth:`_unchanged`)
+        self._stamps: dict[Path, tuple[int, int, int, int]] = {}
         if isinstance(reader, SafetensorsReader):
             for p in reader._files:
                 self._layout[p] = _parse_header(p, reader._rel(p))
                 try:
-                    self._sizes[p] = p.stat().st_size
+                    st = p.stat()
                 except OSError as exc:
                     raise WeightsError(reader._rel(p), f"cannot read ({exc.strerror or exc})") from None
+                self._sizes[p], self._stamps[p] = st.st_size, _stamp(st)
         self._entries = {e.info.name: e for _, es in self._layout.values() for e in es}
 
     @property
@@ -333,9 +341,24 @@ class CheckpointStream:
                 yield StreamedTensor(e, read, mapper=map_entry)
                 skip_to(e.end)
             skip_to(size)
-        for fut, _ in pending:
-            fut.result()
+            for fut, _ in pending:
+                fut.result()
+            self._unchanged(path, fh.fileno(), rel)
         return WeightFile(rel, h.hexdigest(), size)
+
+    def _unchanged(self, path: Path, fd: int, rel: str) -> None:
+        """A file whose bytes may have changed since the audit opened it (a checkpoint still being
+        copied or written) would give a hash and evidence of no one version, and one replaced at
+        its path would be named by a report of bytes no longer there: both refused. The file read
+        (its open descriptor) and the file at its path must both be the one stamped at open; the
+        rows read before the pass (the anchors') came from it."""
+        try:
+            same = _stamp(os.fstat(fd)) == _stamp(os.stat(path)) == self._stamps[path]
+        except OSError:
+            same = False
+        if not same:
+            raise WeightsError(rel, "changed while it was audited (written to or replaced after the audit opened it); "
+                               "audit it again once it is complete")
 
     def _fallback(self) -> Iterator[StreamedTensor]:
         for info in self.reader.tensors():

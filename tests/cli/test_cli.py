@@ -182,9 +182,12 @@ def test_a_tampered_fingerprint_is_refused(zoo, models, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_a_tampered_fingerprint_array_is_refused_when_read(zoo, models, tmp_path, capsys):
+@pytest.mark.parametrize("array", ["gram", "index_rows"])
+def test_a_tampered_fingerprint_array_is_refused_when_read(zoo, models, tmp_path, capsys, array):
     """The arrays file is checked array by array as the audit reads it (not hashed whole at every
-    audit): a changed byte in an array the audit reads still stops it, in one line, with no report."""
+    audit): a changed byte in an array the audit reads still stops it, in one line, with no report.
+    Every screen sketch is read (and checked) as the print loads; the index test's rows, as the
+    engine compares the layer."""
     import shutil
     import struct
 
@@ -194,10 +197,14 @@ def test_a_tampered_fingerprint_array_is_refused_when_read(zoo, models, tmp_path
     data = bytearray(arrays.read_bytes())
     n = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8:8 + n])
-    key = next(k for k in header if k.endswith("|gram"))  # every screen sketch is read when the print loads
+    key = next(k for k in header if k.endswith(f"layers.0.mlp.up_proj.weight|{array}")
+               or (array == "gram" and k.endswith("|gram")))
     data[8 + n + header[key]["data_offsets"][0]] ^= 0x01
     arrays.write_bytes(bytes(data))
-    assert main(["audit", str(models["independent"]), "--registry", str(reg), "--out", str(tmp_path / "o")]) == 2
+    # --no-cache: evidence cached from an earlier audit of the same files and registered fingerprints
+    # would read no arrays at all (the session shares one cache)
+    assert main(["audit", str(models["independent"]), "--registry", str(reg), "--out", str(tmp_path / "o"),
+                 "--no-cache"]) == 2
     assert capsys.readouterr().err.strip() == (f"fromscratch: {arrays}: array {key!r} does not match the digest recorded at "
                                                "registration (the fingerprint was modified); re-add the reference")
     assert not (tmp_path / "o").exists()
