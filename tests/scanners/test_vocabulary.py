@@ -1,4 +1,4 @@
-"""A registered reference's vocabulary is kept packed (its UTF-8 bytes end to end): it must read
+"""A registered reference's vocabulary is kept packed (its strings end to end in one): it must read
 exactly as the tuple of strings it replaces, and compare as the tokenizer check expects."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_a_packed_vocabulary_is_several_times_smaller():
     tokens = [f"Ġtok{i}" for i in range(20000)]
     as_tuple = sys.getsizeof(tuple(tokens)) + sum(sys.getsizeof(t) for t in tokens)
     p = PackedStrings(tokens)
-    as_packed = sys.getsizeof(p._raw) + sys.getsizeof(p._ends)
+    as_packed = sys.getsizeof(p._text) + sys.getsizeof(p._ends)
     assert as_packed * 4 < as_tuple, (as_packed, as_tuple)
 
 
