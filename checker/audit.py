@@ -155,7 +155,7 @@ def gather_evidence(reader, modules, vocab, refs, device: str = "cpu", progress=
     stream = CheckpointStream(reader)
     evidence = compare(reader, modules, vocab, [(e.id, fp) for e, fp in refs], device, stream, progress)
     if cache is not None:
-        cache.remember_files(reader.root, stream.files)
+        cache.remember_files(reader.root, stream.files, stream.stamps)
         cache.store_evidence(cache.evidence_key(stream.files, ref_keys), evidence)
     return evidence, stream.files
 

@@ -29,6 +29,7 @@ from checker.metrics.interface import (
 from checker.metrics.screen import ScreenScore
 from checker.modules import Module, TensorRole
 from checker.references.fingerprint import FINGERPRINT_VERSION
+from checker.weights.common import file_stamp
 from checker.weights.interface import WeightFile
 
 #: 3: the index test scores identity-aligned references from their stored side (float16), anchors are normed
@@ -55,9 +56,10 @@ class EvidenceCache:
         self.folder = folder
 
     # -- file hashes -------------------------------------------------------------------
-    def _stat_key(self, path: Path) -> str:
-        st = path.stat()
-        raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
+    def _stat_key(self, path: Path, stamp: tuple | None = None) -> str:
+        """The file's key: its path and its stamp (checker.weights.common.file_stamp), now or as given."""
+        _, ino, size, mtime, ctime = stamp or file_stamp(path, str(path))
+        raw = f"{path.resolve()}|{size}|{mtime}|{ctime}|{ino}"
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def known_files(self, root: Path, paths: list[Path]) -> tuple[WeightFile, ...] | None:
@@ -70,10 +72,13 @@ class EvidenceCache:
             out.append(WeightFile(_rel(root, p), data["sha256"], data["bytes"]))
         return tuple(out)
 
-    def remember_files(self, root: Path, files: tuple[WeightFile, ...]) -> None:
+    def remember_files(self, root: Path, files: tuple[WeightFile, ...], stamps: dict | None = None) -> None:
+        """Each file's hash under its key; ``stamps`` (path -> stamp) are the files as they were
+        hashed, when the pass took them (a file changed since is then not found under its new key)."""
         for f in files:
             p = root / f.path
-            self._write(self.folder / "files" / f"{self._stat_key(p)}.json", {"sha256": f.sha256, "bytes": f.bytes})
+            self._write(self.folder / "files" / f"{self._stat_key(p, (stamps or {}).get(p))}.json",
+                        {"sha256": f.sha256, "bytes": f.bytes})
 
     # -- evidence ----------------------------------------------------------------------
     @staticmethod

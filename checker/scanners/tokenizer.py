@@ -20,18 +20,20 @@ from checker.yamlio import load_json
 
 
 class PackedStrings(Sequence):
-    """A long sequence of strings kept as one string, the items end to end, and where each ends: it
-    reads like the tuple it replaces (index, iterate, compare, hash). A 128,256-token vocabulary
-    takes 1.5-5 MB so (one byte a character, up to four where a token holds an emoji), against
-    8-11 MB as a tuple of strings, and packs in ~11 ms; an audit keeps every registered
-    reference's vocabulary (and merges) for its whole run, a registry of dozens of them."""
+    """A long sequence of strings kept as one string, the items end to end, and where each ends.
+    It indexes, slices (to a tuple), iterates and compares equal to a tuple of the same strings;
+    its hash is its own (a packed and a tuple form of one vocabulary must not share a dict or a
+    cache key: they would only miss each other). A 128,256-token vocabulary takes 1.5-5 MB so
+    (one byte a character, up to four where a token holds an emoji), against 8-11 MB as a tuple
+    of strings, and packs in ~11 ms; an audit keeps every registered reference's vocabulary (and
+    merges) for its whole run, a registry of dozens of them."""
 
-    __slots__ = ("_text", "_ends")
+    __slots__ = ("_text", "_ends", "_hash")
 
-    def __init__(self, items: Iterable[str]):
-        items = items if isinstance(items, (list, tuple)) else list(items)
+    def __init__(self, items: Sequence[str]):
         self._text = "".join(items)
         self._ends = array("i" if len(self._text) < 2**31 else "q", accumulate(map(len, items)))
+        self._hash: int | None = None
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -54,16 +56,23 @@ class PackedStrings(Sequence):
     def __eq__(self, other) -> bool:
         if isinstance(other, PackedStrings):
             return self._text == other._text and self._ends == other._ends
-        if isinstance(other, (tuple, list)):
+        if isinstance(other, tuple):
             return len(other) == len(self) and all(a == b for a, b in zip(self, other))
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash((self._text, self._ends.tobytes()))  # equal texts pack with the same type code
+        if self._hash is None:  # equal texts pack with the same type code
+            self._hash = hash((self._text, self._ends.tobytes()))
+        return self._hash
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(s) for s in self[:3])
+        return f"PackedStrings([{head}{', ...' if len(self) > 3 else ''}], {len(self)} items)"
 
 
-def packed(items: Sequence) -> Sequence:
+def packed(items: Iterable) -> Sequence:
     """``items`` as :class:`PackedStrings` when every item is a string, else as a tuple."""
+    items = list(items)
     return PackedStrings(items) if all(isinstance(s, str) for s in items) else tuple(items)
 
 

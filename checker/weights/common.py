@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import torch
@@ -33,6 +34,26 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_stamp(path: Path, rel: str) -> tuple[int, int, int, int, int]:
+    """A weight file as it is now: device, inode, size, modification and change times. Any write
+    (even one that sets the modification time back), a replacement or a change of its metadata
+    gives another stamp (the change time cannot be set by a user)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise WeightsError(rel, f"cannot read ({exc.strerror or exc})") from None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def require_unchanged(path: Path, rel: str, stamp: tuple) -> None:
+    """A one-line error when the file no longer carries ``stamp``: its bytes may have changed
+    since the audit opened it (a checkpoint still being copied or written), so a hash and evidence
+    of it would describe no one version, or a version no longer at its path."""
+    if file_stamp(path, rel) != stamp:
+        raise WeightsError(rel, "changed while it was audited (written to, replaced or its metadata changed after "
+                           "the audit opened it); audit it again once it is complete")
 
 
 def file_record(root: Path, path: Path) -> WeightFile:

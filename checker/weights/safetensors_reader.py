@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 
 from checker.errors import WeightsError
-from checker.weights.common import file_record, to_float32
+from checker.weights.common import file_record, file_stamp, to_float32
 from checker.weights.interface import TensorInfo, WeightFile
 
 INDEX_NAME = "model.safetensors.index.json"
@@ -28,7 +28,11 @@ class SafetensorsReader:
         self._files = sorted(files)
         self._infos: dict[str, TensorInfo] = {}
         self._handles: dict[Path, object] = {}
+        #: each file as it was before its header was read (:func:`file_stamp`): the pass over the
+        #: weights refuses a file that no longer carries it (checker.weights.stream)
+        self.stamps: dict[Path, tuple] = {}
         for path in self._files:
+            self.stamps[path] = file_stamp(path, self._rel(path))
             handle = self._open(path)
             for name in handle.keys():
                 if name in self._infos:

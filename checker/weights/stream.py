@@ -36,7 +36,7 @@ import torch
 from checker.errors import WeightsError
 from checker.hardware import ALIGN_BYTES
 from checker.weights import mapped
-from checker.weights.common import to_float32
+from checker.weights.common import file_stamp, require_unchanged, to_float32
 from checker.weights.interface import TensorInfo, WeightFile, WeightsReader
 from checker.weights.safetensors_reader import SafetensorsReader
 
@@ -171,10 +171,6 @@ def _parse_header(path: Path, rel: str) -> tuple[int, list[_Entry]]:
     return start, entries
 
 
-def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
 class CheckpointStream:
     """The pass over one checkpoint. Iterate once; then :attr:`files` holds the hashes."""
 
@@ -187,17 +183,17 @@ class CheckpointStream:
         self.peak_backlog = 0
         self._layout: dict[Path, tuple[int, list[_Entry]]] = {}
         self._sizes: dict[Path, int] = {}
-        #: each file as it was when the audit opened it (device, inode, size, modification time): a
-        #: file written to or replaced before its pass ends is refused (:meth:`_unchanged`)
-        self._stamps: dict[Path, tuple[int, int, int, int]] = {}
+        #: each file as the reader found it before reading its header (common.file_stamp): a file
+        #: that no longer carries it here, at the end of its pass or at the end of the whole pass is
+        #: refused, so the modules, the hashes and the evidence all describe the files stamped
+        self.stamps: dict[Path, tuple] = {}
         if isinstance(reader, SafetensorsReader):
             for p in reader._files:
-                self._layout[p] = _parse_header(p, reader._rel(p))
-                try:
-                    st = p.stat()
-                except OSError as exc:
-                    raise WeightsError(reader._rel(p), f"cannot read ({exc.strerror or exc})") from None
-                self._sizes[p], self._stamps[p] = st.st_size, _stamp(st)
+                rel = reader._rel(p)
+                self.stamps[p] = reader.stamps.get(p) or file_stamp(p, rel)
+                self._layout[p] = _parse_header(p, rel)
+                require_unchanged(p, rel, self.stamps[p])  # the layout read is the reader's file
+                self._sizes[p] = self.stamps[p][2]
         self._entries = {e.info.name: e for _, es in self._layout.values() for e in es}
 
     @property
@@ -276,6 +272,8 @@ class CheckpointStream:
         finally:
             ahead.stop()  # however the pass ends, the read-ahead stops (after a chunk in flight, if any)
             pool.shutdown(wait=True)
+        for path in self._layout:  # a shard replaced while the later ones were read
+            require_unchanged(path, self.reader._rel(path), self.stamps[path])
         self._files = tuple(records)
 
     def _file(self, path: Path, entries: list[_Entry], pool: ThreadPoolExecutor, handed_out: Callable[[_Entry], None]):
@@ -343,22 +341,8 @@ class CheckpointStream:
             skip_to(size)
             for fut, _ in pending:
                 fut.result()
-            self._unchanged(path, fh.fileno(), rel)
+        require_unchanged(path, rel, self.stamps[path])  # the bytes hashed are the file stamped
         return WeightFile(rel, h.hexdigest(), size)
-
-    def _unchanged(self, path: Path, fd: int, rel: str) -> None:
-        """A file whose bytes may have changed since the audit opened it (a checkpoint still being
-        copied or written) would give a hash and evidence of no one version, and one replaced at
-        its path would be named by a report of bytes no longer there: both refused. The file read
-        (its open descriptor) and the file at its path must both be the one stamped at open; the
-        rows read before the pass (the anchors') came from it."""
-        try:
-            same = _stamp(os.fstat(fd)) == _stamp(os.stat(path)) == self._stamps[path]
-        except OSError:
-            same = False
-        if not same:
-            raise WeightsError(rel, "changed while it was audited (written to or replaced after the audit opened it); "
-                               "audit it again once it is complete")
 
     def _fallback(self) -> Iterator[StreamedTensor]:
         for info in self.reader.tensors():

@@ -27,6 +27,8 @@ def test_packed_strings_read_as_the_tuple_they_replace():
     assert PackedStrings(["ab", "c"]) != PackedStrings(["a", "bc"])  # same bytes, other boundaries
     assert not PackedStrings([]) and PackedStrings([]) == ()
     assert isinstance(packed(["a", None]), tuple) and packed(["a", None]) == ("a", None)
+    assert packed(t for t in TRICKY) == tuple(TRICKY)  # a generator is taken whole first
+    assert p != list(TRICKY) and "PackedStrings(['', 'a', 'Ġthe', ...], 10 items)" == repr(p)
 
 
 def test_a_packed_vocabulary_is_several_times_smaller():
@@ -47,3 +49,17 @@ def test_the_tokenizer_check_gives_the_same_figures_packed_or_not():
     same = Vocabulary("tokenizer.json", PackedStrings(sub.tokens), PackedStrings(sub.merges))
     assert compare_vocabularies(sub, same, "r").identical
     assert "_ids" not in packed_ref.__dict__  # a reference's token index is not kept after its comparison
+
+
+def test_a_registered_reference_loads_its_vocabulary_and_anchor_tokens_packed(zoo):
+    import json
+
+    from checker.references.registry import load_references
+
+    (entry, fp), *_ = [(e, f) for e, f in load_references(zoo.registry) if f.vocab is not None]
+    saved = json.loads((zoo.registry / entry.id.replace("/", "__") / "fingerprint.json").read_text())
+    assert isinstance(fp.vocab.tokens, PackedStrings) and fp.vocab.tokens == tuple(saved["vocab"]["tokens"])
+    tokens = [tp for tp in fp.tensors if len(tp.anchor_tokens)]
+    assert tokens and all(isinstance(tp.anchor_tokens, PackedStrings) for tp in tokens)
+    by_name = {t["name"]: t["anchor_tokens"] for t in saved["tensors"]}
+    assert all(tp.anchor_tokens == tuple(by_name[tp.role.name]) for tp in tokens)
