@@ -25,7 +25,7 @@ _TAG = {torch.bfloat16: b"bf16", torch.float16: b"f16", torch.float32: b"f32"}
 class Digester:
     """Canonical digest of a tensor fed block by block (blocks in storage order)."""
 
-    def __init__(self, shape: tuple[int, ...], stored: torch.dtype):
+    def __init__(self, shape: tuple[int, ...], stored: torch.dtype, first_only: bool = False):
         self._shape = repr(tuple(shape)).encode()
         if stored == torch.bfloat16:
             self._candidates = [torch.bfloat16]  # always bf16-exact: hash the stored bytes
@@ -33,6 +33,8 @@ class Digester:
             self._candidates = [torch.bfloat16, torch.float16]
         else:
             self._candidates = list(_ORDER)
+        if first_only:  # the narrowest format alone: :attr:`settled` says whether it held
+            self._candidates = self._candidates[:1]
         self._h = {d: hashlib.sha256(self._shape + _TAG[d]) for d in self._candidates}
         self._exact = {d: True for d in self._candidates}
 
@@ -50,6 +52,11 @@ class Digester:
                     self._exact[d] = False
                     continue
             self._h[d].update(memoryview(cast.reshape(-1).view(torch.uint8).numpy()))
+
+    @property
+    def settled(self) -> bool:
+        """Whether a candidate format still holds every value fed (its digest can be given)."""
+        return any(self._exact[d] for d in self._candidates)
 
     def hexdigest(self) -> str:
         for d in self._candidates:
@@ -80,11 +87,39 @@ def reference_digests(native: torch.Tensor, roundings: bool = True) -> tuple[str
         digesters += [(Digester(shape, d), d) for d in (torch.bfloat16, torch.float16) if dtype != d]
     flat = native.reshape(native.shape[0], -1) if native.dim() > 1 else native.reshape(-1)
     step = max(1, _BLOCK // max(1, flat[0].numel() if flat.dim() > 1 and len(flat) else 1))
-    pace = mapped.large(flat) and flat.device.type == "cpu"
-    for s in range(0, max(1, flat.shape[0]), step):
-        block = flat[s:s + step].to(dtype)
+    if dtype == torch.bfloat16 and len(digesters) == 2:
+        return _bf16_and_rounding(flat, shape, step)
+    for block in _blocks(flat, step, dtype):
         for dg, d in digesters:
             dg.update(block if d is None else block.to(d))
+    return tuple(dict.fromkeys(dg.hexdigest() for dg, _ in digesters))
+
+
+def _blocks(flat: torch.Tensor, step: int, dtype: torch.dtype) -> Iterable[torch.Tensor]:
+    pace = mapped.large(flat) and flat.device.type == "cpu"
+    for s in range(0, max(1, flat.shape[0]), step):
+        yield flat[s:s + step].to(dtype)
         if pace:  # a mapped tensor's pages are dropped as the digest goes on
             mapped.GOVERNOR.pace()
-    return tuple(dict.fromkeys(dg.hexdigest() for dg, _ in digesters))
+
+
+def _bf16_and_rounding(flat: torch.Tensor, shape: tuple[int, ...], step: int) -> tuple[str, ...]:
+    """:func:`reference_digests` of a bfloat16 tensor: its canonical digest and its float16
+    rounding's. The rounding of a finite bfloat16 value is always bfloat16-exact (a normal value
+    keeps its 8 significant bits, a subnormal one has at most 7, an overflow is infinite), so the
+    rounding's canonical form is bfloat16 and its float16 form, which the general computation
+    hashes too, is never used: only the bfloat16 form is hashed, and the rounding is digested the
+    general way, from the start, only if that form did not hold (a NaN). Registration hashed every
+    bfloat16 matrix three times; now twice. The digests are the same either way."""
+    canonical = Digester(shape, torch.bfloat16)
+    first = Digester(shape, torch.float16, first_only=True)
+    for block in _blocks(flat, step, torch.bfloat16):
+        canonical.update(block)
+        if first.settled:
+            first.update(block.to(torch.float16))
+    rounding = first
+    if not first.settled:
+        rounding = Digester(shape, torch.float16)
+        for block in _blocks(flat, step, torch.bfloat16):
+            rounding.update(block.to(torch.float16))
+    return tuple(dict.fromkeys((canonical.hexdigest(), rounding.hexdigest())))
