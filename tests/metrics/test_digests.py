@@ -75,3 +75,12 @@ def test_other_dtypes_and_a_submissions_canonical_digest_are_unchanged():
     for x in (t.to(torch.float16), t.to(torch.float32), t.to(torch.float32) + 1e-4):
         assert reference_digests(x) == _general(x)
     assert reference_digests(t, roundings=False) == _general(t)[:1]
+
+
+def test_the_float16_rounding_of_every_finite_bfloat16_value_is_bfloat16_exact():
+    """What the bfloat16 path rests on, over all 65,536 bit patterns."""
+    b = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.bfloat16)
+    finite = torch.isfinite(b)
+    r = b.to(torch.float16)
+    assert int(finite.sum()) == 65280
+    assert torch.equal(r[finite].to(torch.bfloat16).to(torch.float16), r[finite])
