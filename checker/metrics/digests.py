@@ -87,7 +87,7 @@ def reference_digests(native: torch.Tensor, roundings: bool = True) -> tuple[str
         digesters += [(Digester(shape, d), d) for d in (torch.bfloat16, torch.float16) if dtype != d]
     flat = native.reshape(native.shape[0], -1) if native.dim() > 1 else native.reshape(-1)
     step = max(1, _BLOCK // max(1, flat[0].numel() if flat.dim() > 1 and len(flat) else 1))
-    if dtype == torch.bfloat16 and len(digesters) == 2:
+    if dtype == torch.bfloat16 and roundings:
         return _bf16_and_rounding(flat, shape, step)
     for block in _blocks(flat, step, dtype):
         for dg, d in digesters:

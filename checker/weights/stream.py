@@ -36,7 +36,7 @@ import torch
 from checker.errors import WeightsError
 from checker.hardware import ALIGN_BYTES
 from checker.weights import mapped
-from checker.weights.common import file_stamp, require_unchanged, to_float32
+from checker.weights.common import require_unchanged, to_float32
 from checker.weights.interface import TensorInfo, WeightFile, WeightsReader
 from checker.weights.safetensors_reader import SafetensorsReader
 
@@ -184,13 +184,13 @@ class CheckpointStream:
         self._layout: dict[Path, tuple[int, list[_Entry]]] = {}
         self._sizes: dict[Path, int] = {}
         #: each file as the reader found it before reading its header (common.file_stamp): a file
-        #: that no longer carries it here, at the end of its pass or at the end of the whole pass is
-        #: refused, so the modules, the hashes and the evidence all describe the files stamped
+        #: that no longer carries it here or when the pass ends is refused, so the modules, the
+        #: hashes and the evidence all describe the files stamped
         self.stamps: dict[Path, tuple] = {}
         if isinstance(reader, SafetensorsReader):
             for p in reader._files:
                 rel = reader._rel(p)
-                self.stamps[p] = reader.stamps.get(p) or file_stamp(p, rel)
+                self.stamps[p] = reader.stamps[p]
                 self._layout[p] = _parse_header(p, rel)
                 require_unchanged(p, rel, self.stamps[p])  # the layout read is the reader's file
                 self._sizes[p] = self.stamps[p][2]
@@ -272,7 +272,7 @@ class CheckpointStream:
         finally:
             ahead.stop()  # however the pass ends, the read-ahead stops (after a chunk in flight, if any)
             pool.shutdown(wait=True)
-        for path in self._layout:  # a shard replaced while the later ones were read
+        for path in self._layout:  # written to or replaced during the pass (a shard, while later ones were read)
             require_unchanged(path, self.reader._rel(path), self.stamps[path])
         self._files = tuple(records)
 
@@ -339,9 +339,8 @@ class CheckpointStream:
                 yield StreamedTensor(e, read, mapper=map_entry)
                 skip_to(e.end)
             skip_to(size)
-            for fut, _ in pending:
-                fut.result()
-        require_unchanged(path, rel, self.stamps[path])  # the bytes hashed are the file stamped
+        for fut, _ in pending:
+            fut.result()
         return WeightFile(rel, h.hexdigest(), size)
 
     def _fallback(self) -> Iterator[StreamedTensor]:

@@ -3,8 +3,8 @@
 Its bytes may then belong to two versions: the modules split from one header, the hash and the
 evidence from other bytes, or a report naming bytes no longer at the path. Each file is stamped
 (device, inode, size, modification and change times) before its header is read, and a file that
-no longer carries its stamp when the stream opens it, when its pass ends or when the whole pass
-ends is refused in one line: no hash, no evidence, no cache entry, no report.
+no longer carries its stamp when the stream opens it or when the pass ends is refused in one
+line: no hash, no evidence, no cache entry, no report.
 """
 
 from __future__ import annotations
