@@ -204,7 +204,7 @@ def main() -> None:
         for i, (dev, tag) in enumerate(zip(devices, tags)):
             use(dev)
             t = time.perf_counter()
-            sl = scale.measure_slice() if i == 0 else slice_on(dev, tag, done[tags[0]])
+            sl = scale.measure_slice(1) if i == 0 else slice_on(dev, tag, done[tags[0]])
             done[tag] = sl
             print(f"\n# {tag}: slice in {time.perf_counter() - t:.0f}s", flush=True)
             sr._projection(sl, lambda run: f"{run.rss_mib:.0f}")
