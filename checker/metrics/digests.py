@@ -11,8 +11,9 @@ precision than the original matches too.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from typing import Iterable, Sequence
 
+import numpy as np
 import torch
 
 from checker.weights import mapped
@@ -124,3 +125,67 @@ def _bf16_and_rounding(flat: torch.Tensor, shape: tuple[int, ...], step: int) ->
         for block in _blocks(flat, step, torch.bfloat16):
             rounding.update(block.to(torch.float16))
     return tuple(dict.fromkeys((canonical.hexdigest(), rounding.hexdigest())))
+
+
+#: A recorded row rules a copy out where one of its values differs from the submission's by more
+#: than _PROBE_REL of its magnitude plus _PROBE_ABS. The rows are the reference's values rounded to
+#: float16 (error at most 2^-11 of the value, or 2^-25 below float16's normal range), and a copy
+#: may also be the reference's bfloat16 rounding (2^-8 of the value) or its float16 rounding (equal
+#: to the recorded row): every such copy is within the bound, which is about twice the largest sum.
+_PROBE_REL, _PROBE_ABS = 2.0 ** -7, 2.0 ** -24
+
+
+class CopyProbe:
+    """Rules out, from a few rows, that a token table is a byte-identical copy of a reference
+    tensor, so that its content digest need not be taken (a 70B model's two tables are 4.2 GB of
+    hashing on the main thread).
+
+    A digest holds the shape and every value, so a table can only share a digest with a reference
+    tensor of its shape whose values it repeats, as stored or rounded to bfloat16 or float16
+    (:func:`reference_digests`). Each reference token print records some of its table's rows
+    (``anchor``, float16) at known indices (``row_index``): one value of one such row that no copy
+    could have (beyond the rounding bound above) rules that reference tensor out. Blocks of the
+    table are fed in order; :meth:`rules_out` turns true once every reference tensor of the shape
+    is ruled out, and the digest can be skipped: it could match nothing."""
+
+    def __init__(self, sides: Sequence[tuple[np.ndarray, np.ndarray]]):
+        self._open = [(np.asarray(idx, dtype=np.int64), rows) for idx, rows in sides]
+
+    def rules_out(self, block: torch.Tensor, start: int) -> bool:
+        """Check the recorded rows that fall in ``block`` (the table's rows ``start`` on, any float
+        dtype); True once no reference tensor of the table's shape is left."""
+        stop = start + block.shape[0]
+        left = []
+        for idx, rows in self._open:
+            at = np.flatnonzero((idx >= start) & (idx < stop))
+            if len(at) == 0 or not _differs(block, idx[at] - start, rows, at):
+                left.append((idx, rows))
+        self._open = left
+        return not left
+
+
+def _differs(block: torch.Tensor, local: np.ndarray, rows: np.ndarray, at: np.ndarray) -> bool:
+    """Whether a submission row differs from its recorded reference row beyond the rounding bound.
+    A recorded value beyond float16's range is infinite and rules nothing out (inf > inf is false),
+    nor does a NaN (every comparison with it is false)."""
+    sub = block[torch.as_tensor(local, dtype=torch.long)].to(torch.float32).numpy()
+    ref = np.asarray(rows[at], dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bool(np.any(np.abs(sub - ref) > _PROBE_REL * np.abs(ref) + _PROBE_ABS))
+
+
+def copy_probe(shape: tuple[int, ...], prints: Iterable) -> CopyProbe | None:
+    """The probe of a token table of ``shape`` against every reference tensor print that could share
+    its digest (same shape, digests recorded); None when one of them recorded no rows (a tensor that
+    is not a token table, a print registered before its rows were): then only the digest can tell."""
+    sides = []
+    for tp in prints:
+        if tuple(tp.role.shape) != tuple(shape) or not tp.digests:
+            continue
+        if not (tp.has("anchor") and tp.has("row_index")):
+            return None
+        rows, idx = tp.stored("anchor"), tp.stored("row_index")
+        if rows is None or idx is None or rows.ndim != 2 or len(rows) != len(idx):
+            return None
+        sides.append((idx, rows))
+    return CopyProbe(sides)
