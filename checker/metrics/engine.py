@@ -40,6 +40,7 @@ from checker.metrics.experts import ExpertPlan, expert_plans, expert_slices, not
 from checker.metrics.interface import ModuleEvidence, RoleScore, Skipped, WeakScore
 from checker.metrics.matrices import compare_matrix
 from checker.metrics.rotation import ROTATION_STATISTIC
+from checker.metrics.stacks import sketch_stack
 from checker.modules import Module, compatible
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
@@ -110,7 +111,7 @@ class _Accumulator:
             grams = [rp.gram for _, fp in self.references for rp in fp.tensors
                      if tuple(rp.role.shape) == shape and rp.role.units_axis == units_axis and rp.has("gram")]
             grams = [g for g in grams if g is not None and g.n == n]
-            self._by_role[key] = (grams, np.stack([g.upper for g in grams]).astype(np.float32) if grams else None,
+            self._by_role[key] = (grams, sketch_stack([g.upper for g in grams]) if grams else None,
                                   {id(g): i for i, g in enumerate(grams)})
         return self._by_role[key]
 

@@ -23,6 +23,7 @@ from checker.metrics.rotation import projected_print, rotated
 from checker.metrics.rowmatch import Candidate, Group, match_candidates
 from checker.metrics.screen import (MAX_CANDIDATES, MIN_SCREEN_DIMS, SCREEN_Z, GramSketch, ScreenScore, mantel_many,
                                    screen_columns, upper_products)
+from checker.metrics.stacks import sketch_stack
 from checker.metrics.summary import gram_sketch, unit_rows, units_by_hidden_shape
 from checker.modules import Module, compatible
 from checker.references.fingerprint import TensorPrint
@@ -200,7 +201,7 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
             skey = (tr.role, tuple(id(t.rp) for t in ts)) if t0.whole else None
             stacked = acc.stacks.get(skey) if skey else None
             if skey and stacked is None:
-                stacked = acc.stacks[skey] = np.stack([g.upper for g in refs]).astype(np.float32)
+                stacked = acc.stacks[skey] = sketch_stack([g.upper for g in refs])
             scores = mantel_many(sub, refs, stacked)
         for t, (r, z, lp) in zip(ts, scores):
             s = ScreenScore(tr.role, t.rp.role.role, round(r, 6), z, lp, sub.n)

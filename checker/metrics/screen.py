@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from checker.metrics.stacks import SketchStack
 from checker.metrics.stats import log10_sf, shape_seed, split_columns
 
 #: Hidden columns per sketch: 128 columns give 8128 off-diagonal entries (a copy
@@ -93,12 +94,15 @@ class ScreenScore:
     dims: int  # sketch columns compared
 
 
-def upper_products(stacked: np.ndarray, sub: GramSketch) -> np.ndarray:
+def upper_products(stacked: np.ndarray | SketchStack, sub: GramSketch) -> np.ndarray:
     """Each stacked upper triangle's dot product with ``sub``'s (float32 products, float64 out)."""
-    return (stacked.astype(np.float32, copy=False) @ sub.upper.astype(np.float32, copy=False)).astype(np.float64)
+    vec = sub.upper.astype(np.float32, copy=False)
+    if isinstance(stacked, SketchStack):
+        return stacked.products(vec).astype(np.float64)
+    return (stacked.astype(np.float32, copy=False) @ vec).astype(np.float64)
 
 
-def mantel_many(sub: GramSketch, refs: list[GramSketch], stacked: np.ndarray | None = None,
+def mantel_many(sub: GramSketch, refs: list[GramSketch], stacked: np.ndarray | SketchStack | None = None,
                 products: np.ndarray | None = None) -> list[tuple[float, float, float]]:
     """(Mantel r, z, log10 p) of ``sub`` against each of ``refs`` (same columns, same order),
     with the exact mean and variance of the statistic over all relabellings of the columns

@@ -50,9 +50,16 @@ def _note_read(nbytes: int) -> None:
     global _read_since_release
     _read_since_release += nbytes
     if _read_since_release >= RELEASE_BYTES:
-        _read_since_release = 0
-        for store in list(_LIVE):
-            store.release()
+        release_all()
+
+
+def release_all() -> None:
+    """Drop every live store's read pages now: after reading through views handed out earlier
+    (the sketches, mapped when the fingerprint was loaded), which :func:`_note_read` does not see."""
+    global _read_since_release
+    _read_since_release = 0
+    for store in list(_LIVE):
+        store.release()
 
 
 class ArrayStore:

@@ -1,0 +1,84 @@
+"""Reference sketches stacked for one product per submission matrix, bounded in memory.
+
+The screen and the exact-copy gate multiply each submission matrix's sketch with the sketch of
+every reference tensor of its shape (:func:`checker.metrics.screen.upper_products`). Against 50
+references of 80 layers a shape has some 8,000 sketches: 264 MB as float32 rows, and an audit
+needs four such stacks for the whole pass (q and o, k and v, gate and up, down), about 0.9 GB
+beside everything else. Held in memory, they made the audit's peak grow with references x depth
+(3.1 GiB against 50 references of 64 layers).
+
+A stack larger than MAP_BYTES is written once (CHUNK_BYTES of rows at a time), as float32 rows, to
+an unnamed scratch file and mapped read-only: each product reads it from the page cache, and its
+pages are dropped from the process right after (``madvise(MADV_DONTNEED)``; they stay in the page
+cache), so at most one stack is resident, and only during its product. The product is one BLAS
+call on the same float32 rows, so the figures are bit for bit those of the stack in memory (cut
+into row chunks, BLAS would sum some rows in another order: tests/metrics/test_stacks.py). Where
+the scratch file cannot be made, the stack is held in memory, as before.
+"""
+
+from __future__ import annotations
+
+import mmap
+import tempfile
+from typing import Callable, Sequence
+
+import numpy as np
+
+from checker.references.store import release_all
+
+#: Stacks of at least this many float32 bytes are written to a scratch file and mapped.
+MAP_BYTES = 32 * 2**20
+#: Bytes of rows widened and written to the scratch file at a time.
+CHUNK_BYTES = 64 * 2**20
+
+
+class SketchStack:
+    """Upper triangles (float16 or float32) as the float32 rows of one matrix."""
+
+    def __init__(self, uppers: Sequence[np.ndarray], after_chunk: Callable[[], None] | None = None):
+        self._n = len(uppers)
+        self._width = len(uppers[0]) if self._n else 0
+        self._step = max(1, CHUNK_BYTES // max(1, self._width * 4))
+        self._map: mmap.mmap | None = None
+        self._file = None
+        if self._n * self._width * 4 >= MAP_BYTES:
+            self.rows = self._mapped(uppers, after_chunk)
+        else:
+            self.rows = self._filled(uppers)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _filled(self, uppers: Sequence[np.ndarray]) -> np.ndarray:
+        out = np.empty((len(uppers), self._width), dtype=np.float32)
+        for i, u in enumerate(uppers):  # widened row by row: no float16 stack beside the float32 one
+            out[i] = u
+        return out
+
+    def _mapped(self, uppers: Sequence[np.ndarray], after_chunk: Callable[[], None] | None) -> np.ndarray:
+        try:
+            fh = tempfile.TemporaryFile()
+            for a in range(0, self._n, self._step):
+                fh.write(self._filled(uppers[a:a + self._step]).data)
+                if after_chunk is not None:  # the sketches' own pages (the registry's maps) read so far
+                    after_chunk()
+            fh.flush()
+            self._map = mmap.mmap(fh.fileno(), self._n * self._width * 4, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # no scratch space: in memory, as before
+            self._map = None
+            return self._filled(uppers)
+        self._file = fh
+        return np.frombuffer(self._map, dtype=np.float32).reshape(self._n, self._width)
+
+    def products(self, vec: np.ndarray) -> np.ndarray:
+        """Each row's float32 dot product with ``vec`` (float32)."""
+        out = self.rows @ vec  # one product: cut into row chunks, BLAS would sum some rows otherwise
+        if self._map is not None and hasattr(self._map, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            self._map.madvise(mmap.MADV_DONTNEED)
+        return out
+
+
+def sketch_stack(uppers: Sequence[np.ndarray]) -> SketchStack:
+    """The stack of registered sketches (views of the registry's maps): their pages are dropped as
+    the stack is written."""
+    return SketchStack(uppers, release_all)
