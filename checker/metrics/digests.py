@@ -133,6 +133,8 @@ def _bf16_and_rounding(flat: torch.Tensor, shape: tuple[int, ...], step: int) ->
 #: may also be the reference's bfloat16 rounding (2^-8 of the value) or its float16 rounding (equal
 #: to the recorded row): every such copy is within the bound, which is about twice the largest sum.
 _PROBE_REL, _PROBE_ABS = 2.0 ** -7, 2.0 ** -24
+#: Recorded rows compared at a time (the first few nearly always differ in a table that is no copy).
+_PROBE_ROWS = 8
 
 
 class CopyProbe:
@@ -141,8 +143,9 @@ class CopyProbe:
     hashing on the main thread).
 
     A digest holds the shape and every value, so a table can only share a digest with a reference
-    tensor of its shape whose values it repeats, as stored or rounded to bfloat16 or float16
-    (:func:`reference_digests`). Each reference token print records some of its table's rows
+    tensor of its shape whose values it repeats, as stored or rounded to bfloat16 or float16 (the
+    digests registration records of a token table, ``fingerprint._print_token_matrix``: its
+    canonical one, and those of its roundings where it is stored wider than 16 bits). Each reference token print records some of its table's rows
     (``anchor``, float16) at known indices (``row_index``): one value of one such row that no copy
     could have (beyond the rounding bound above) rules that reference tensor out. Blocks of the
     table are fed in order; :meth:`rules_out` turns true once every reference tensor of the shape
@@ -153,12 +156,14 @@ class CopyProbe:
 
     def rules_out(self, block: torch.Tensor, start: int) -> bool:
         """Check the recorded rows that fall in ``block`` (the table's rows ``start`` on, any float
-        dtype); True once no reference tensor of the table's shape is left."""
+        dtype), a few at a time until one differs; True once no reference tensor of the table's
+        shape is left."""
         stop = start + block.shape[0]
         left = []
         for idx, rows in self._open:
             at = np.flatnonzero((idx >= start) & (idx < stop))
-            if len(at) == 0 or not _differs(block, idx[at] - start, rows, at):
+            few = np.array_split(at, max(1, -(-len(at) // _PROBE_ROWS)))
+            if not any(_differs(block, idx[a] - start, rows, a) for a in few):
                 left.append((idx, rows))
         self._open = left
         return not left

@@ -27,6 +27,12 @@ def _table(rows: int = 300, cols: int = 40) -> torch.Tensor:
     t = torch.randn(rows, cols, generator=g) * 0.02
     scales = torch.tensor([1e-5, 3e-8, 1e-9, 6e4, 7e4, 0.0, 1.0, 0.3])  # per column group
     t *= scales.repeat_interleave(cols // len(scales))[None, :] / 0.02 * (torch.rand(rows, cols, generator=g) + 0.5)
+    # and the edges: float16's largest values and its overflow, its smallest subnormal and half of it,
+    # its smallest normal, and the value whose bfloat16 and float16 roundings lie farthest apart
+    edges = torch.tensor([65504.0, 65519.99, 65520.0, 2.0 ** -25 * (1 + 2 ** -10), 2.0 ** -25 * (1 - 2 ** -10),
+                          2.0 ** -24, 2.0 ** -14 * (1 - 2 ** -11), 2.0 ** -14, 1.003418, -1.003418, -0.0])
+    t[: len(edges) * 3].view(-1)[: len(edges) * 3 * cols: cols + 1][: len(edges)] = edges
+    t[::7, -1] = edges.repeat(rows // 7 // len(edges) + 1)[: len(t[::7, -1])]
     return t
 
 
@@ -53,11 +59,10 @@ def test_a_copy_in_any_form_that_shares_a_digest_is_never_ruled_out(form, step):
     ref = t
     if form == "bfloat16 stored":  # the reference itself in bfloat16: its rows rounded to float16 from there
         ref = t.to(torch.bfloat16).float()
+    if form == "float16 rounding":  # a rounding to infinity is no copy the engine accepts: those values set to 0
+        ref = torch.where(t.to(torch.float16).isfinite(), t, torch.zeros(()))
     sub = {"as stored": ref, "bfloat16 rounding": ref.to(torch.bfloat16), "bfloat16 stored": ref.to(torch.bfloat16),
            "float16 rounding": ref.to(torch.float16)}[form]
-    if form == "float16 rounding":  # beyond float16's range the rounding is infinite: the engine refuses that table
-        sub = torch.where(sub.isfinite(), sub, torch.zeros((), dtype=sub.dtype))
-        ref = torch.where(ref.abs() < 65504, ref, torch.zeros(()))
     assert not _feed(CopyProbe([(idx, _print(ref, idx).stored("anchor"))]), sub, step)
 
 
@@ -127,3 +132,53 @@ def test_a_noised_copys_tables_are_not_digested_and_an_exact_copys_still_are(zoo
     result = audit(str(zoo.save("copy-tables", zoo.ref_lm)), zoo.registry, load_pack())
     assert {m.name: m.status for m in result.modules}["model.embed_tokens"] == "identical"
     assert table in shapes
+
+
+def test_a_table_read_in_many_blocks(zoo, tmp_path, monkeypatch):
+    """Real registration and audit with tables cut into 8-row blocks: a noised copy is ruled out in
+    its first block, and the rest of the table is still read into the file hash and checked finite;
+    a copy in every form that shares a digest is still found identical and never ruled out."""
+    import hashlib
+
+    from checker.errors import WeightsError
+    from checker.references.registry import add_reference
+    from checker.weights.stream import StreamedTensor
+
+    state = synth.state(zoo.ref_lm)
+    width = state["model.embed_tokens.weight"].shape[1]
+    monkeypatch.setattr(StreamedTensor.blocks, "__defaults__", (width * 8, False))  # 8 rows a block
+    registry = tmp_path / "registry"
+    add_reference(str(zoo.save("blocks-ref", zoo.ref_lm)), registry, ref_id="ref", license="apache-2.0")
+    outcomes = []
+    real = engine.copy_probe
+
+    def spying(shape, prints):
+        probe = real(shape, prints)
+        rules_out = probe.rules_out
+        probe.rules_out = lambda b, start: outcomes.append(rules_out(b, start)) or outcomes[-1]
+        return probe
+
+    monkeypatch.setattr(engine, "copy_probe", spying)
+    gen = torch.Generator().manual_seed(4)
+    tables = [k for k in state if "embed" in k or "lm_head" in k]
+    noised = {**state, **{k: state[k] + 0.05 * state[k].std() * torch.randn(state[k].shape, generator=gen) for k in tables}}
+    folder = zoo.save("blocks-noised", tensors=noised)
+    result = audit(str(folder), registry, load_pack())
+    assert {m.name: m.status for m in result.modules}["model.embed_tokens"] == "derived"
+    assert outcomes[0] is True  # ruled out in the first block; no later block was probed
+    for f in result.submission.files:
+        if f.path.endswith(".safetensors"):
+            assert f.sha256 == hashlib.sha256((folder / f.path).read_bytes()).hexdigest()
+    poisoned = dict(noised)
+    poisoned["model.embed_tokens.weight"] = noised["model.embed_tokens.weight"].clone()
+    poisoned["model.embed_tokens.weight"][-1, 0] = float("nan")  # in the last block, after the ruling out
+    with pytest.raises(WeightsError, match="model.embed_tokens.weight"):
+        audit(str(zoo.save("blocks-nan", tensors=poisoned)), registry, load_pack())
+    forms = {"bf16 rounding": lambda v: v.to(torch.bfloat16).float(), "fp16 rounding": lambda v: v.to(torch.float16).float(),
+             "bf16 stored": lambda v: v.to(torch.bfloat16), "fp16 stored": lambda v: v.to(torch.float16)}
+    for name, form in forms.items():
+        outcomes.clear()
+        copy_ = {**state, **{k: form(state[k]) for k in tables}}
+        result = audit(str(zoo.save(f"blocks-{name.replace(' ', '-')}", tensors=copy_)), registry, load_pack())
+        assert {m.name: m.status for m in result.modules}["model.embed_tokens"] == "identical", name
+        assert len(outcomes) > 2 and not any(outcomes), name
