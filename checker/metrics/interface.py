@@ -29,7 +29,7 @@ class Skipped:
     args: tuple = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per layer pair and role: millions against 50 deep references
 class RoleScore:
     """One role-matched tensor pair inside a layer pair."""
 
@@ -48,7 +48,7 @@ class RoleScore:
     units_moved: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per layer pair and role: millions against 50 deep references
 class WeakScore:
     """A norm-weight or bias comparison: shown, never decisive."""
 
@@ -59,7 +59,7 @@ class WeakScore:
     reference_tensor: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per layer pair and role: millions against 50 deep references
 class LayerCell:
     """A submission layer against a reference layer (None for layer-less tensors)."""
 
