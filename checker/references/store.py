@@ -243,13 +243,16 @@ def array_digest(arr: np.ndarray) -> str:
 _NAMES = {v: k for k, v in _DTYPES.items()}
 
 
-def write_arrays(path: Path, arrays: dict) -> dict[str, str]:
+def write_arrays(path: Path, arrays: dict, together: str = "") -> dict[str, str]:
     """Write ``arrays`` (key -> zero-argument function giving the array as stored) as one
     safetensors file, array by array: each is made, written and hashed in turn, so writing a deep
     model's fingerprint holds one array more than the fingerprint, not a second copy of it and its
     serialised bytes. Returns the per-array digests (:func:`array_digest`). The header needs each
-    array's dtype and shape first, so ``arrays`` values are (dtype, shape, make)."""
-    order = sorted(arrays, key=lambda k: (-np.dtype(arrays[k][0]).itemsize, k))  # each array aligned to its size
+    array's dtype and shape first, so ``arrays`` values are (dtype, shape, make). Arrays whose keys
+    end in ``together`` are written side by side (of one dtype size): what every reader reads whole
+    is then one read, not one seek per array, where the file is not in the page cache."""
+    # each array aligned to its size; the arrays whose keys end in ``together`` side by side, first
+    order = sorted(arrays, key=lambda k: (-np.dtype(arrays[k][0]).itemsize, not (together and k.endswith(together)), k))
     header, at = {}, 0
     for k in order:
         dtype, shape, _ = arrays[k]

@@ -72,3 +72,26 @@ def test_arrays_written_one_by_one_read_back_as_safetensors(tmp_path):
         assert back[k].dtype == v.dtype and np.array_equal(back[k], v) and digests[k] == array_digest(v)
     store = ArrayStore(path, digests)
     assert np.array_equal(store.get("b|row_index"), arrays["b|row_index"])
+
+
+def test_a_registered_fingerprints_sketches_lie_side_by_side(zoo):
+    """Every audit reads every sketch of every reference when it loads the registry: they are one
+    run of bytes in the file (one read where the registry is not in the page cache), not one seek a
+    tensor; and they read back as what was registered."""
+    import json
+    import struct
+
+    from checker.references.registry import load_references
+
+    path = next(zoo.registry.rglob("fingerprint.safetensors"))
+    raw = path.read_bytes()
+    header = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
+    runs = sorted(tuple(v["data_offsets"]) for k, v in header.items() if k.endswith("|gram"))
+    others = [tuple(v["data_offsets"]) for k, v in header.items() if k != "__metadata__" and not k.endswith("|gram")]
+    assert len(runs) > 10 and all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
+    assert not any(runs[0][0] < o[1] and o[0] < runs[-1][1] for o in others if o[1] > o[0])  # nothing in between
+    (rid, fp), = [r for r in load_references(zoo.registry)]
+    tp = next(t for t in fp.tensors if t.gram is not None)
+    assert np.array_equal(tp.gram.upper, np.frombuffer(raw, np.float16, len(tp.gram.upper),
+                                                       8 + struct.unpack("<Q", raw[:8])[0]
+                                                       + header[f"{tp.role.name}|gram"]["data_offsets"][0]))
