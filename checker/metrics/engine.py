@@ -40,7 +40,7 @@ from checker.metrics.experts import ExpertPlan, expert_plans, expert_slices, not
 from checker.metrics.interface import ModuleEvidence, RoleScore, Skipped, WeakScore
 from checker.metrics.matrices import compare_matrix
 from checker.metrics.rotation import ROTATION_STATISTIC
-from checker.metrics.stacks import sketch_stack
+from checker.metrics.stacks import SketchStack, sketch_stack
 from checker.modules import Module, compatible
 from checker.references.fingerprint import ANCHOR_ROLES, TOKEN_ROLES, Fingerprint, TensorPrint
 from checker.scanners.tokenizer import Vocabulary
@@ -100,7 +100,7 @@ class _Accumulator:
             self._by_role[key] = [rp for rp in fp.tensors if roles_compatible(role, rp.role.role) and rp.has("rows")]
         return self._by_role[key]
 
-    def same_shape_grams(self, shape: tuple, units_axis: int, n: int) -> tuple[list, np.ndarray | None, dict]:
+    def same_shape_grams(self, shape: tuple, units_axis: int, n: int) -> tuple[list, SketchStack | None, dict]:
         """The sketches of every reference tensor of this stored shape and units axis, whatever its
         role, their upper triangles stacked (built once) and each sketch's row in the stack (by
         ``id``): what an exact copy stored under another role's name would match

@@ -7,18 +7,22 @@ needs four such stacks for the whole pass (q and o, k and v, gate and up, down),
 beside everything else. Held in memory, they made the audit's peak grow with references x depth
 (3.1 GiB against 50 references of 64 layers).
 
-A stack larger than MAP_BYTES is written once (CHUNK_BYTES of rows at a time), as float32 rows, to
+A stack of MAP_BYTES or more is written once (CHUNK_BYTES of rows at a time), as float32 rows, to
 an unnamed scratch file and mapped read-only: each product reads it from the page cache, and its
 pages are dropped from the process right after (``madvise(MADV_DONTNEED)``; they stay in the page
 cache), so at most one stack is resident, and only during its product. The product is one BLAS
 call on the same float32 rows, so the figures are bit for bit those of the stack in memory (cut
 into row chunks, BLAS would sum some rows in another order: tests/metrics/test_stacks.py). Where
-the scratch file cannot be made, the stack is held in memory, as before.
+the scratch file cannot be made, the stack is held in memory, as before. Where ``$TMPDIR`` is a
+RAM file system (tmpfs), the stack's pages are shared memory: out of the process's RSS, but not out
+of the machine's memory or a container's limit.
 """
 
 from __future__ import annotations
 
+import errno
 import mmap
+import os
 import tempfile
 from typing import Callable, Sequence
 
@@ -40,7 +44,6 @@ class SketchStack:
         self._width = len(uppers[0]) if self._n else 0
         self._step = max(1, CHUNK_BYTES // max(1, self._width * 4))
         self._map: mmap.mmap | None = None
-        self._file = None
         if self._n * self._width * 4 >= MAP_BYTES:
             self.rows = self._mapped(uppers, after_chunk)
         else:
@@ -56,18 +59,22 @@ class SketchStack:
         return out
 
     def _mapped(self, uppers: Sequence[np.ndarray], after_chunk: Callable[[], None] | None) -> np.ndarray:
+        nbytes, fh = self._n * self._width * 4, None
         try:
             fh = tempfile.TemporaryFile()
+            _reserve(fh, nbytes)
             for a in range(0, self._n, self._step):
                 fh.write(self._filled(uppers[a:a + self._step]).data)
                 if after_chunk is not None:  # the sketches' own pages (the registry's maps) read so far
                     after_chunk()
             fh.flush()
-            self._map = mmap.mmap(fh.fileno(), self._n * self._width * 4, access=mmap.ACCESS_READ)
+            self._map = mmap.mmap(fh.fileno(), nbytes, access=mmap.ACCESS_READ)
         except (OSError, ValueError):  # no scratch space: in memory, as before
             self._map = None
             return self._filled(uppers)
-        self._file = fh
+        finally:
+            if fh is not None:
+                fh.close()  # the map keeps the (unnamed) file's pages
         return np.frombuffer(self._map, dtype=np.float32).reshape(self._n, self._width)
 
     def products(self, vec: np.ndarray) -> np.ndarray:
@@ -76,6 +83,19 @@ class SketchStack:
         if self._map is not None and hasattr(self._map, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
             self._map.madvise(mmap.MADV_DONTNEED)
         return out
+
+
+def _reserve(fh, nbytes: int) -> None:
+    """Allocate the scratch file's blocks first: a full disk (or quota) fails here, where the stack
+    falls back to memory, not when a dropped page is read back. A file system that cannot reserve
+    blocks ahead is left to the writes."""
+    try:
+        os.posix_fallocate(fh.fileno(), 0, nbytes)
+    except AttributeError:  # no posix_fallocate on this platform
+        pass
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
 
 
 def sketch_stack(uppers: Sequence[np.ndarray]) -> SketchStack:

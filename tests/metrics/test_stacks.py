@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from checker import synth
 from checker.audit import audit
 from checker.metrics import stacks
 from checker.metrics.screen import GramSketch, upper_products
@@ -43,22 +44,27 @@ def test_a_mapped_stack_gives_the_products_of_the_rows_in_memory(monkeypatch, dt
     assert np.array_equal(upper_products(held, sub), upper_products(np.stack(uppers[:5]).astype(np.float32), sub))
 
 
-def test_without_scratch_space_the_stack_is_held_in_memory(monkeypatch):
+@pytest.mark.parametrize("where", ["file", "reservation"])
+def test_without_scratch_space_the_stack_is_held_in_memory(monkeypatch, where):
     uppers, sub = _uppers(40), _sub()
     monkeypatch.setattr(stacks, "MAP_BYTES", 1)
 
     def no_space(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(stacks.tempfile, "TemporaryFile", no_space)
+    if where == "file":
+        monkeypatch.setattr(stacks.tempfile, "TemporaryFile", no_space)
+    else:  # the file opens, its blocks cannot be reserved (a full disk or a quota)
+        monkeypatch.setattr(stacks.os, "posix_fallocate", no_space)
     st = SketchStack(uppers)
     assert st._map is None
     assert np.array_equal(upper_products(st, sub), upper_products(np.stack(uppers).astype(np.float32), sub))
 
 
 def _file_rss_kib() -> int:
+    """File-backed and shared resident memory (a scratch file on tmpfs counts as shared)."""
     with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith("RssFile"))
+        return sum(int(line.split()[1]) for line in fh if line.startswith(("RssFile", "RssShmem")))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status (Linux)")
@@ -74,18 +80,26 @@ def test_a_mapped_stacks_pages_leave_the_process_after_each_product():
     assert _file_rss_kib() - before > 100 * 1024
 
 
-def test_the_audit_is_the_same_with_its_stacks_mapped(zoo, monkeypatch):
-    folder = zoo.save("stacks-ft", zoo.ft_lm, zoo.ind_vit)
+@pytest.mark.parametrize("case", ["fine-tuned", "hidden permuted"])
+def test_the_audit_is_the_same_with_its_stacks_mapped(zoo, monkeypatch, case):
+    """Both stacks: the same-shape one (every reference tensor of the shape, aligned by identity)
+    and the per-role one (targets under another alignment: a permuted residual stream)."""
+    from checker.metrics import engine, matrices
+
+    if case == "fine-tuned":
+        folder = zoo.save("stacks-ft", zoo.ft_lm, zoo.ind_vit)
+    else:
+        s = synth.permute_hidden(synth.Subject({**synth.state(zoo.ind_vit), **synth.state(zoo.ft_lm)},
+                                               list(zoo.vocab), zoo.ft_lm.config, zoo.ind_vit.config))
+        folder = synth.save_checkpoint(zoo.root / "stacks-permuted", s.state, s.vocab)
     held = audit(str(folder), zoo.registry, load_pack())
-    calls = []
-    real = SketchStack._mapped
-
-    def mapped(self, uppers, after_chunk):
-        calls.append(len(uppers))
-        return real(self, uppers, after_chunk)
-
+    mapped_by = []
+    for module in (engine, matrices):
+        monkeypatch.setattr(module, "sketch_stack", lambda uppers, m=module.__name__: (
+            mapped_by.append(m), stacks.sketch_stack(uppers))[1])
     monkeypatch.setattr(stacks, "MAP_BYTES", 1)
-    monkeypatch.setattr(SketchStack, "_mapped", mapped)
     result = audit(str(folder), zoo.registry, load_pack())
-    assert calls  # the screen's stacks were mapped
+    assert "checker.metrics.engine" in mapped_by
+    if case == "hidden permuted":
+        assert "checker.metrics.matrices" in mapped_by  # the per-role stack was built, and mapped
     assert result.modules == held.modules and result.verdict == held.verdict
