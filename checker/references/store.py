@@ -251,8 +251,11 @@ def write_arrays(path: Path, arrays: dict, together: str = "") -> dict[str, str]
     array's dtype and shape first, so ``arrays`` values are (dtype, shape, make). Arrays whose keys
     end in ``together`` are written side by side (of one dtype size): what every reader reads whole
     is then one read, not one seek per array, where the file is not in the page cache."""
-    # each array aligned to its size; the arrays whose keys end in ``together`` side by side, first
-    order = sorted(arrays, key=lambda k: (-np.dtype(arrays[k][0]).itemsize, not (together and k.endswith(together)), k))
+    # each array aligned to its size; the arrays whose keys end in ``together`` side by side, first of
+    # their size and in the order given (the order a reader walks them), the others by key
+    given = {k: i for i, k in enumerate(arrays)}
+    order = sorted(arrays, key=lambda k: (-np.dtype(arrays[k][0]).itemsize, not (together and k.endswith(together)),
+                                          given[k] if together and k.endswith(together) else 0, k))
     header, at = {}, 0
     for k in order:
         dtype, shape, _ = arrays[k]

@@ -89,9 +89,29 @@ def test_a_registered_fingerprints_sketches_lie_side_by_side(zoo):
     runs = sorted(tuple(v["data_offsets"]) for k, v in header.items() if k.endswith("|gram"))
     others = [tuple(v["data_offsets"]) for k, v in header.items() if k != "__metadata__" and not k.endswith("|gram")]
     assert len(runs) > 10 and all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
+    tensors = [e["name"] for e in json.loads((path.parent / "fingerprint.json").read_text())["tensors"] if e.get("gram")]
+    by_offset = sorted((v["data_offsets"][0], k[: -len("|gram")]) for k, v in header.items() if k.endswith("|gram"))
+    assert [name for _, name in by_offset] == tensors  # in the order the registry loads them: one forward read
     assert not any(runs[0][0] < o[1] and o[0] < runs[-1][1] for o in others if o[1] > o[0])  # nothing in between
     (rid, fp), = [r for r in load_references(zoo.registry)]
     tp = next(t for t in fp.tensors if t.gram is not None)
     assert np.array_equal(tp.gram.upper, np.frombuffer(raw, np.float16, len(tp.gram.upper),
                                                        8 + struct.unpack("<Q", raw[:8])[0]
                                                        + header[f"{tp.role.name}|gram"]["data_offsets"][0]))
+
+
+def test_arrays_read_together_are_written_in_the_order_given(tmp_path):
+    """Where the readers' order is not the keys' (layer 10 sorts before layer 2), the arrays read
+    together follow the order given, so loading them is one forward read."""
+    import json
+    import struct
+
+    from checker.references.store import write_arrays
+
+    names = [f"layers.{i}.q" for i in (2, 10, 1)]
+    arrays = {**{f"{n}|gram": np.zeros(3, np.float16) for n in names}, "layers.1.q|rows": np.zeros((2, 2), np.float16)}
+    path = tmp_path / "order.safetensors"
+    out = write_arrays(path, {k: (v.dtype, v.shape, lambda v=v: v) for k, v in arrays.items()}, "|gram")
+    raw = path.read_bytes()
+    header = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
+    assert sorted(header, key=lambda k: header[k]["data_offsets"][0]) == list(arrays) and set(out) == set(arrays)
