@@ -145,8 +145,9 @@ class CopyProbe:
     A digest holds the shape and every value, so a table can only share a digest with a reference
     tensor of its shape whose values it repeats, as stored or rounded to bfloat16 or float16 (the
     digests registration records of a token table, ``fingerprint._print_token_matrix``: its
-    canonical one, and those of its roundings where it is stored wider than 16 bits). Each reference token print records some of its table's rows
-    (``anchor``, float16) at known indices (``row_index``): one value of one such row that no copy
+    canonical one, and those of its roundings where it is stored wider than 16 bits). Each
+    reference token print records some of its table's rows (``anchor``, float16) at known
+    indices (``row_index``): one value of one such row that no copy
     could have (beyond the rounding bound above) rules that reference tensor out. Blocks of the
     table are fed in order; :meth:`rules_out` turns true once every reference tensor of the shape
     is ruled out, and the digest can be skipped: it could match nothing."""

@@ -49,9 +49,6 @@ class SketchStack:
         else:
             self.rows = self._filled(uppers)
 
-    def __len__(self) -> int:
-        return self._n
-
     def _filled(self, uppers: Sequence[np.ndarray]) -> np.ndarray:
         out = np.empty((len(uppers), self._width), dtype=np.float32)
         for i, u in enumerate(uppers):  # widened row by row: no float16 stack beside the float32 one
