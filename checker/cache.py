@@ -22,11 +22,13 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from checker import __version__
 from checker.metrics.interface import (
     AlignmentSummary, LayerCell, Match, ModuleEvidence, RoleScore, Skipped, WeakScore,
 )
-from checker.metrics.screen import ScreenScore
+from checker.metrics.pairlog import ScreenTable
 from checker.modules import Module, TensorRole
 from checker.references.fingerprint import FINGERPRINT_VERSION
 from checker.weights.common import file_stamp
@@ -40,7 +42,9 @@ from checker.weights.interface import WeightFile
 #: stream turns only the modules of its own stream (anchors.lends_rotation): a merger beside a rotated decoder
 #: is no longer compared through the decoder's rotation.
 #: 5: a match with any cell scored through a rotation is labelled review-only (engine: ``acc.turned``).
-CACHE_VERSION = 5
+#: 6: the screen's scores are one table per match (``Match.screen``), not objects per cell; weak evidence is
+#: kept for the pairs the tests scored and the same-index pairs only.
+CACHE_VERSION = 6
 
 
 def default_dir() -> Path:
@@ -112,10 +116,17 @@ class EvidenceCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data), encoding="utf-8")
+            tmp.write_text(json.dumps(data, default=_listed), encoding="utf-8")
             os.replace(tmp, path)
         except OSError:
             pass  # a cache that cannot be written only costs time
+
+
+def _listed(x):
+    """Arrays (a match's screen table) as lists: JSON floats read back bit for bit."""
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
 
 
 def _engine_settings() -> dict:
@@ -150,10 +161,10 @@ def _evidence(d: dict) -> ModuleEvidence:
     for m in d["matches"]:
         cells = tuple(LayerCell(c["sub_layer"], c["ref_layer"], c["score"], c["z"], c["log10_p"],
                                 tuple(RoleScore(**r) for r in c["roles"]), tuple(WeakScore(**w) for w in c["weak"]),
-                                tuple(ScreenScore(**s) for s in c["screen"]), tuple(RoleScore(**r) for r in c.get("index", ())))
+                                tuple(RoleScore(**r) for r in c["index"]))
                       for c in m["cells"])
         al = m["alignment"]
-        matches.append(Match(**{**m, "layer_map": _t(m["layer_map"]), "cells": cells,
+        matches.append(Match(**{**m, "layer_map": _t(m["layer_map"]), "cells": cells, "screen": ScreenTable.from_json(m["screen"]),
                                 "identical_tensors": _t(m.get("identical_tensors", [])),
                                 "alignment": AlignmentSummary(**{**al, "permutation": tuple(al["permutation"])})}))
     return ModuleEvidence(module, tuple(matches), tuple(Skipped(**{**s, "args": _t(s.get("args", []))}) for s in d["skipped"]))

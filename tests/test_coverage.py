@@ -7,7 +7,7 @@ import yaml
 
 from checker.errors import RulePackError
 from checker.metrics.interface import FIXED_TABLE_KEY, AlignmentSummary, LayerCell, Match, ModuleEvidence, RoleScore, Skipped
-from checker.metrics.screen import ScreenScore
+from checker.metrics.pairlog import PairLog
 from checker.modules import Module, TensorRole
 from checker.rules import MAX_UNCOMPARED, load_pack
 from checker.verdicts import Facts, evaluate_weights, module_verdicts
@@ -29,14 +29,13 @@ def _full(layer, log10_p=-0.2) -> LayerCell:
     return LayerCell(layer, layer, 0.0, 0.0, log10_p, (RoleScore("up", "up", 0.0, 0.0, log10_p),), ())
 
 
-def _screened(layer) -> LayerCell:  # the layer screen alone (an honest model's usual cell)
-    return LayerCell(layer, layer, 0.0, 0.0, 0.0, (), (), (ScreenScore("up", "up", 0.01, 0.2, -0.3, 32),))
-
-
-def _match(*cells, log10_p=-0.2) -> Match:
+def _match(*cells, screened=(), log10_p=-0.2) -> Match:
+    log = PairLog()  # layers the layer screen alone compared (an honest model's usual layer pair)
+    for layer in screened:
+        log.add(layer, layer, ("up", "up"), 0.01, 0.2, -0.3, 32)
     return Match("ref", "dec", "decoder", "heldout_row_pearson", 0.0, 0.2, log10_p, log10_p, len(cells),
                  tuple((c.sub_layer, c.ref_layer) for c in cells if log10_p < -10), 0.0,
-                 AlignmentSummary("identity", False, 0, 8, None, ()), cells, True)
+                 AlignmentSummary("identity", False, 0, 8, None, ()), cells, True, screen=log.screen_table())
 
 
 FIXED = Skipped("dec.pos", "a fixed table", FIXED_TABLE_KEY)
@@ -48,7 +47,7 @@ def _verdict(match: Match, skipped=(), max_uncompared: float = MAX_UNCOMPARED):
 
 
 def test_screened_and_fully_tested_tensors_count_norms_with_them_and_fixed_tables_leave_the_denominator():
-    mv = _verdict(_match(_full(0), _screened(1), _screened(2), _full(3)), (FIXED,))
+    mv = _verdict(_match(_full(0), _full(3), screened=(1, 2)), (FIXED,))
     assert mv.status == "independent" and mv.coverage == 1.0
     assert (mv.compared_parameters, mv.evidence_parameters) == (416, 416)
 

@@ -14,6 +14,10 @@ Two families of evidence, each Bonferroni-corrected over its own cells:
 The module's p-value is the better of the two families (the search family: the full
 test, or the screen when nothing was sent to it; the index family), Bonferroni-corrected
 for the two.
+
+A cell is kept for each layer pair the full or the index test scored, and for the same-index
+and layer-less pairs with weak evidence; the screen's rows stay columns (:class:`ScreenTable`),
+so the evidence kept grows with layers x references, not layers squared x references.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from collections import defaultdict
 import numpy as np
 
 from checker.metrics import stats
-from checker.metrics.interface import LayerCell, Match
+from checker.metrics.interface import LayerCell, Match, WeakScore
+from checker.metrics.pairlog import PairLog, ScreenTable
 from checker.modules import Module
 
 #: A layer pair enters the layer map when significant at this level after
@@ -36,19 +41,24 @@ def _key(k):
     return (k[0] is not None, k[0] or 0, k[1] is not None, k[1] or 0)
 
 
-def aggregate(m: Module, rid: str, rmod: Module, role_cells, weak_cells, screen_cells, same: set, summary,
-              index_cells=None) -> Match:
+def aggregate(m: Module, rid: str, rmod: Module, role_cells, weak: PairLog | None, screen: PairLog | None, same: set,
+              summary, index_cells=None) -> Match:
     index_cells = index_cells or {}
+    table = screen.screen_table() if screen is not None else ScreenTable.empty()
+    weak_cells: dict = defaultdict(list)
+    for pair, (role, tensor, ref_tensor), pearson, cosine in (weak.rows_near(set(role_cells) | set(index_cells))
+                                                              if weak is not None else ()):
+        weak_cells[pair].append(WeakScore(role, pearson, cosine, tensor, ref_tensor))
     cells = []
-    for key in sorted(set(role_cells) | set(weak_cells) | set(screen_cells) | set(index_cells), key=_key):
+    for key in sorted(set(role_cells) | set(weak_cells) | set(index_cells), key=_key):
         rs = tuple(role_cells.get(key, ()))
         # roles combine by Stouffer over the z equivalent to each role's calibrated p (its t tail)
         z = stats.stouffer([stats.equivalent_z(r.log10_p) for r in rs]) if rs else 0.0
         cells.append(LayerCell(key[0], key[1], float(np.mean([r.score for r in rs])) if rs else 0.0, z,
                                stats.log10_sf(z) if rs else 0.0, rs, tuple(weak_cells.get(key, ())),
-                               tuple(screen_cells.get(key, ())), tuple(index_cells.get(key, ()))))
+                               tuple(index_cells.get(key, ()))))
     decisive_cells = [c for c in cells if c.roles]
-    screened = [c for c in cells if c.screen]
+    screened, screen_z, row_pair = table.by_pair()
     indexed = [c for c in cells if c.index]
     correction = math.log10(max(len(decisive_cells), 1))
     index_correction = math.log10(max(len(indexed), 1))
@@ -60,10 +70,10 @@ def aggregate(m: Module, rid: str, rmod: Module, role_cells, weak_cells, screen_
         log10_p = best.log10_p + correction
         best_z, best_score = best.z, best.score
     elif screened:
-        top = max(screened, key=lambda c: c.screen_z)
-        log10_p = stats.log10_sf(top.screen_z) + math.log10(len(screened))
-        best_z = top.screen_z
-        best_score = float(np.mean([s.mantel_r for s in top.screen]))
+        top = int(np.argmax(screen_z))  # the first pair of the highest z, in cell order
+        best_z = float(screen_z[top])
+        log10_p = stats.log10_sf(best_z) + math.log10(len(screened))
+        best_score = float(np.mean(table.mantel_r[row_pair == top]))
         stat = "hidden_gram_mantel"
     else:
         log10_p, best_z, best_score = 0.0, 0.0, 0.0
@@ -102,5 +112,5 @@ def aggregate(m: Module, rid: str, rmod: Module, role_cells, weak_cells, screen_
         fisher_log10_p=fisher, cells_tested=len(decisive_cells), layer_map=layer_map,
         identical_fraction=same_params / max(m.parameters, 1), alignment=summary, cells=tuple(cells),
         decisive=bool(decisive_cells or screened or indexed), cells_screened=len(screened),
-        cells_indexed=len(indexed), identical_tensors=tuple(sorted(same)),
+        cells_indexed=len(indexed), identical_tensors=tuple(sorted(same)), screen=table,
     )

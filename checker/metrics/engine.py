@@ -37,7 +37,8 @@ from checker.metrics.anchors import (
     ANCHOR_MIN_Z, Anchor, RowSource, alignment_summary, anchor_evidence, associated, find_anchors,
 )
 from checker.metrics.experts import ExpertPlan, expert_plans, expert_slices, not_compared
-from checker.metrics.interface import ModuleEvidence, RoleScore, Skipped, WeakScore
+from checker.metrics.interface import ModuleEvidence, RoleScore, Skipped
+from checker.metrics.pairlog import PairLog
 from checker.metrics.matrices import compare_matrix
 from checker.metrics.rotation import ROTATION_STATISTIC
 from checker.metrics.stacks import SketchStack, sketch_stack
@@ -74,8 +75,8 @@ class _Accumulator:
 
     def __init__(self, references, anchors_by_ref, device: str):
         self.roles = defaultdict(lambda: defaultdict(list))
-        self.weak = defaultdict(lambda: defaultdict(list))
-        self.screen = defaultdict(lambda: defaultdict(list))
+        self.weak = defaultdict(PairLog)  # (role, tensor, reference tensor): Pearson, raw cosine
+        self.screen = defaultdict(PairLog)  # (role, reference role): Mantel r, z, log10 p, sketch columns
         self.index = defaultdict(lambda: defaultdict(list))
         self.identical = defaultdict(set)
         self.skipped = defaultdict(list)
@@ -265,7 +266,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 a = anchor_for.get(key)
                 if al_key is None and a is not None and anchor_evidence(a.alignment) is not a.alignment.identity_rows:
                     al, anchor = a.alignment, a
-                match = aggregate(m, rid, rmod, acc.roles.get(key, {}), acc.weak.get(key, {}), acc.screen.get(key, {}),
+                match = aggregate(m, rid, rmod, acc.roles.get(key, {}), acc.weak.get(key), acc.screen.get(key),
                                   acc.identical.get(key, set()), alignment_summary(al, anchor), acc.index.get(key, {}))
                 if key in acc.turned or (al is not None and al.rotation is not None):  # no exact null through a rotation
                     match = replace(match, statistic=ROTATION_STATISTIC)
@@ -369,4 +370,4 @@ def _weak(vec, tr, m, acc: _Accumulator) -> None:
     if not entries:
         return
     for (rid, rp, rmod), (pear, cos) in zip(entries, stats.vector_stats_many(vec, refs)):
-        acc.weak[(m.name, rid, rmod.name)][(tr.layer, rp.role.layer)].append(WeakScore(tr.role, pear, cos, tr.name, rp.role.name))
+        acc.weak[(m.name, rid, rmod.name)].add(tr.layer, rp.role.layer, (tr.role, tr.name, rp.role.name), pear, cos)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from checker.metrics.screen import ScreenScore
+from checker.metrics.pairlog import ScreenTable
 from checker.metrics.stats import equivalent_z, log10_sf
 from checker.modules import Module
 
@@ -59,20 +59,19 @@ class WeakScore:
     reference_tensor: str = ""
 
 
-@dataclass(frozen=True, slots=True)  # one per layer pair and role: millions against 50 deep references
+@dataclass(frozen=True, slots=True)
 class LayerCell:
-    """A submission layer against a reference layer (None for layer-less tensors)."""
+    """A submission layer against a reference layer (None for layer-less tensors): a pair the
+    full test or the index test scored, or a same-index pair with weak evidence. Pairs only the
+    screen compared are rows of :attr:`Match.screen`, not cells."""
 
     sub_layer: int | None
     ref_layer: int | None
     score: float
     z: float  # Stouffer over the role scores
     log10_p: float
-    roles: tuple[RoleScore, ...]  # full tests (the screen chose this pair); empty when only screened
+    roles: tuple[RoleScore, ...]  # full tests (the screen chose this pair); empty when not chosen
     weak: tuple[WeakScore, ...]
-    #: the layer screen of every role pair (hidden Gram sketches, Mantel z): shows where the
-    #: full test looked and why it did not look elsewhere
-    screen: tuple[ScreenScore, ...] = ()
     #: the index-aligned test of every role pair (each reference unit against the submission unit
     #: at the same index, exact column-shuffle null; :mod:`checker.metrics.indexed`)
     index: tuple[RoleScore, ...] = ()
@@ -89,11 +88,6 @@ class LayerCell:
     @property
     def index_score(self) -> float:
         return sum(r.score for r in self.index) / len(self.index) if self.index else 0.0
-
-    @property
-    def screen_z(self) -> float:
-        """Stouffer z of the screened role pairs."""
-        return sum(s.z for s in self.screen) / len(self.screen) ** 0.5 if self.screen else 0.0
 
 
 @dataclass(frozen=True)
@@ -133,6 +127,21 @@ class Match:
     cells_indexed: int = 0  # layer pairs the index-aligned test compared
     #: the submission tensors byte-identical to a tensor of this reference module (what identical_fraction counts)
     identical_tensors: tuple[str, ...] = ()
+    #: the layer screen of every role pair of every layer pair (hidden Gram sketches, Mantel z),
+    #: as columns: where the full test looked and why it did not look elsewhere
+    screen: ScreenTable = field(default_factory=ScreenTable.empty)
+
+    def layers(self) -> tuple[list[int], list[int]]:
+        """The submission and the reference layers compared (in a cell or by the screen), ascending."""
+        subs, refs = self.screen.layers()
+        subs |= {c.sub_layer for c in self.cells if c.sub_layer is not None}
+        refs |= {c.ref_layer for c in self.cells if c.ref_layer is not None}
+        return sorted(subs), sorted(refs)
+
+    def compared(self) -> set[tuple[int | None, str]]:
+        """The (submission layer, role) pairs a statistic with an exact null compared: the full
+        test, the index test or the screen."""
+        return self.screen.compared() | {(c.sub_layer, r.role) for c in self.cells for r in (*c.roles, *c.index)}
 
 
 @dataclass(frozen=True)

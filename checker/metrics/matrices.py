@@ -205,7 +205,8 @@ def _test_targets(native, axis: int, m, tr, units: int, targets: list[_Target], 
             scores = mantel_many(sub, refs, stacked)
         for t, (r, z, lp) in zip(ts, scores):
             s = ScreenScore(tr.role, t.rp.role.role, round(r, 6), z, lp, sub.n)
-            acc.screen[(m.name, t.rid, t.rmod.name)][(tr.layer, t.rp.role.layer)].append(s)
+            acc.screen[(m.name, t.rid, t.rmod.name)].add(tr.layer, t.rp.role.layer, (s.role, s.reference_role),
+                                                         s.mantel_r, z, lp, sub.n)
             scored.append((t, s))
     chosen = _candidates(scored, tr.layer, frozenset(rid for mod, rid in acc.related if mod == m.name))
     # the index test: the same-index layer pair only (linear in depth). Pairs the screen picked are

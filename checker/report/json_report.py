@@ -60,8 +60,7 @@ def _match(m: Match, correction: float, significant: bool, full: bool, module: M
 
 def layer_matrix(m: Match) -> dict:
     """The layer x layer grid of one match: z and score per (submission layer, reference layer)."""
-    subs = sorted({c.sub_layer for c in m.cells if c.sub_layer is not None})
-    refs = sorted({c.ref_layer for c in m.cells if c.ref_layer is not None})
+    subs, refs = m.layers()
     z = {(c.sub_layer, c.ref_layer): c for c in m.cells if c.roles or c.index}
 
     def best(c):  # the full test where it ran, else the index-aligned test (a merge never moved units)

@@ -45,7 +45,7 @@ def compared_tensors(module: Module, matches: tuple[Match, ...], fixed: frozense
     if any(m.identical_fraction >= IDENTICAL_SHARE for m in matches):
         return evidence_tensors(module, fixed)
     exact = [m for m in matches if m.decisive and m.statistic not in REVIEW_ONLY]
-    keys = {(c.sub_layer, r.role) for m in exact for c in m.cells for r in (*c.roles, *c.screen, *c.index)}
+    keys = set().union(*(m.compared() for m in exact))
     same = {name for m in matches for name in m.identical_tensors}
     # a fused expert tensor is compared under its parts' roles (gate_up: gate and up)
     return frozenset(t.name for t in module.tensors if t.name not in fixed and (

@@ -110,7 +110,7 @@ def _leaves(x, path=""):
     if isinstance(x, dict):
         for k in sorted(x, key=str):
             yield from _leaves(x[k], f"{path}.{k}")
-    elif isinstance(x, (list, tuple)):
+    elif isinstance(x, (list, tuple, np.ndarray)):
         for i, v in enumerate(x):
             yield from _leaves(v, f"{path}[{i}]")
     else:

@@ -1,0 +1,143 @@
+"""Layer-pair scores kept as columns, not as objects.
+
+The layer screen scores every role pair of every layer pair against every reference, and the
+weak evidence every norm or bias against every reference vector of its role: against 50
+references of 64 layers, 1.4 million screen scores and 0.4 million weak ones. As one object
+each (with a list per layer pair) they took some 380 MB during the pass and more once they
+were grouped into cells, growing with layers squared times references.
+
+:class:`PairLog` gathers one (submission module, reference, reference module)'s scores during
+the pass as typed arrays (40 bytes a score). The screen's stay with the match as a
+:class:`ScreenTable`; the weak scores become objects only for the layer pairs a report can show
+(:meth:`PairLog.rows_near`, :func:`checker.metrics.aggregate.aggregate`).
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Stands for a layer-less tensor (``None``) in the layer columns.
+NO_LAYER = -1
+
+
+def pair_codes(sub: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """One integer per (submission layer, reference layer), ascending in the order cells sort
+    (a layer-less tensor first, then by layer)."""
+    return (np.asarray(sub, np.int64) + 1) * 2**32 + (np.asarray(ref, np.int64) + 1)
+
+
+def _layer(x: int) -> int | None:
+    return None if x == NO_LAYER else int(x)
+
+
+def _code(layer: int | None) -> int:
+    return NO_LAYER if layer is None else layer
+
+
+class PairLog:
+    """Scores of one (module, reference, reference module), appended during the pass: a layer
+    pair, a label (a tuple of strings, stored once) and three numbers."""
+
+    __slots__ = ("sub", "ref", "label", "x", "y", "w", "n", "labels")
+
+    def __init__(self):
+        self.sub, self.ref, self.label = array("i"), array("i"), array("i")
+        self.x, self.y, self.w, self.n = array("d"), array("d"), array("d"), array("i")
+        self.labels: dict[tuple, int] = {}
+
+    def add(self, sub_layer: int | None, ref_layer: int | None, label: tuple, x: float, y: float,
+            w: float = 0.0, n: int = 0) -> None:
+        self.sub.append(_code(sub_layer))
+        self.ref.append(_code(ref_layer))
+        self.label.append(self.labels.setdefault(label, len(self.labels)))
+        self.x.append(x)
+        self.y.append(y)
+        self.w.append(w)
+        self.n.append(n)
+
+    def screen_table(self) -> ScreenTable:
+        """The log as the screen's table: labels (role, reference role), x the Mantel r, y its z,
+        w its log10 p, n the sketch columns."""
+        return ScreenTable(np.frombuffer(self.sub, np.int32).copy(), np.frombuffer(self.ref, np.int32).copy(),
+                           np.frombuffer(self.label, np.int32).astype(np.int16), tuple(self.labels),
+                           np.frombuffer(self.x, np.float64).copy(), np.frombuffer(self.y, np.float64).copy(),
+                           np.frombuffer(self.w, np.float64).copy(), np.frombuffer(self.n, np.int32).copy())
+
+    def rows_near(self, keep: set):
+        """(layer pair, label, x, y) of the rows in the pairs of ``keep``, the same-index pairs and
+        a layer-less submission tensor's, in the order logged."""
+        sub, ref = np.frombuffer(self.sub, np.int32), np.frombuffer(self.ref, np.int32)
+        mask = (sub == ref) | (sub == NO_LAYER)
+        if keep:
+            mask |= np.isin(pair_codes(sub, ref), pair_codes(*zip(*((_code(s), _code(r)) for s, r in keep))))
+        labels = tuple(self.labels)
+        for i in np.flatnonzero(mask).tolist():
+            yield (_layer(sub[i]), _layer(ref[i])), labels[self.label[i]], self.x[i], self.y[i]
+
+
+@dataclass(frozen=True, eq=False)
+class ScreenTable:
+    """The layer screen of one match, one row per (submission tensor, reference tensor) pair:
+    what the screen saw everywhere, and why the full test did not look elsewhere."""
+
+    sub_layer: np.ndarray  # int32, NO_LAYER for a layer-less tensor
+    ref_layer: np.ndarray
+    label: np.ndarray  # int16 index into labels
+    labels: tuple[tuple[str, str], ...]  # (role, reference role)
+    mantel_r: np.ndarray  # float64: correlation of the two sketches' off-diagonal entries
+    z: np.ndarray  # against the exact relabelling null
+    log10_p: np.ndarray
+    dims: np.ndarray  # int32: sketch columns compared
+
+    @classmethod
+    def empty(cls) -> ScreenTable:
+        return PairLog().screen_table()
+
+    @classmethod
+    def from_json(cls, d: dict) -> ScreenTable:
+        """The table from its cached form (:func:`dataclasses.asdict`, then lists)."""
+        return cls(np.asarray(d["sub_layer"], np.int32), np.asarray(d["ref_layer"], np.int32),
+                   np.asarray(d["label"], np.int16), tuple(tuple(x) for x in d["labels"]),
+                   np.asarray(d["mantel_r"], np.float64), np.asarray(d["z"], np.float64),
+                   np.asarray(d["log10_p"], np.float64), np.asarray(d["dims"], np.int32))
+
+    def __len__(self) -> int:
+        return len(self.z)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ScreenTable) and self.labels == other.labels and all(
+            np.array_equal(getattr(self, f), getattr(other, f))
+            for f in ("sub_layer", "ref_layer", "label", "mantel_r", "z", "log10_p", "dims"))
+
+    def __hash__(self) -> int:
+        return hash((len(self), self.labels, self.z.tobytes()))
+
+    def roles(self) -> tuple[str, ...]:
+        """Each row's submission role."""
+        names = [role for role, _ in self.labels]
+        return tuple(names[i] for i in self.label)
+
+    def compared(self) -> set[tuple[int | None, str]]:
+        """The (submission layer, role) pairs the screen compared."""
+        names = [role for role, _ in self.labels]
+        return {(_layer(s), names[c]) for s, c in set(zip(self.sub_layer.tolist(), self.label.tolist()))}
+
+    def layers(self) -> tuple[set, set]:
+        """The submission and reference layers screened (layer-less tensors left out)."""
+        return ({int(s) for s in np.unique(self.sub_layer) if s != NO_LAYER},
+                {int(r) for r in np.unique(self.ref_layer) if r != NO_LAYER})
+
+    def by_pair(self) -> tuple[list[tuple], np.ndarray, np.ndarray]:
+        """The layer pairs screened, in cell order; for each, the Stouffer z of its role pairs
+        (their z summed in the order scored, over the root of their count); and each row's pair."""
+        if not len(self):
+            return [], np.zeros(0), np.zeros(0, np.int64)
+        codes, first, inv = np.unique(pair_codes(self.sub_layer, self.ref_layer), return_index=True,
+                                      return_inverse=True)
+        counts = np.bincount(inv)
+        z = np.bincount(inv, weights=self.z) / np.sqrt(counts)
+        pairs = [(_layer(self.sub_layer[i]), _layer(self.ref_layer[i])) for i in first]
+        return pairs, z, inv
