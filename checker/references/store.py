@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import mmap
+import sys
 import tempfile
 import weakref
 from pathlib import Path
@@ -62,6 +63,14 @@ def release_all() -> None:
         store.release()
 
 
+def _compact(e) -> tuple | None:
+    """A header entry as (dtype, shape, offsets) tuples; None when it is not one (reported when read)."""
+    try:
+        return sys.intern(e["dtype"]), tuple(e["shape"]), tuple(e["data_offsets"])
+    except (KeyError, TypeError):
+        return None
+
+
 class ArrayStore:
     """The fingerprint's arrays, read on demand from its safetensors file (memory-mapped):
     a registry of large references costs memory only for the arrays a comparison touches.
@@ -81,9 +90,11 @@ class ArrayStore:
             if not isinstance(header, dict):
                 raise ValueError("the safetensors header is not a JSON object")
             self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY) if fh.seek(0, 2) > 0 else b""
-        self._start, self._header = 8 + n, header
+        # kept compact: against 50 references the parsed headers' dicts and lists were ~100 MB
+        self._start = 8 + n
+        self._header = {sys.intern(k): _compact(e) for k, e in header.items() if k != "__metadata__"}
         self._entries: dict[str, tuple[np.dtype, tuple[int, ...], int]] = {}  # read from the header on first use
-        self._digests = digests
+        self._digests = None if digests is None else {sys.intern(k): v for k, v in digests.items()}
         self._verified: set[str] = set()
         _LIVE.add(self)
 
@@ -95,7 +106,7 @@ class ArrayStore:
             self._map.madvise(mmap.MADV_DONTNEED)
 
     def has(self, key: str) -> bool:
-        return key != "__metadata__" and key in self._header
+        return key in self._header
 
     def info(self, key: str) -> tuple[np.dtype, tuple[int, ...]] | None:
         """The array's stored dtype and shape, from the header (not read, not verified)."""
@@ -106,9 +117,9 @@ class ArrayStore:
         some 700 arrays, of which an audit reads a fraction)."""
         if key not in self._entries:
             try:
-                e = self._header[key]
-                dtype, shape = _DTYPES[e["dtype"]], tuple(int(x) for x in e["shape"])
-                begin, end = (self._start + int(o) for o in e["data_offsets"])
+                name, dims, offsets = self._header[key]
+                dtype, shape = _DTYPES[name], tuple(int(x) for x in dims)
+                begin, end = (self._start + int(o) for o in offsets)
                 fits = end - begin == dtype.itemsize * math.prod(shape) and self._start <= begin <= end <= len(self._map)
             except (KeyError, TypeError, ValueError):
                 fits = False

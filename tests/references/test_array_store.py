@@ -37,13 +37,19 @@ def test_float16_is_widened_exactly():
     assert np.array_equal(widen(x), x.astype(np.float32)) and widen(x).dtype == np.float32
 
 
-def test_a_header_entry_that_does_not_fit_is_refused_in_one_line(tmp_path):
+@pytest.mark.parametrize("broken", [
+    lambda e: {**e, "shape": [4, 5]},  # more bytes than its offsets hold
+    lambda e: [e["dtype"], e["shape"]],  # not an entry at all
+    lambda e: {k: v for k, v in e.items() if k != "dtype"},
+    lambda e: {**e, "data_offsets": 7},
+])
+def test_a_header_entry_that_does_not_fit_is_refused_in_one_line(tmp_path, broken):
     _store(tmp_path, {"a|index_rows": np.zeros((4, 4), np.float16)})
     path = tmp_path / "fingerprint.safetensors"
     data = bytearray(path.read_bytes())
     n = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8:8 + n])
-    header["a|index_rows"]["shape"] = [4, 5]  # more bytes than its offsets hold
+    header["a|index_rows"] = broken(header["a|index_rows"])
     raw = json.dumps(header, separators=(",", ":")).encode().ljust(n)
     assert len(raw) == n
     path.write_bytes(data[:8] + raw + data[8 + n:])
