@@ -208,5 +208,6 @@ def load_references(registry: Path, only: tuple[str, ...] | None = None) -> tupl
         if missing:
             raise RegistryError(str(registry), f"reference {missing[0]!r} is not registered")
         entries = tuple(e for e in entries if e.id in only)
-    metas = [e.verify() for e in entries]
-    return tuple((e, load_fingerprint(e.folder, meta)) for e, meta in zip(entries, metas))
+    # one reference's parsed JSON at a time: a real tokenizer's vocabulary and merges parse to
+    # tens of MB, packed once the fingerprint is loaded
+    return tuple((e, load_fingerprint(e.folder, e.verify())) for e in entries)

@@ -73,6 +73,26 @@ def test_registration_leaves_no_scratch_file_and_no_registry_on_failure(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == []
 
 
+def test_references_are_verified_and_loaded_one_at_a_time(tmp_path, monkeypatch):
+    """One parsed fingerprint JSON at a time (a real vocabulary parses to tens of MB, 50 of them at
+    once, more than a gigabyte); a tampered one still stops the load in one line."""
+    from checker.references import registry
+
+    reg = tmp_path / "reg"
+    for i in range(3):
+        add_reference(str(_model(tmp_path / f"m{i}", layers=1, seed=i)), reg, f"v/m{i}", "apache-2.0")
+    events = []
+    verify, load = registry.RegistryEntry.verify, registry.load_fingerprint
+    monkeypatch.setattr(registry.RegistryEntry, "verify", lambda self: events.append("verify") or verify(self))
+    monkeypatch.setattr(registry, "load_fingerprint", lambda *a: events.append("load") or load(*a))
+    assert [e.id for e, _ in registry.load_references(reg)] == ["v/m0", "v/m1", "v/m2"]
+    assert events == ["verify", "load"] * 3
+    card = reg / "v__m2" / "fingerprint.json"
+    card.write_text(card.read_text().replace('"v/m2"', '"v/mX"', 1) + " ")
+    with pytest.raises(RegistryError, match="fingerprint.json: does not match the digest"):
+        registry.load_references(reg)
+
+
 def test_spill_file_reads_back_as_stored(tmp_path):
     rows = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
     with SpillFile(tmp_path) as spill:
@@ -118,6 +138,26 @@ def test_read_pages_of_a_reference_are_released(tmp_path, monkeypatch):
         assert float(st.get_float32(k)[3, 3]) == float(k[1:].split("|")[0])  # values intact after a release
         peak = max(peak, _rss_file_kib() - before)
     assert peak < 20_000
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads RssFile from /proc/self/status (Linux)")
+def test_small_arrays_count_what_a_read_maps(tmp_path, monkeypatch):
+    """A page fault maps the cached pages around it (64 KiB), so reading 300 small sketches that lie
+    between large arrays maps some 19 MB: each read counts that much towards a release."""
+    arrays = {}
+    for i in range(300):
+        arrays[f"t{i:03d}|gram"] = np.full(2048, i, np.float16)  # 4 KiB
+        arrays[f"t{i:03d}|rows"] = np.zeros((256, 256), np.float16)  # 128 KiB between them
+    path = tmp_path / "fingerprint.safetensors"
+    save_file(arrays, str(path))
+    st = ArrayStore(path, {k: array_digest(a) for k, a in arrays.items()})
+    monkeypatch.setattr(store_mod, "RELEASE_BYTES", 2 * 2**20)
+    st.release()
+    before, peak = _rss_file_kib(), 0
+    for i in range(300):
+        assert float(st.view(f"t{i:03d}|gram")[5]) == i
+        peak = max(peak, _rss_file_kib() - before)
+    assert peak < 6_000
 
 
 class _SlowHash:
