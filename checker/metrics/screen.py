@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from checker.metrics.stacks import SketchStack
+from checker.metrics.stacks import SketchStack, stacked_products
 from checker.metrics.stats import log10_sf, shape_seed, split_columns
 
 #: Hidden columns per sketch: 128 columns give 8128 off-diagonal entries (a copy
@@ -99,7 +99,7 @@ def upper_products(stacked: np.ndarray | SketchStack, sub: GramSketch) -> np.nda
     vec = sub.upper.astype(np.float32, copy=False)
     if isinstance(stacked, SketchStack):
         return stacked.products(vec).astype(np.float64)
-    return (stacked.astype(np.float32, copy=False) @ vec).astype(np.float64)
+    return stacked_products(stacked.astype(np.float32, copy=False), vec).astype(np.float64)
 
 
 def mantel_many(sub: GramSketch, refs: list[GramSketch], stacked: np.ndarray | SketchStack | None = None,

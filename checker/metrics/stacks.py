@@ -8,14 +8,16 @@ beside everything else. Held in memory, they made the audit's peak grow with ref
 (3.1 GiB against 50 references of 64 layers).
 
 A stack of MAP_BYTES or more is written once (CHUNK_BYTES of rows at a time), as float32 rows, to
-an unnamed scratch file and mapped read-only: each product reads it from the page cache, and its
-pages are dropped from the process right after (``madvise(MADV_DONTNEED)``; they stay in the page
-cache), so at most one stack is resident, and only during its product. The product is one BLAS
-call on the same float32 rows, so the figures are bit for bit those of the stack in memory (cut
-into row chunks, BLAS would sum some rows in another order: tests/metrics/test_stacks.py). Where
-the scratch file cannot be made, the stack is held in memory, as before. Where ``$TMPDIR`` is a
-RAM file system (tmpfs), the stack's pages are shared memory: out of the process's RSS, but not out
-of the machine's memory or a container's limit.
+an unnamed scratch file and mapped read-only. A product reads the stack PRODUCT_ROWS rows at a time
+from the page cache, and the pages of the rows done are dropped from the process after each chunk
+(``madvise(MADV_DONTNEED)``; they stay in the page cache): at 80 layers x 50 references a stack
+was 264 MB resident during each product, now a chunk of about 16 MiB. A stack held in memory is
+multiplied by the same chunks, so its figures are bit for bit those of the mapped one; a stack of
+at most PRODUCT_ROWS rows is one BLAS call, as before chunks existed (longer stacks moved in the
+last digits on some BLAS builds: each chunk's rows are summed by the kernel for their position in
+the chunk). Where the scratch file cannot be made, the stack is held in memory. Where ``$TMPDIR``
+is a RAM file system (tmpfs), the stack's pages are shared memory: out of the process's RSS, but
+not out of the machine's memory or a container's limit.
 """
 
 from __future__ import annotations
@@ -34,6 +36,21 @@ from checker.references.store import release_all
 MAP_BYTES = 32 * 2**20
 #: Bytes of rows widened and written to the scratch file at a time.
 CHUNK_BYTES = 64 * 2**20
+#: Rows multiplied at a time (16.5 MiB of the screen's 8,256-entry sketches). A fixed count, not a
+#: size: the figures must not depend on the machine's memory or on whether the stack is mapped.
+PRODUCT_ROWS = 512
+
+
+def stacked_products(rows: np.ndarray, vec: np.ndarray, done: Callable[[int], None] | None = None) -> np.ndarray:
+    """Each float32 row's dot product with ``vec`` (float32), PRODUCT_ROWS rows at a time;
+    ``done(n)`` after each chunk, with the rows done so far."""
+    out = np.empty(len(rows), dtype=np.float32)
+    for a in range(0, len(rows), PRODUCT_ROWS):
+        b = min(a + PRODUCT_ROWS, len(rows))
+        out[a:b] = rows[a:b] @ vec
+        if done is not None:
+            done(b)
+    return out
 
 
 class SketchStack:
@@ -75,11 +92,22 @@ class SketchStack:
         return np.frombuffer(self._map, dtype=np.float32).reshape(self._n, self._width)
 
     def products(self, vec: np.ndarray) -> np.ndarray:
-        """Each row's float32 dot product with ``vec`` (float32)."""
-        out = self.rows @ vec  # one product: cut into row chunks, BLAS would sum some rows otherwise
-        if self._map is not None and hasattr(self._map, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-            self._map.madvise(mmap.MADV_DONTNEED)
-        return out
+        """Each row's float32 dot product with ``vec`` (float32): :func:`stacked_products`, the
+        mapped rows' pages dropped as the chunks are done."""
+        if self._map is None or not hasattr(self._map, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+            return stacked_products(self.rows, vec)
+        dropped = [0]
+
+        def drop(rows_done: int) -> None:  # the whole pages of the rows done (madvise takes page-aligned starts)
+            end = rows_done * self._width * 4
+            end = len(self._map) if rows_done == self._n else end - end % mmap.PAGESIZE
+            if end > dropped[0]:
+                self._release(dropped[0], end)
+                dropped[0] = end
+        return stacked_products(self.rows, vec, drop)
+
+    def _release(self, start: int, end: int) -> None:
+        self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
 
 
 def _reserve(fh, nbytes: int) -> None:

@@ -80,6 +80,29 @@ def test_a_mapped_stacks_pages_leave_the_process_after_each_product():
     assert _file_rss_kib() - before > 100 * 1024
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status (Linux)")
+def test_a_product_holds_one_chunk_of_rows_at_a_time(monkeypatch):
+    """A product of a long mapped stack (4,000 rows, 130 MB) never has more than about one chunk
+    of rows resident, and gives the products of the same rows held in memory, chunk for chunk."""
+    uppers, sub = _uppers(4000), _sub()
+    st = SketchStack(uppers)
+    assert st._map is not None
+    release, seen = SketchStack._release, []
+
+    def sampled(self, start, end):
+        seen.append(_file_rss_kib() - before)  # just before the chunk's pages are dropped
+        release(self, start, end)
+    monkeypatch.setattr(SketchStack, "_release", sampled)
+    before = _file_rss_kib()
+    got = upper_products(st, sub)
+    chunk_kib = stacks.PRODUCT_ROWS * 8128 * 4 // 1024
+    assert len(seen) == -(-4000 // stacks.PRODUCT_ROWS) and max(seen) < 2 * chunk_kib + 4096
+    assert np.array_equal(got, upper_products(np.stack(uppers).astype(np.float32), sub))
+    rows = np.stack(uppers).astype(np.float32)
+    chunked = np.concatenate([rows[a:a + stacks.PRODUCT_ROWS] @ sub.upper for a in range(0, 4000, stacks.PRODUCT_ROWS)])
+    assert np.array_equal(got.astype(np.float32), chunked)
+
+
 @pytest.mark.parametrize("case", ["fine-tuned", "hidden permuted"])
 def test_the_audit_is_the_same_with_its_stacks_mapped(zoo, monkeypatch, case):
     """Both stacks: the same-shape one (every reference tensor of the shape, aligned by identity)
