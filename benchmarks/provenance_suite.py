@@ -167,8 +167,8 @@ def evaluate(case: str, derived: bool, folder: Path, registry: Path, pack, ref: 
         by_stat["content digest"] = (f + (same >= 0.99), n + 1)
         for m in to_ref:
             if m.reference_module == EXPECTED_MODULE.get(mv.name):
-                for c in m.cells:
-                    if c.sub_layer == c.ref_layer or not derived:
+                for c in m.cells:  # same-index pairs: the LayerNorm accusation compared layer i with layer i
+                    if c.sub_layer == c.ref_layer:
                         cos.extend(w.raw_cosine for w in c.weak if w.role == "norm")
                         pear.extend(w.pearson for w in c.weak if w.role == "norm")
         if derived:
@@ -196,7 +196,7 @@ def _collect_null(matches, modules: list, cells: list) -> None:
         if m.decisive:
             modules.append(m.log10_p)
             cells.extend(("anchor" if c.sub_layer is None else "layer", c.log10_p) for c in m.cells if c.roles)
-            cells.extend(("screen", sc.log10_p) for c in m.cells for sc in c.screen)
+            cells.extend(("screen", p) for p in m.screen.log10_p.tolist())
 
 
 def null_pairs(folders: list[Path]) -> Outcome:

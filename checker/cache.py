@@ -28,7 +28,7 @@ from checker import __version__
 from checker.metrics.interface import (
     AlignmentSummary, LayerCell, Match, ModuleEvidence, RoleScore, Skipped, WeakScore,
 )
-from checker.metrics.pairlog import ScreenTable
+from checker.metrics.pairlog import ScreenTable, column_json
 from checker.modules import Module, TensorRole
 from checker.references.fingerprint import FINGERPRINT_VERSION
 from checker.weights.common import file_stamp
@@ -97,7 +97,7 @@ class EvidenceCache:
             return None
         try:
             return tuple(_evidence(e) for e in data["modules"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # a damaged entry only costs time
             return None
 
     def store_evidence(self, key: str, evidence: tuple[ModuleEvidence, ...]) -> None:
@@ -116,16 +116,16 @@ class EvidenceCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, default=_listed), encoding="utf-8")
+            tmp.write_text(json.dumps(data, default=_encoded), encoding="utf-8")
             os.replace(tmp, path)
         except OSError:
             pass  # a cache that cannot be written only costs time
 
 
-def _listed(x):
-    """Arrays (a match's screen table) as lists: JSON floats read back bit for bit."""
+def _encoded(x):
+    """Arrays (a match's screen table's columns) as their bytes in base64: read back bit for bit."""
     if isinstance(x, np.ndarray):
-        return x.tolist()
+        return column_json(x)
     raise TypeError(f"{type(x).__name__} is not JSON serialisable")
 
 

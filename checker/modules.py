@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
-from checker.errors import ModuleMapError
+from checker.errors import ModuleMapError, WeightsError
 from checker.resources import rules_dir
 from checker.weights.interface import TensorInfo
 from checker.yamlio import load_yaml, validate
@@ -133,6 +133,18 @@ def module_maps(folder: Path | None = None) -> tuple[tuple[ModuleMap, ...], tupl
 _GENERIC_LAYER = re.compile(r"^(?P<module>.+?)\.(?P<layer>\d+)\.(?P<rest>.+)$")
 
 
+#: The largest layer number a tensor name may carry (the evidence stores layers as 32-bit integers;
+#: the deepest real models have a few hundred layers).
+MAX_LAYER = 2**20
+
+
+def _layer(name: str, digits: str) -> int:
+    layer = int(digits)
+    if layer > MAX_LAYER:
+        raise WeightsError(name, f"layer number {layer} is out of range (at most {MAX_LAYER:,})")
+    return layer
+
+
 def classify(info: TensorInfo, folder: Path | None = None) -> tuple[TensorRole, str]:
     """Classify one tensor; returns its role and the family of the map that claimed it."""
     maps, roles = module_maps(folder)
@@ -143,11 +155,11 @@ def classify(info: TensorInfo, folder: Path | None = None) -> tuple[TensorRole, 
                 continue
             groups = {k: (v or "") for k, v in m.groupdict().items()}
             module = rule.module.format(**groups) if rule.module else groups["module"]
-            layer = int(groups["layer"]) if groups.get("layer") else None
+            layer = _layer(info.name, groups["layer"]) if groups.get("layer") else None
             return _with_role(info, module, rule.kind, layer, rule.layout, roles), mm.family
     m = _GENERIC_LAYER.match(info.name)
     if m:
-        return _with_role(info, m["module"], "generic", int(m["layer"]), "linear", roles), "generic"
+        return _with_role(info, m["module"], "generic", _layer(info.name, m["layer"]), "linear", roles), "generic"
     module = info.name.split(".")[0] if "." in info.name else info.name
     return _with_role(info, module, "other", None, "linear", roles), "generic"
 

@@ -266,7 +266,7 @@ def _compare(reader, sub_modules, sub_vocab, references, device, stream, progres
                 a = anchor_for.get(key)
                 if al_key is None and a is not None and anchor_evidence(a.alignment) is not a.alignment.identity_rows:
                     al, anchor = a.alignment, a
-                match = aggregate(m, rid, rmod, acc.roles.get(key, {}), acc.weak.get(key), acc.screen.get(key),
+                match = aggregate(m, rid, rmod, acc.roles.get(key, {}), acc.weak.pop(key, None), acc.screen.pop(key, None),
                                   acc.identical.get(key, set()), alignment_summary(al, anchor), acc.index.get(key, {}))
                 if key in acc.turned or (al is not None and al.rotation is not None):  # no exact null through a rotation
                     match = replace(match, statistic=ROTATION_STATISTIC)

@@ -7,13 +7,15 @@ each (with a list per layer pair) they took some 380 MB during the pass and more
 were grouped into cells, growing with layers squared times references.
 
 :class:`PairLog` gathers one (submission module, reference, reference module)'s scores during
-the pass as typed arrays (40 bytes a score). The screen's stay with the match as a
+the pass as typed arrays (44 bytes a screen score, 48 a weak one: a label is a code per string,
+each string stored once). The screen's stay with the match as a
 :class:`ScreenTable`; the weak scores become objects only for the layer pairs a report can show
 (:meth:`PairLog.rows_near`, :func:`checker.metrics.aggregate.aggregate`).
 """
 
 from __future__ import annotations
 
+import base64
 from array import array
 from dataclasses import dataclass
 
@@ -21,12 +23,29 @@ import numpy as np
 
 #: Stands for a layer-less tensor (``None``) in the layer columns.
 NO_LAYER = -1
+#: The table's columns and their types.
+_COLUMNS = {"sub_layer": np.int32, "ref_layer": np.int32, "label": np.int16, "mantel_r": np.float64, "z": np.float64,
+            "log10_p": np.float64, "dims": np.int32}
 
 
 def pair_codes(sub: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """One integer per (submission layer, reference layer), ascending in the order cells sort
     (a layer-less tensor first, then by layer)."""
     return (np.asarray(sub, np.int64) + 1) * 2**32 + (np.asarray(ref, np.int64) + 1)
+
+
+def column_json(col: np.ndarray) -> dict:
+    """A column as JSON: its little-endian bytes in base64 (a cached table of a deep model against
+    50 references is millions of rows: as lists of floats it took gigabytes to write)."""
+    col = np.ascontiguousarray(col, dtype=col.dtype.newbyteorder("<"))
+    return {"dtype": col.dtype.str, "b64": base64.b64encode(col.tobytes()).decode("ascii")}
+
+
+def _column(d: dict, dtype) -> np.ndarray:
+    stored = np.dtype(d["dtype"])
+    if stored != np.dtype(dtype).newbyteorder("<"):
+        raise ValueError(f"a {stored} column where {np.dtype(dtype)} was expected")
+    return np.frombuffer(base64.b64decode(d["b64"], validate=True), stored).astype(dtype)
 
 
 def _layer(x: int) -> int | None:
@@ -39,30 +58,39 @@ def _code(layer: int | None) -> int:
 
 class PairLog:
     """Scores of one (module, reference, reference module), appended during the pass: a layer
-    pair, a label (a tuple of strings, stored once) and three numbers."""
+    pair, a label (a tuple of strings of fixed length, each string stored once) and three numbers."""
 
-    __slots__ = ("sub", "ref", "label", "x", "y", "w", "n", "labels")
+    __slots__ = ("sub", "ref", "codes", "x", "y", "w", "n", "names")
 
     def __init__(self):
-        self.sub, self.ref, self.label = array("i"), array("i"), array("i")
+        self.sub, self.ref, self.codes = array("i"), array("i"), array("i")
         self.x, self.y, self.w, self.n = array("d"), array("d"), array("d"), array("i")
-        self.labels: dict[tuple, int] = {}
+        self.names: dict[str, int] = {}
 
-    def add(self, sub_layer: int | None, ref_layer: int | None, label: tuple, x: float, y: float,
+    def add(self, sub_layer: int | None, ref_layer: int | None, label: tuple[str, ...], x: float, y: float,
             w: float = 0.0, n: int = 0) -> None:
         self.sub.append(_code(sub_layer))
         self.ref.append(_code(ref_layer))
-        self.label.append(self.labels.setdefault(label, len(self.labels)))
+        self.codes.extend(self.names.setdefault(part, len(self.names)) for part in label)
         self.x.append(x)
         self.y.append(y)
         self.w.append(w)
         self.n.append(n)
 
+    def _labels(self) -> tuple[np.ndarray, list[str]]:
+        """Each row's label codes (one row of codes per score) and the strings they stand for."""
+        rows = len(self.sub)
+        return np.frombuffer(self.codes, np.int32).reshape(rows, -1 if rows else 0), list(self.names)
+
     def screen_table(self) -> ScreenTable:
         """The log as the screen's table: labels (role, reference role), x the Mantel r, y its z,
         w its log10 p, n the sketch columns."""
+        codes, names = self._labels()
+        pairs, label = np.zeros((0, 2), np.int32), np.zeros(0, np.int16)
+        if len(codes):
+            pairs, label = np.unique(codes, axis=0, return_inverse=True)
         return ScreenTable(np.frombuffer(self.sub, np.int32).copy(), np.frombuffer(self.ref, np.int32).copy(),
-                           np.frombuffer(self.label, np.int32).astype(np.int16), tuple(self.labels),
+                           np.asarray(label, np.int16).reshape(-1), tuple((names[a], names[b]) for a, b in pairs.tolist()),
                            np.frombuffer(self.x, np.float64).copy(), np.frombuffer(self.y, np.float64).copy(),
                            np.frombuffer(self.w, np.float64).copy(), np.frombuffer(self.n, np.int32).copy())
 
@@ -73,9 +101,9 @@ class PairLog:
         mask = (sub == ref) | (sub == NO_LAYER)
         if keep:
             mask |= np.isin(pair_codes(sub, ref), pair_codes(*zip(*((_code(s), _code(r)) for s, r in keep))))
-        labels = tuple(self.labels)
+        codes, names = self._labels()
         for i in np.flatnonzero(mask).tolist():
-            yield (_layer(sub[i]), _layer(ref[i])), labels[self.label[i]], self.x[i], self.y[i]
+            yield (_layer(sub[i]), _layer(ref[i])), tuple(names[c] for c in codes[i]), self.x[i], self.y[i]
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,17 +120,24 @@ class ScreenTable:
     log10_p: np.ndarray
     dims: np.ndarray  # int32: sketch columns compared
 
+    def __post_init__(self):
+        for name in _COLUMNS:  # frozen all through: a report must not see a figure changed after the fact
+            getattr(self, name).flags.writeable = False
+
     @classmethod
     def empty(cls) -> ScreenTable:
         return PairLog().screen_table()
 
     @classmethod
     def from_json(cls, d: dict) -> ScreenTable:
-        """The table from its cached form (:func:`dataclasses.asdict`, then lists)."""
-        return cls(np.asarray(d["sub_layer"], np.int32), np.asarray(d["ref_layer"], np.int32),
-                   np.asarray(d["label"], np.int16), tuple(tuple(x) for x in d["labels"]),
-                   np.asarray(d["mantel_r"], np.float64), np.asarray(d["z"], np.float64),
-                   np.asarray(d["log10_p"], np.float64), np.asarray(d["dims"], np.int32))
+        """The table from its cached form (:func:`dataclasses.asdict`, each column as
+        :func:`column_json`); ValueError when the columns do not make a table."""
+        cols = {name: _column(d[name], dtype) for name, dtype in _COLUMNS.items()}
+        labels = tuple((str(a), str(b)) for a, b in d["labels"])
+        n = len(cols["z"])
+        if any(len(c) != n for c in cols.values()) or (n and not 0 <= cols["label"].min() <= cols["label"].max() < len(labels)):
+            raise ValueError("the screen table's columns do not agree")
+        return cls(labels=labels, **cols)
 
     def __len__(self) -> int:
         return len(self.z)
@@ -112,13 +147,8 @@ class ScreenTable:
             np.array_equal(getattr(self, f), getattr(other, f))
             for f in ("sub_layer", "ref_layer", "label", "mantel_r", "z", "log10_p", "dims"))
 
-    def __hash__(self) -> int:
-        return hash((len(self), self.labels, self.z.tobytes()))
-
-    def roles(self) -> tuple[str, ...]:
-        """Each row's submission role."""
-        names = [role for role, _ in self.labels]
-        return tuple(names[i] for i in self.label)
+    def __hash__(self) -> int:  # what __eq__ compares exactly (0.0 and -0.0 are equal, their bytes are not)
+        return hash((len(self), self.labels))
 
     def compared(self) -> set[tuple[int | None, str]]:
         """The (submission layer, role) pairs the screen compared."""

@@ -200,3 +200,6 @@ def test_duplicated_and_inserted_layers_are_mapped(zoo):
     pairs, screen_z, _ = mods["model"].best.screen.by_pair()
     fresh_z = [z for (sub, _), z in zip(pairs, screen_z) if sub == 4]
     assert len(fresh_z) == 4 and max(fresh_z) < 3  # every reference layer screened, not even close
+    from checker.report.json_report import weak_evidence  # the norms of the mapped pairs, off the diagonal too
+    shown = {(w["sub_layer"], w["ref_layer"]) for w in weak_evidence(mods["model"].best, None)}
+    assert shown == {(None, None), (0, 0), (1, 1), (2, 1), (3, 2), (5, 3)}  # and the final norm

@@ -5,11 +5,14 @@ reads the table back bit for bit, and an audit keeps cells linear in depth."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import operator
+from dataclasses import asdict, replace
+from functools import reduce
 
 import numpy as np
+import pytest
 
-from checker.cache import _evidence, _listed
+from checker.cache import _evidence, _encoded
 from checker.metrics.pairlog import PairLog, ScreenTable
 from checker.metrics.stats import log10_sf
 
@@ -35,7 +38,7 @@ def test_pairs_come_in_cell_order_with_the_stouffer_z_of_their_rows():
     assert got == sorted(expected, key=lambda k: (k[0] is not None, k[0] or 0, k[1] is not None, k[1] or 0))
     for i, pair in enumerate(got):
         zs = expected[pair]
-        assert z[i] == sum(zs) / len(zs) ** 0.5  # bit for bit: summed in the order scored
+        assert z[i] == reduce(operator.add, zs, 0.0) / len(zs) ** 0.5  # bit for bit: summed in the order scored
         rows = np.flatnonzero(row_pair == i)
         assert [(None if s < 0 else s, None if r < 0 else r) for s, r in
                 zip(table.sub_layer[rows], table.ref_layer[rows])] == [pair] * len(zs)
@@ -55,16 +58,70 @@ def test_weak_rows_are_kept_for_tested_same_index_and_layerless_pairs_only():
     assert [p for p, *_ in log.rows_near(set())] == [(0, 0), (1, 1), (None, 3), (4, 4)]
 
 
+def _cached(table: ScreenTable) -> dict:
+    return json.loads(json.dumps(asdict(table), default=_encoded))
+
+
 def test_the_cache_reads_the_table_back_bit_for_bit():
     rng = np.random.default_rng(1)
     log, _, _ = _screen_log(rng, [(i, j) for i in range(5) for j in range(5)] + [(None, None)])
     table = log.screen_table()
-    back = ScreenTable.from_json(json.loads(json.dumps(asdict(table), default=_listed)))
+    back = ScreenTable.from_json(_cached(table))
     assert back == table and hash(back) == hash(table)
     assert back.z.dtype == np.float64 and back.label.dtype == np.int16
-    assert ScreenTable.empty() == ScreenTable.empty() and not len(ScreenTable.empty())
-    changed = ScreenTable.from_json({**asdict(table), "z": np.nextafter(table.z, np.inf)})
+    assert ScreenTable.empty() == ScreenTable.from_json(_cached(ScreenTable.empty())) and not len(ScreenTable.empty())
+    changed = ScreenTable.from_json(_cached(replace(table, z=np.nextafter(table.z, np.inf))))
     assert changed != table
+
+
+@pytest.mark.parametrize("damage", ["label past the labels", "short column", "column of another type", "not base64"])
+def test_a_damaged_cached_table_is_recomputed_not_a_crash(tmp_path, damage):
+    from checker.cache import EvidenceCache
+    from checker.metrics.interface import AlignmentSummary, Match, ModuleEvidence
+    from checker.modules import Module
+
+    log, _, _ = _screen_log(np.random.default_rng(2), [(0, 0), (0, 1), (1, 0)])
+    table = log.screen_table()
+    match = Match("ref", "m", "decoder", "hidden_gram_mantel", 0.0, 0.0, 0.0, 0.0, 0, (), 0.0,
+                  AlignmentSummary("identity", False, 0, 8, None, ()), (), True, 3, screen=table)
+    cache = EvidenceCache(tmp_path)
+    cache.store_evidence("k", (ModuleEvidence(Module("m", "decoder", "x", ()), (match,), ()),))
+    assert cache.load_evidence("k")[0].matches[0].screen == table
+    path = tmp_path / "evidence" / "k.json"
+    data = json.loads(path.read_text())
+    cols = data["modules"][0]["matches"][0]["screen"]
+    bad = {"label past the labels": ("label", replace(table, label=table.label + 40)),
+           "short column": ("z", replace(table, z=table.z[:-1])),
+           "column of another type": ("dims", replace(table, dims=table.dims.astype(np.float64)))}
+    if damage == "not base64":
+        cols["z"]["b64"] = "***"
+    else:
+        name, t = bad[damage]
+        cols[name] = _cached(t)[name]
+    path.write_text(json.dumps(data))
+    assert cache.load_evidence("k") is None  # read as missing: the evidence is computed again
+
+
+def test_the_screen_statistic_is_the_first_best_pair_over_the_pairs_screened():
+    """When the screen sent nothing to the full test, the module's figure is the best pair's
+    Stouffer z, Bonferroni-corrected over the layer pairs screened (not the rows), with that
+    pair's mean Mantel r; of two pairs with the same z, the first in cell order."""
+    from checker.metrics.aggregate import aggregate
+    from checker.metrics.interface import AlignmentSummary
+    from checker.modules import Module
+
+    log = PairLog()
+    tie = 4.0 / 2 ** 0.5
+    for sub, ref, z, r in [(2, 2, tie, 0.05), (1, 1, 2.0, 0.2), (1, 0, 2.0, 0.25), (0, 2, 1.5, 0.1), (0, 0, 0.5, 0.0),
+                           (1, 0, 2.0, 0.35), (0, 1, 0.1, 0.0), (1, 1, 0.7, 0.2)]:
+        log.add(sub, ref, ("q", "q"), r, z, float(log10_sf(z)), 16)
+    m = aggregate(Module("m", "decoder", "x", ()), "ref", Module("m", "decoder", "x", ()), {}, None, log, set(),
+                  AlignmentSummary("identity", False, 0, 8, None, ()))
+    assert m.statistic == "hidden_gram_mantel" and m.cells_screened == 6 and m.cells_tested == 0 and m.cells == ()
+    # (1, 0): two rows of z 2, Stouffer 4 / sqrt 2, as (2, 2)'s one row; (1, 0) comes first
+    assert m.z == round(tie, 4) and m.score == 0.3  # the mean Mantel r of (1, 0)'s rows
+    assert m.log10_p == log10_sf(tie) + np.log10(6)
+    assert m.decisive and len(m.screen) == 8
 
 
 def test_an_audit_keeps_cells_for_tested_pairs_and_the_screen_as_a_table(zoo, tmp_path):
@@ -92,8 +149,9 @@ def test_an_audit_keeps_cells_for_tested_pairs_and_the_screen_as_a_table(zoo, tm
     assert off_index == []  # no cell for a pair only the screen or a norm comparison saw
     assert len(lm.cells) <= len(subs) * (1 + 4)
     grid = layer_matrix(lm)
-    assert grid["sub_layers"] == subs and len(grid["z"]) == len(subs) and len(grid["z"][0]) == len(refs)
+    assert grid["sub_layers"] == list(range(layers)) and grid["ref_layers"] == list(range(len(zoo.ref_lm.model.layers)))
+    assert len(grid["z"]) == layers and all(len(row) == len(refs) for row in grid["z"])
     cache = EvidenceCache(tmp_path / "cache")
     cache.store_evidence("k", evidence)
     assert cache.load_evidence("k") == evidence
-    assert _evidence(json.loads(json.dumps(asdict(evidence[0]), default=_listed))) == evidence[0]
+    assert _evidence(json.loads(json.dumps(asdict(evidence[0]), default=_encoded))) == evidence[0]

@@ -1,0 +1,25 @@
+"""A layer number no real model carries is refused in one line, naming the tensor."""
+
+from __future__ import annotations
+
+import pytest
+
+from checker.errors import WeightsError
+from checker.modules import MAX_LAYER, classify
+from checker.weights.interface import TensorInfo
+
+
+def _info(name: str) -> TensorInfo:
+    return TensorInfo(name, (4, 4), "BF16", "model.safetensors")
+
+
+@pytest.mark.parametrize("name", [f"model.layers.{MAX_LAYER + 1}.mlp.up_proj.weight", "blocks.3000000000.fc1.weight"])
+def test_an_absurd_layer_number_is_refused(name):
+    with pytest.raises(WeightsError) as err:
+        classify(_info(name))
+    assert str(err.value).startswith(f"{name}: layer number ") and "out of range" in str(err.value)
+
+
+def test_a_deep_but_real_layer_number_is_kept():
+    role, _ = classify(_info(f"model.layers.{MAX_LAYER}.mlp.up_proj.weight"))
+    assert role.layer == MAX_LAYER and role.role == "up"
