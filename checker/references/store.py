@@ -67,6 +67,13 @@ def release_all() -> None:
         store.release()
 
 
+def _count(x) -> int:
+    """A header's dimension or offset: a whole number, at least 0 (ValueError otherwise)."""
+    if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+        raise ValueError(f"not a count: {x!r}")
+    return x
+
+
 def _compact(e) -> tuple | None:
     """A header entry as (dtype, shape, offsets) tuples; None when it is not one (reported when read)."""
     try:
@@ -122,10 +129,10 @@ class ArrayStore:
         if key not in self._entries:
             try:
                 name, dims, offsets = self._header[key]
-                dtype, shape = _DTYPES[name], tuple(int(x) for x in dims)
-                begin, end = (self._start + int(o) for o in offsets)
+                dtype, shape = _DTYPES[name], tuple(_count(x) for x in dims)
+                begin, end = (self._start + _count(o) for o in offsets)
                 fits = end - begin == dtype.itemsize * math.prod(shape) and self._start <= begin <= end <= len(self._map)
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 fits = False
             if not fits:
                 raise RegistryError(str(self._path), f"array {key!r} has an unreadable entry in the file's header; "

@@ -42,6 +42,9 @@ def test_float16_is_widened_exactly():
     lambda e: [e["dtype"], e["shape"]],  # not an entry at all
     lambda e: {k: v for k, v in e.items() if k != "dtype"},
     lambda e: {**e, "data_offsets": 7},
+    lambda e: {**e, "shape": [-4, -4]},  # as many bytes as [4, 4], but no shape
+    lambda e: {**e, "shape": [1e400, 0]},
+    lambda e: {**e, "shape": [4.0, 4.0]},
 ])
 def test_a_header_entry_that_does_not_fit_is_refused_in_one_line(tmp_path, broken):
     _store(tmp_path, {"a|index_rows": np.zeros((4, 4), np.float16)})
@@ -50,9 +53,9 @@ def test_a_header_entry_that_does_not_fit_is_refused_in_one_line(tmp_path, broke
     n = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8:8 + n])
     header["a|index_rows"] = broken(header["a|index_rows"])
-    raw = json.dumps(header, separators=(",", ":")).encode().ljust(n)
-    assert len(raw) == n
-    path.write_bytes(data[:8] + raw + data[8 + n:])
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw = raw.ljust(-(-len(raw) // 8) * 8)  # the data follow the header (offsets count from its end)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + n:])
     st = ArrayStore(path, {"a|index_rows": "x"})
     with pytest.raises(RegistryError) as err:
         st.get_float32("a|index_rows")
