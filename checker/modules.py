@@ -139,10 +139,11 @@ MAX_LAYER = 2**20
 
 
 def _layer(name: str, digits: str) -> int:
-    layer = int(digits)
-    if layer > MAX_LAYER:
-        raise WeightsError(name, f"layer number {layer} is out of range (at most {MAX_LAYER:,})")
-    return layer
+    significant = digits.lstrip("0") or "0"  # its length first: int() refuses more than 4,300 digits
+    if len(significant) > len(str(MAX_LAYER)) or int(significant) > MAX_LAYER:
+        shown = digits if len(digits) <= 24 else f"{digits[:12]}...({len(digits)} digits)"
+        raise WeightsError(name[:200], f"layer number {shown} is out of range (at most {MAX_LAYER:,})")
+    return int(significant)
 
 
 def classify(info: TensorInfo, folder: Path | None = None) -> tuple[TensorRole, str]:

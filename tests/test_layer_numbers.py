@@ -13,13 +13,17 @@ def _info(name: str) -> TensorInfo:
     return TensorInfo(name, (4, 4), "BF16", "model.safetensors")
 
 
-@pytest.mark.parametrize("name", [f"model.layers.{MAX_LAYER + 1}.mlp.up_proj.weight", "blocks.3000000000.fc1.weight"])
+@pytest.mark.parametrize("name", [f"model.layers.{MAX_LAYER + 1}.mlp.up_proj.weight", "blocks.3000000000.fc1.weight",
+                                  "model.layers." + "9" * 5000 + ".mlp.up_proj.weight"])  # past int()'s 4,300 digits
 def test_an_absurd_layer_number_is_refused(name):
     with pytest.raises(WeightsError) as err:
         classify(_info(name))
-    assert str(err.value).startswith(f"{name}: layer number ") and "out of range" in str(err.value)
+    assert str(err.value).startswith(f"{name[:200]}: layer number ") and "out of range" in str(err.value)
+    assert len(str(err.value)) < 400  # one line a terminal can show
 
 
 def test_a_deep_but_real_layer_number_is_kept():
     role, _ = classify(_info(f"model.layers.{MAX_LAYER}.mlp.up_proj.weight"))
     assert role.layer == MAX_LAYER and role.role == "up"
+    role, _ = classify(_info("model.layers." + "0" * 5000 + "7.mlp.up_proj.weight"))  # zeros do not count
+    assert role.layer == 7
