@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -124,6 +124,9 @@ class ScreenTable:
     def __post_init__(self):
         for name in _COLUMNS:  # frozen all through: a report must not see a figure changed after the fact
             getattr(self, name).flags.writeable = False
+
+    def __reduce__(self):  # pickled (Ray) or copied through __init__, so the copy's columns are read-only too
+        return type(self), tuple(getattr(self, f.name) for f in fields(self))
 
     @classmethod
     def empty(cls) -> ScreenTable:

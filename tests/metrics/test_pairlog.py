@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import operator
+import pickle
+from copy import deepcopy
 from dataclasses import asdict, replace
 from functools import reduce
 
@@ -72,6 +74,8 @@ def test_the_cache_reads_the_table_back_bit_for_bit():
     assert ScreenTable.empty() == ScreenTable.from_json(_cached(ScreenTable.empty())) and not len(ScreenTable.empty())
     changed = ScreenTable.from_json(_cached(replace(table, z=np.nextafter(table.z, np.inf))))
     assert changed != table
+    for copy in (pickle.loads(pickle.dumps(table)), deepcopy(table), back):  # as Ray and the cache hand it back
+        assert copy == table and not copy.z.flags.writeable and not copy.label.flags.writeable
 
 
 @pytest.mark.parametrize("damage", ["label past the labels", "short column", "column of another type", "not base64"])
