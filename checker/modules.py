@@ -138,12 +138,22 @@ _GENERIC_LAYER = re.compile(r"^(?P<module>.+?)\.(?P<layer>\d+)\.(?P<rest>.+)$")
 MAX_LAYER = 2**20
 
 
-def _layer(name: str, digits: str) -> int:
-    significant = digits.lstrip("0") or "0"  # its length first: int() refuses more than 4,300 digits
+def _layer_number(digits: str) -> int | None:
+    """The layer number, or None above MAX_LAYER (checked by length first: int() refuses more
+    than 4,300 digits)."""
+    significant = digits.lstrip("0") or "0"
     if len(significant) > len(str(MAX_LAYER)) or int(significant) > MAX_LAYER:
+        return None
+    return int(significant)
+
+
+def _layer(name: str, digits: str) -> int:
+    """A module map's layer number: one out of range is refused in one line."""
+    layer = _layer_number(digits)
+    if layer is None:
         shown = digits if len(digits) <= 24 else f"{digits[:12]}...({len(digits)} digits)"
         raise WeightsError(name[:200], f"layer number {shown} is out of range (at most {MAX_LAYER:,})")
-    return int(significant)
+    return layer
 
 
 def classify(info: TensorInfo, folder: Path | None = None) -> tuple[TensorRole, str]:
@@ -159,8 +169,10 @@ def classify(info: TensorInfo, folder: Path | None = None) -> tuple[TensorRole, 
             layer = _layer(info.name, groups["layer"]) if groups.get("layer") else None
             return _with_role(info, module, rule.kind, layer, rule.layout, roles), mm.family
     m = _GENERIC_LAYER.match(info.name)
-    if m:
-        return _with_role(info, m["module"], "generic", _layer(info.name, m["layer"]), "linear", roles), "generic"
+    # no module map names it: a number past MAX_LAYER is no layer (a date, an id), and the tensor is
+    # classified as layer-less below rather than refused
+    if m and _layer_number(m["layer"]) is not None:
+        return _with_role(info, m["module"], "generic", _layer_number(m["layer"]), "linear", roles), "generic"
     module = info.name.split(".")[0] if "." in info.name else info.name
     return _with_role(info, module, "other", None, "linear", roles), "generic"
 

@@ -29,7 +29,7 @@ class Skipped:
     args: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)  # one per layer pair and role: millions against 50 deep references
+@dataclass(frozen=True, slots=True)  # one per role pair the full or index test scored
 class RoleScore:
     """One role-matched tensor pair inside a layer pair."""
 
@@ -48,7 +48,7 @@ class RoleScore:
     units_moved: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)  # one per layer pair and role: millions against 50 deep references
+@dataclass(frozen=True, slots=True)  # kept for the pairs a report shows (pairlog.PairLog.rows_near)
 class WeakScore:
     """A norm-weight or bias comparison: shown, never decisive."""
 

@@ -82,7 +82,7 @@ class GramSketch:
         return GramSketch.of(self.matrix()[np.ix_(idx, idx)])
 
 
-@dataclass(frozen=True, slots=True)  # one per layer pair and role: millions against 50 deep references
+@dataclass(frozen=True, slots=True)  # made per target as the screen runs; kept as PairLog rows
 class ScreenScore:
     """The screen of one submission tensor against one reference tensor."""
 
